@@ -1,0 +1,230 @@
+"""The ``gridmap`` command line.
+
+Every subcommand has ``--help``. Errors caused by input are printed as one line
+(``gridmap: error: <file>: <where>: <problem>``) with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import GridmapError
+
+log = logging.getLogger("gridmap")
+
+#: Road classes used as grid barriers in the main job (arterials).
+ARTERIALS = ("motorway", "trunk", "primary", "secondary")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``gridmap`` command line; return the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except GridmapError as exc:
+        print(f"gridmap: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover
+        print("gridmap: interrupted", file=sys.stderr)
+        return 130
+
+
+# ----------------------------------------------------------------------- parser
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gridmap",
+        description="Grid management (网格化管理): households, grid plans, events, flood risk, "
+        "evacuation and a web map.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    s = sub.add_parser("run", help="main job: every output for the embedded sample town (or --data)")
+    s.add_argument("-o", "--out", default="out", help="output folder (default: out/)")
+    s.add_argument("--data", default=None, help="sample folder (default: the repository's data/)")
+    s.add_argument("--seed", type=int, default=0, help="partition seed (default 0)")
+    s.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("sample", help="(re)generate the embedded sample town")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-o", "--out", default=None, help="folder (default: the repository's data/)")
+    s.set_defaults(func=_cmd_sample)
+
+    s = sub.add_parser("households", help="read footprints and estimate households per building")
+    s.add_argument("input", help="footprints: GeoPackage[:layer], GeoJSON, Shapefile, GeoParquet, OSM PBF")
+    s.add_argument("-o", "--out", required=True, help="output .gpkg, .geojson, .parquet or .csv")
+    s.add_argument("--crs", default=None, help="CRS for sources without one (e.g. EPSG:4326)")
+    s.add_argument("--dwelling-size", type=float, default=90.0, help="m² per dwelling (default 90)")
+    s.add_argument("--net-to-gross", type=float, default=0.75, help="net/gross floor ratio (0.75)")
+    s.set_defaults(func=_cmd_households)
+
+    s = sub.add_parser("partition", help="plan grids of 300-500 households")
+    s.add_argument("input", help="footprints (GeoPackage[:layer], GeoJSON, ...)")
+    s.add_argument("-o", "--out", required=True, help="output plan GeoPackage")
+    s.add_argument("--communities", help="community polygons (file[:layer])")
+    s.add_argument("--barriers", action="append", default=[], help="barrier lines; repeatable")
+    s.add_argument("--arterials-only", action="store_true",
+                   help="keep only highway in motorway/trunk/primary/secondary from barrier layers")
+    s.add_argument("--difficult", help="difficult-area polygons (file[:layer]) or a building column name")
+    s.add_argument("--compounds", help="compound polygons (file[:layer])")
+    s.add_argument("--institutions", help="institution polygons (file[:layer])")
+    s.add_argument("--admin-code", help="6-digit GB/T 2260 district code")
+    s.add_argument("--range", nargs=2, type=int, default=(300, 500), metavar=("MIN", "MAX"))
+    s.add_argument("--difficult-range", nargs=2, type=int, default=(200, 300), metavar=("MIN", "MAX"))
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--crs", default=None, help="CRS for sources without one")
+    s.add_argument("--map", help="also write the plan map (HTML)")
+    s.set_defaults(func=_cmd_partition)
+
+    s = sub.add_parser("validate", help="check a plan GeoPackage and print every problem")
+    s.add_argument("plan", help="plan GeoPackage")
+    s.add_argument("-o", "--out", help="write the report as CSV + XLSX (path without suffix)")
+    s.set_defaults(func=_cmd_validate)
+
+    return p
+
+
+# --------------------------------------------------------------------- commands
+def _cmd_sample(args) -> int:
+    from .sample import sample_town
+
+    t = time.perf_counter()
+    layers = sample_town(seed=args.seed, path=args.out)
+    print(f"sample town written ({', '.join(layers)}) in {time.perf_counter() - t:.1f} s")
+    return 0
+
+
+def _cmd_households(args) -> int:
+    from .households import estimate_households
+    from .load import read_buildings
+
+    src, layer = _split_layer(args.input)
+    b = read_buildings(src, layer=layer, crs=args.crs)
+    b = estimate_households(b, dwelling_size=args.dwelling_size, net_to_gross=args.net_to_gross)
+    out = Path(args.out)
+    _write_any(b, out)
+    print(f"{len(b)} buildings, {int(b['households'].sum())} households -> {out}")
+    return 0
+
+
+def _cmd_partition(args) -> int:
+    from .households import estimate_households
+    from .load import read_buildings, read_layer
+    from .maps import plan_map
+    from .partition import plan_grids
+
+    src, layer = _split_layer(args.input)
+    b = estimate_households(read_buildings(src, layer=layer, crs=args.crs))
+    comms = _opt_layer(args.communities, read_layer)
+    barriers = [_opt_layer(x, read_layer) for x in args.barriers]
+    if args.arterials_only:
+        barriers = [x[x["highway"].isin(ARTERIALS)] if "highway" in x.columns else x for x in barriers]
+    difficult = args.difficult
+    if difficult and (Path(_split_layer(difficult)[0]).exists()):
+        difficult = _opt_layer(difficult, read_layer)
+    plan = plan_grids(
+        b,
+        comms,
+        barriers=barriers or None,
+        difficult=difficult,
+        compounds=_opt_layer(args.compounds, read_layer),
+        institutions=_opt_layer(args.institutions, read_layer),
+        household_range=tuple(args.range),
+        difficult_range=tuple(args.difficult_range),
+        admin_code=args.admin_code,
+        seed=args.seed,
+    )
+    out = plan.to_file(args.out)
+    if args.map:
+        plan_map(plan).save(args.map)
+    _print_summary(plan)
+    print(f"plan -> {out}")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from .io import write_table
+    from .plan import read_plan
+
+    plan = read_plan(args.plan)
+    report = plan.validate()
+    if args.out:
+        write_table(report, args.out, sheet_name="validation")
+    if len(report) == 0:
+        print("no problems found")
+        return 0
+    print(report.to_string(index=False, max_colwidth=100))
+    return 1 if (report["severity"] == "error").any() else 0
+
+
+def _cmd_run(args) -> int:
+    """The main job: every output of gridmap for the sample town."""
+    from .pipeline import run_sample
+
+    outputs = run_sample(out=args.out, data=args.data, seed=args.seed)
+    print("\nOutputs written to", Path(args.out).resolve())
+    for path in outputs:
+        print("  ", path)
+    return 0
+
+
+# ---------------------------------------------------------------------- helpers
+def _split_layer(spec: str) -> tuple[str, str | None]:
+    """Split ``file.gpkg:layer`` into path and layer (a plain existing path has no layer)."""
+    if Path(spec).exists() or ":" not in spec:
+        return spec, None
+    path, layer = spec.rsplit(":", 1)
+    return path, layer or None
+
+
+def _opt_layer(spec, reader):
+    if spec is None:
+        return None
+    if not isinstance(spec, str):
+        return spec
+    path, layer = _split_layer(spec)
+    return reader(path, layer=layer)
+
+
+def _write_any(gdf, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        gdf.drop(columns="geometry").to_csv(out, index=False, encoding="utf-8-sig")
+    elif suffix == ".parquet":
+        gdf.to_parquet(out)
+    elif suffix in (".geojson", ".json"):
+        from .crs import to_wgs84
+
+        to_wgs84(gdf).to_file(out, driver="GeoJSON", engine="pyogrio")
+    else:
+        gdf.to_file(out, driver="GPKG", engine="pyogrio")
+
+
+def _print_summary(plan) -> None:
+    s = plan.summary()
+    print(
+        f"{s['grids']} grids {s['grids_by_kind']}, {s['households']} households, "
+        f"{s['share_in_range']:.1%} of residential grids in range, "
+        f"{s['barrier_crossings']} barrier crossings, mean Polsby-Popper {s['mean_polsby_popper']:.3f}"
+    )
+    for note in plan.notes:
+        print("note:", note)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

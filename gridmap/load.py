@@ -1,0 +1,1000 @@
+"""Read building footprints and other layers into gridmap's schemas.
+
+:func:`read_buildings` turns footprints from any common source (GeoPackage, GeoJSON,
+Shapefile, GeoParquet, an OSM ``.pbf`` extract or a GeoDataFrame) into the *buildings
+schema* of ``docs/DESIGN.md``:
+
+=================  =====================  ==========================================
+column             type                   meaning
+=================  =====================  ==========================================
+``building_id``    str, unique            source id (楼栋编号, ``osm_id``, ``id``...)
+                                          or generated ``B000001`` (row number + 1)
+``name``           str (nullable)
+``use``            str                    one of :data:`USES`
+``levels``         Float64 (nullable)     storeys above ground
+``households``     Int64 (nullable)       given in the source (户数, ``building:flats``)
+``units``          Int64 (nullable)       given in the source (单元数)
+``height``         Float64 (nullable)     metres (``height``, 高度; ``" m"`` is allowed)
+``geometry``       Polygon/MultiPolygon   repaired, empty and zero-area parts dropped
+=================  =====================  ==========================================
+
+Source columns are kept as they were (a source column that has the name of a schema
+column is replaced by its normalised version). The output stays in the source CRS.
+
+Column mapping
+--------------
+Schema columns are found through :data:`COLUMN_ALIASES`: for each schema name the first
+alias present in the source is used. Pass ``columns={"households": "HH_TOTAL"}`` to
+name a column explicitly (an explicit name always wins, ``None`` switches the mapping
+off). Extend the module constant to teach gridmap a new source format for good.
+
+Use vocabulary
+--------------
+Values of the use column are lower-cased, stripped and looked up in
+:data:`USE_ALIASES`; a value that already belongs to :data:`USES` is kept, anything
+else becomes ``other`` and a missing value ``unknown``. The OSM ``building`` tag is
+special in one way: there ``public`` means a public-administration building (town hall,
+court house) and becomes ``government``. Where the use is ``unknown`` (OSM
+``building=yes``), a recognised OSM ``amenity`` tag (school, hospital, townhall, ...)
+gives the use.
+
+Repairs and report
+------------------
+Invalid geometries are repaired with :func:`shapely.make_valid`, geometry collections
+are reduced to their polygonal parts, MultiPolygons are kept whole, and features whose
+geometry is missing, empty, of zero area or not polygonal are dropped. What was dropped
+or repaired is counted in ``gdf.attrs["load_report"]`` and logged to the ``gridmap``
+logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+
+from .crs import to_metric
+from .errors import CRSError, GeometryError, InputError, SchemaError
+
+logger = logging.getLogger("gridmap")
+
+#: The use vocabulary (``use`` column of the buildings schema).
+USES: tuple[str, ...] = (
+    # residential
+    "apartments",
+    "residential",
+    "house",
+    "rural_house",
+    "dormitory",
+    # institutions (special grids)
+    "school",
+    "hospital",
+    "market",
+    "enterprise",
+    "government",
+    # other
+    "commercial",
+    "public",
+    "religious",
+    "garage",
+    "shed",
+    "other",
+    "unknown",
+)
+
+#: Uses whose buildings hold households.
+RESIDENTIAL_USES: frozenset[str] = frozenset(
+    {"apartments", "residential", "house", "rural_house", "dormitory"}
+)
+
+#: Uses that get special grids (专属网格).
+INSTITUTION_USES: frozenset[str] = frozenset(
+    {"school", "hospital", "market", "enterprise", "government"}
+)
+
+#: Schema column -> source column names tried in order (first present wins).
+#: ``amenity`` is not a schema column: it is the OSM hint used when the use is unknown.
+COLUMN_ALIASES: dict[str, list[str]] = {
+    "building_id": ["building_id", "楼栋编号", "建筑编号", "楼栋代码", "osm_id", "id"],
+    "name": ["name", "名称", "建筑名称", "楼栋名称"],
+    "use": ["use", "用途", "建筑用途", "building_use", "building"],
+    "levels": ["levels", "层数", "地上层数", "floors", "storeys", "building:levels"],
+    "households": ["households", "户数", "住户数", "dwellings", "building:flats", "flats"],
+    "units": ["units", "单元数", "building:units"],
+    "height": ["height", "高度", "建筑高度", "building:height"],
+    "amenity": ["amenity"],
+}
+
+#: Source values (lower case) -> use vocabulary. Values already in :data:`USES` map to
+#: themselves (except OSM ``building=public``, see the module docstring).
+USE_ALIASES: dict[str, str] = {
+    # unknown: OSM building=yes and friends
+    "": "unknown",
+    "yes": "unknown",
+    "building": "unknown",
+    "true": "unknown",
+    "未知": "unknown",
+    # apartments / residential
+    "apartments": "apartments",
+    "apartment": "apartments",
+    "flats": "apartments",
+    "楼房": "apartments",
+    "住宅楼": "apartments",
+    "公寓": "apartments",
+    "residential": "residential",
+    "住宅": "residential",
+    "居民楼": "residential",
+    "residence": "residential",
+    # houses
+    "house": "house",
+    "detached": "house",
+    "semidetached_house": "house",
+    "semi-detached": "house",
+    "terrace": "house",
+    "bungalow": "house",
+    "cabin": "house",
+    "static_caravan": "house",
+    "平房": "house",
+    "别墅": "house",
+    "独栋": "house",
+    "farm": "rural_house",
+    "farmhouse": "rural_house",
+    "农房": "rural_house",
+    "农宅": "rural_house",
+    "农村住房": "rural_house",
+    "民房": "rural_house",
+    "dormitory": "dormitory",
+    "宿舍": "dormitory",
+    # schools
+    "school": "school",
+    "university": "school",
+    "college": "school",
+    "kindergarten": "school",
+    "education": "school",
+    "学校": "school",
+    "小学": "school",
+    "中学": "school",
+    "大学": "school",
+    "幼儿园": "school",
+    "教育": "school",
+    # hospitals
+    "hospital": "hospital",
+    "clinic": "hospital",
+    "doctors": "hospital",
+    "medical": "hospital",
+    "healthcare": "hospital",
+    "医院": "hospital",
+    "卫生院": "hospital",
+    "卫生室": "hospital",
+    "诊所": "hospital",
+    # markets
+    "market": "market",
+    "marketplace": "market",
+    "市场": "market",
+    "农贸市场": "market",
+    "集市": "market",
+    # enterprises
+    "industrial": "enterprise",
+    "warehouse": "enterprise",
+    "office": "enterprise",
+    "factory": "enterprise",
+    "manufacture": "enterprise",
+    "storage": "enterprise",
+    "企业": "enterprise",
+    "厂房": "enterprise",
+    "工厂": "enterprise",
+    "仓库": "enterprise",
+    "公司": "enterprise",
+    "办公": "enterprise",
+    # government
+    "government": "government",
+    "public": "government",
+    "townhall": "government",
+    "courthouse": "government",
+    "police": "government",
+    "fire_station": "government",
+    "机关": "government",
+    "政府": "government",
+    "行政": "government",
+    "派出所": "government",
+    # commercial
+    "retail": "commercial",
+    "commercial": "commercial",
+    "shop": "commercial",
+    "supermarket": "commercial",
+    "kiosk": "commercial",
+    "hotel": "commercial",
+    "restaurant": "commercial",
+    "cafe": "commercial",
+    "fast_food": "commercial",
+    "pub": "commercial",
+    "bar": "commercial",
+    "bank": "commercial",
+    "fuel": "commercial",
+    "ruko": "commercial",
+    "商业": "commercial",
+    "商铺": "commercial",
+    "商店": "commercial",
+    "商场": "commercial",
+    "超市": "commercial",
+    "门市": "commercial",
+    "宾馆": "commercial",
+    "酒店": "commercial",
+    # public facilities
+    "community_centre": "public",
+    "library": "public",
+    "theatre": "public",
+    "arts_centre": "public",
+    "sports_centre": "public",
+    "sports_hall": "public",
+    "civic": "public",
+    "文化站": "public",
+    "活动中心": "public",
+    "体育馆": "public",
+    "党群服务中心": "public",
+    "社区服务中心": "public",
+    # religious
+    "religious": "religious",
+    "place_of_worship": "religious",
+    "church": "religious",
+    "chapel": "religious",
+    "cathedral": "religious",
+    "mosque": "religious",
+    "temple": "religious",
+    "shrine": "religious",
+    "synagogue": "religious",
+    "monastery": "religious",
+    "寺庙": "religious",
+    "教堂": "religious",
+    "宗教": "religious",
+    # garages and sheds
+    "garage": "garage",
+    "garages": "garage",
+    "carport": "garage",
+    "parking": "garage",
+    "车库": "garage",
+    "shed": "shed",
+    "hut": "shed",
+    "barn": "shed",
+    "cowshed": "shed",
+    "stable": "shed",
+    "greenhouse": "shed",
+    "roof": "shed",
+    "仓房": "shed",
+    "棚": "shed",
+    "杂物间": "shed",
+}
+
+_SCHEMA_COLUMNS = ("building_id", "name", "use", "levels", "households", "units", "height")
+# source columns holding OSM tags (their ``public`` means government)
+_OSM_TAG_COLUMNS = frozenset({"building", "amenity", "building_use"})
+# columns that hold the OSM element type beside an ``id``/``osm_id`` column
+_OSM_TYPE_COLUMNS = ("osm_type", "element", "element_type")
+_PARQUET_SUFFIXES = (".parquet", ".geoparquet")
+_POLYGONAL_TYPES = (3, 6, 7)  # shapely type ids: Polygon, MultiPolygon, GeometryCollection
+_GEOM_FAMILIES = {
+    "point": (0, 4),
+    "line": (1, 2, 5),
+    "polygon": (3, 6),
+}
+_MAX_LISTED = 5  # how many bad rows / duplicates an error message lists
+
+BadValues = Literal["raise", "null"]
+
+
+# --------------------------------------------------------------------------- public
+
+
+def read_buildings(
+    source: str | os.PathLike | gpd.GeoDataFrame,
+    *,
+    layer: str | None = None,
+    id_column: str | None = None,
+    columns: Mapping[str, str | None] | None = None,
+    crs: Any = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    on_bad_levels: BadValues = "raise",
+    max_footprint_m2: float | None = None,
+) -> gpd.GeoDataFrame:
+    """Read building footprints into the gridmap buildings schema.
+
+    Parameters
+    ----------
+    source : str, path-like or geopandas.GeoDataFrame
+        A GeoPackage, GeoJSON, Shapefile (any format GDAL reads), a GeoParquet file
+        (``.parquet``), an OSM extract (``.pbf``, read with pyrosm) or a GeoDataFrame
+        (not modified).
+    layer : str, optional
+        Layer of a multi-layer file. Without it a file's only layer is read, or its
+        layer called ``buildings``.
+    id_column : str, optional
+        Source column holding the building id; shorthand for
+        ``columns={"building_id": id_column}``.
+    columns : mapping, optional
+        Schema column -> source column, overriding :data:`COLUMN_ALIASES` (for example
+        ``{"households": "HH_TOTAL"}``). ``None`` as a value switches a mapping off.
+    crs : optional
+        CRS to set when the source has none (anything pyproj accepts). gridmap never
+        assumes a CRS: a source without one and without `crs` raises.
+    bbox : tuple of float, optional
+        ``(minx, miny, maxx, maxy)`` in the source CRS; only features intersecting it
+        are read.
+    on_bad_levels : {"raise", "null"}
+        What to do with unreadable levels, households or units (``"5;6"``, ``"abc"``,
+        ``"-1"``, ``"0"`` levels, ``"12户"``): raise :class:`SchemaError` (default) or
+        read them as missing and count them in the report.
+    max_footprint_m2 : float, optional
+        Drop (and count) footprints larger than this, measured in a metric CRS. Coarse
+        OSM mapping holds block- or district-sized "buildings" (for example 5 ha).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Buildings schema (see the module docstring), in the source CRS, with
+        ``attrs["load_report"]`` counting what was read, repaired and dropped.
+
+    Raises
+    ------
+    InputError
+        Missing, unreadable or empty source, unknown layer.
+    CRSError
+        Source without CRS and no `crs`, or a `crs` contradicting the source's.
+    GeometryError
+        No polygon geometry at all, or none left after repair.
+    SchemaError
+        Unknown or missing mapped column, unreadable numbers, missing or duplicate ids.
+    """
+    if on_bad_levels not in ("raise", "null"):
+        raise ValueError(f"on_bad_levels must be 'raise' or 'null', not {on_bad_levels!r}")
+    gdf, name = _read_source(source, layer=layer, bbox=bbox, default_layer="buildings")
+    gdf = _apply_crs(gdf, crs, name)
+    mapping = _resolve_columns(gdf, columns, id_column, name)
+    report: dict[str, Any] = {
+        "source": name,
+        "features_read": len(gdf),
+        "columns": {k: v for k, v in mapping.items() if v is not None},
+    }
+
+    attrs = _building_attributes(gdf, mapping, name, on_bad_levels, report)
+
+    geoms, keep = _clean_polygons(gdf.geometry.values, name, report)
+    if max_footprint_m2 is not None:
+        keep &= _drop_large(geoms, keep, gdf.crs, max_footprint_m2, name, report)
+    if not keep.any():
+        raise GeometryError(
+            "no usable building footprint left after dropping empty, zero-area and "
+            "oversized geometries",
+            source=name,
+        )
+
+    drop = [c for c in gdf.columns if c in _SCHEMA_COLUMNS or c == gdf.geometry.name]
+    out = pd.concat(
+        [attrs.reset_index(drop=True), gdf.drop(columns=drop).reset_index(drop=True)], axis=1
+    )
+    out = gpd.GeoDataFrame(out, geometry=gpd.GeoSeries(geoms, crs=gdf.crs), crs=gdf.crs)
+    out = out.loc[keep].reset_index(drop=True)
+    report["features_kept"] = len(out)
+    out.attrs["load_report"] = report
+    _log_report(report)
+    return out
+
+
+def read_layer(
+    source: str | os.PathLike | gpd.GeoDataFrame,
+    *,
+    layer: str | None = None,
+    crs: Any = None,
+    geom_types: str | Iterable[str] | None = None,
+) -> gpd.GeoDataFrame:
+    """Read a generic layer (communities, barriers, compounds, shelters, ...).
+
+    Parameters
+    ----------
+    source : str, path-like or geopandas.GeoDataFrame
+        Any file GDAL reads, a GeoParquet file, or a GeoDataFrame (not modified).
+    layer : str, optional
+        Layer name; required for a file with several layers.
+    crs : optional
+        CRS to set when the source has none. Never assumed.
+    geom_types : str or iterable of str, optional
+        Accepted geometry families or types: ``"polygon"``, ``"line"``, ``"point"``
+        (or shapely type names such as ``"Polygon"``, ``"MultiLineString"``). Features
+        of other types are dropped and counted; if none is left, GeometryError.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The layer in its own CRS, polygons repaired (as in :func:`read_buildings`),
+        empty geometries dropped, with ``attrs["load_report"]``.
+    """
+    gdf, name = _read_source(source, layer=layer, bbox=None, default_layer=None)
+    gdf = _apply_crs(gdf, crs, name)
+    report: dict[str, Any] = {"source": name, "features_read": len(gdf)}
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    type_id = shapely.get_type_id(geoms)
+    keep = type_id >= 0
+    report["missing_geometry"] = int((~keep).sum())
+
+    if geom_types is not None:
+        wanted = _geom_type_ids(geom_types)
+        if 3 in wanted or 6 in wanted:
+            wanted = wanted | {7}  # collections may hold polygons: reduced below
+        match = np.isin(type_id, sorted(wanted))
+        if not match.any():
+            raise GeometryError(
+                f"expected {_fmt_types(geom_types)} geometries, found only {_found_types(geoms)}",
+                source=name,
+            )
+        report["wrong_type_dropped"] = int((keep & ~match).sum())
+        keep &= match
+
+    polygonal = keep & np.isin(type_id, _POLYGONAL_TYPES)
+    if polygonal.any():
+        sub_report: dict[str, Any] = {}
+        fixed, ok = _clean_polygons(geoms[polygonal], name, sub_report, require=False)
+        geoms = geoms.copy()
+        geoms[polygonal] = fixed
+        idx = np.flatnonzero(polygonal)
+        keep[idx[~ok]] = False
+        report["repaired"] = sub_report.get("repaired", 0)
+        report["empty_or_zero_area_dropped"] = sub_report.get("empty_or_zero_area_dropped", 0)
+    other = keep & ~polygonal
+    empty = other & shapely.is_empty(geoms)
+    report["empty_dropped"] = int(empty.sum())
+    keep &= ~empty
+    if not keep.any():
+        raise GeometryError("no usable geometry in the layer", source=name)
+    out = gdf.copy()
+    out = out.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs=gdf.crs))
+    out = out.loc[keep].reset_index(drop=True)
+    report["features_kept"] = len(out)
+    out.attrs["load_report"] = report
+    _log_report(report)
+    return out
+
+
+def buildings_from_osm(
+    place: str | None = None,
+    *,
+    bbox: tuple[float, float, float, float] | None = None,
+    **kwargs: Any,
+) -> gpd.GeoDataFrame:
+    """Download building footprints from OpenStreetMap with osmnx.
+
+    Parameters
+    ----------
+    place : str, optional
+        A place name geocoded by Nominatim (``"伊美区, 伊春市"``).
+    bbox : tuple of float, optional
+        ``(west, south, east, north)`` in WGS84 degrees. Give `place` or `bbox`.
+    **kwargs
+        Passed on to :func:`read_buildings` (``columns=``, ``on_bad_levels=``,
+        ``max_footprint_m2=``, ...).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Buildings schema in EPSG:4326; ids are ``"way/123"``/``"relation/456"``.
+    """
+    if (place is None) == (bbox is None):
+        raise InputError("give exactly one of place= or bbox=", source="buildings_from_osm")
+    import osmnx as ox
+
+    tags = {"building": True}
+    what = place if place is not None else f"bbox {tuple(bbox)}"
+    try:
+        if place is not None:
+            features = ox.features_from_place(place, tags=tags)
+        else:
+            features = ox.features_from_bbox(tuple(bbox), tags=tags)
+    except Exception as exc:  # osmnx raises its own and network errors
+        raise InputError(f"OpenStreetMap download failed: {exc}", source=what) from exc
+    if features is None or len(features) == 0:
+        raise InputError("OpenStreetMap has no buildings here", source=what)
+    features = features.reset_index()
+    return read_buildings(features, **kwargs)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_source(
+    source: Any, *, layer: str | None, bbox: Sequence[float] | None, default_layer: str | None
+) -> tuple[gpd.GeoDataFrame, str]:
+    """Read `source` into a GeoDataFrame; return it with a name for messages."""
+    if isinstance(source, gpd.GeoDataFrame):
+        name = "GeoDataFrame"
+        gdf = source.copy()
+        if bbox is not None:
+            gdf = _filter_bbox(gdf, bbox)
+    elif isinstance(source, pd.DataFrame):
+        raise InputError("a DataFrame without geometry cannot be read", source="DataFrame")
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        name = str(path)
+        if not path.exists():
+            raise InputError("file not found", source=name)
+        suffix = path.suffix.lower()
+        if suffix == ".pbf":
+            gdf = _read_pbf(path, bbox)
+        elif suffix in _PARQUET_SUFFIXES:
+            gdf = _read_parquet(path, bbox)
+        else:
+            gdf = _read_ogr(path, layer, bbox, default_layer)
+            if layer is not None or gdf.attrs.get("_layer"):
+                name = f"{name} (layer '{gdf.attrs.pop('_layer', layer)}')"
+    else:
+        raise InputError(
+            f"cannot read a {type(source).__name__}; pass a file path or a GeoDataFrame",
+            source=repr(source)[:80],
+        )
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
+        raise InputError("the source has no geometry column", source=name)
+    if len(gdf) == 0:
+        raise InputError("the layer has no features", source=name)
+    return gdf, name
+
+
+def _read_ogr(
+    path: Path, layer: str | None, bbox: Sequence[float] | None, default_layer: str | None
+) -> gpd.GeoDataFrame:
+    import pyogrio
+    from pyogrio.errors import DataLayerError, DataSourceError
+
+    try:
+        layers = [str(x) for x in pyogrio.list_layers(path)[:, 0]]
+    except (DataSourceError, DataLayerError, OSError) as exc:
+        raise InputError(f"cannot read the file: {exc}", source=str(path)) from exc
+    if not layers:
+        raise InputError("the file has no layers", source=str(path))
+    if layer is not None:
+        if layer not in layers:
+            raise InputError(
+                f"layer '{layer}' does not exist; available layers: {', '.join(layers)}",
+                source=str(path),
+            )
+        chosen = layer
+    elif len(layers) == 1:
+        chosen = layers[0]
+    elif default_layer in layers:
+        chosen = default_layer
+    else:
+        raise InputError(
+            f"the file has several layers; pass layer= (one of: {', '.join(layers)})",
+            source=str(path),
+        )
+    kw: dict[str, Any] = {"layer": chosen, "engine": "pyogrio"}
+    if bbox is not None:
+        kw["bbox"] = tuple(bbox)
+    try:
+        try:
+            gdf = gpd.read_file(path, use_arrow=True, **kw)
+        except (DataSourceError, DataLayerError):
+            raise
+        except Exception:  # arrow cannot take every field type: fall back
+            gdf = gpd.read_file(path, use_arrow=False, **kw)
+    except Exception as exc:
+        raise InputError(f"cannot read layer '{chosen}': {exc}", source=str(path)) from exc
+    if len(layers) > 1 or layer is not None:
+        gdf.attrs["_layer"] = chosen
+    return gdf
+
+
+def _read_parquet(path: Path, bbox: Sequence[float] | None) -> gpd.GeoDataFrame:
+    try:
+        gdf = gpd.read_parquet(path)
+    except Exception as exc:
+        raise InputError(f"cannot read the GeoParquet file: {exc}", source=str(path)) from exc
+    return _filter_bbox(gdf, bbox) if bbox is not None else gdf
+
+
+def _read_pbf(path: Path, bbox: Sequence[float] | None) -> gpd.GeoDataFrame:
+    try:
+        import pyrosm
+
+        osm = pyrosm.OSM(str(path), bounding_box=list(bbox) if bbox is not None else None)
+        gdf = osm.get_buildings()
+    except Exception as exc:
+        raise InputError(f"cannot read the OSM extract: {exc}", source=str(path)) from exc
+    if gdf is None or len(gdf) == 0:
+        raise InputError("the OSM extract holds no buildings", source=str(path))
+    return gdf
+
+
+def _filter_bbox(gdf: gpd.GeoDataFrame, bbox: Sequence[float]) -> gpd.GeoDataFrame:
+    box = shapely.box(*bbox)
+    hits = gdf.sindex.query(box, predicate="intersects")
+    return gdf.iloc[np.sort(hits)]
+
+
+def _apply_crs(gdf: gpd.GeoDataFrame, crs: Any, name: str) -> gpd.GeoDataFrame:
+    if gdf.crs is None:
+        if crs is None:
+            raise CRSError(
+                "the layer has no coordinate reference system (CRS) and gridmap does not "
+                "guess one; pass crs=... (for example crs='EPSG:4326')",
+                source=name,
+            )
+        return gdf.set_crs(crs)
+    if crs is not None and CRS.from_user_input(crs) != CRS.from_user_input(gdf.crs):
+        raise CRSError(
+            f"the layer already has CRS {CRS.from_user_input(gdf.crs).to_string()}, "
+            f"crs={crs!r} contradicts it; crs= only sets a missing CRS (reproject with "
+            "GeoDataFrame.to_crs instead)",
+            source=name,
+        )
+    return gdf
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def _resolve_columns(
+    gdf: pd.DataFrame,
+    columns: Mapping[str, str | None] | None,
+    id_column: str | None,
+    name: str,
+) -> dict[str, str | None]:
+    """Schema column -> source column (or None) from aliases and explicit choices."""
+    explicit = dict(columns or {})
+    if id_column is not None:
+        if explicit.get("building_id", id_column) != id_column:
+            raise SchemaError(
+                f"id_column={id_column!r} contradicts columns['building_id']="
+                f"{explicit['building_id']!r}",
+                source=name,
+            )
+        explicit["building_id"] = id_column
+    present = [c for c in gdf.columns if c != gdf.geometry.name]
+    for key, col in explicit.items():
+        if key not in COLUMN_ALIASES:
+            raise SchemaError(
+                f"columns= has unknown schema name {key!r}; known names: "
+                f"{', '.join(COLUMN_ALIASES)}",
+                source=name,
+            )
+        if col is not None and col not in present:
+            raise SchemaError(
+                f"column {col!r} (given for {key!r}) does not exist; available columns: "
+                f"{', '.join(map(str, present)) or '(none)'}",
+                source=name,
+                where=f"columns['{key}']",
+            )
+    mapping: dict[str, str | None] = {}
+    for key, aliases in COLUMN_ALIASES.items():
+        if key in explicit:
+            mapping[key] = explicit[key]
+        else:
+            mapping[key] = next((a for a in aliases if a in present), None)
+    return mapping
+
+
+def _building_attributes(
+    gdf: gpd.GeoDataFrame,
+    mapping: Mapping[str, str | None],
+    name: str,
+    on_bad: BadValues,
+    report: dict[str, Any],
+) -> pd.DataFrame:
+    """Build the schema columns (one row per source row, same order)."""
+    n = len(gdf)
+    out = pd.DataFrame(index=gdf.index)
+    out["building_id"] = _building_ids(gdf, mapping["building_id"], name)
+
+    if mapping["name"] is not None:
+        out["name"] = gdf[mapping["name"]].astype("str")
+    else:
+        out["name"] = pd.Series([None] * n, index=gdf.index, dtype="str")
+
+    out["use"] = _normalise_use(gdf, mapping["use"], mapping["amenity"])
+
+    numeric = {
+        # schema column: (kind, integer, minimum, minimum allowed?)
+        "levels": ("levels", False, 0.0, False),
+        "households": ("households", True, 0.0, True),
+        "units": ("units", True, 0.0, True),
+    }
+    for key, (kind, integer, minimum, inclusive) in numeric.items():
+        col = mapping[key]
+        dtype = "Int64" if integer else "Float64"
+        if col is None:
+            out[key] = pd.array([pd.NA] * n, dtype=dtype)
+            continue
+        values, bad = _parse_numbers(
+            gdf[col], integer=integer, minimum=minimum, inclusive=inclusive
+        )
+        if bad.any():
+            if on_bad == "raise":
+                rule = "a whole number ≥ 0" if integer else "a number > 0"
+                raise SchemaError(
+                    f"{int(bad.sum())} unreadable {kind} value(s), first rows (0-based): "
+                    f"{_fmt_rows(gdf[col], bad)}; expected {rule} (pass "
+                    "on_bad_levels='null' to read them as missing)",
+                    source=name,
+                    where=f"column '{col}'",
+                )
+            logger.warning(
+                "%s: column '%s': %d unreadable %s value(s) read as missing",
+                name,
+                col,
+                int(bad.sum()),
+                kind,
+            )
+        report[f"bad_{key}_nulled"] = int(bad.sum())
+        out[key] = pd.array(values, dtype=dtype)
+
+    col = mapping["height"]
+    if col is None:
+        out["height"] = pd.array([pd.NA] * n, dtype="Float64")
+    else:
+        values, bad = _parse_numbers(gdf[col], integer=False, minimum=0.0, inclusive=False)
+        if bad.any():
+            logger.warning(
+                "%s: column '%s': %d unreadable height value(s) read as missing",
+                name,
+                col,
+                int(bad.sum()),
+            )
+        report["bad_height_nulled"] = int(bad.sum())
+        out["height"] = pd.array(values, dtype="Float64")
+    return out
+
+
+def _building_ids(gdf: pd.DataFrame, col: str | None, name: str) -> pd.Series:
+    n = len(gdf)
+    if col is None:
+        width = max(6, len(str(n)))
+        return pd.Series(
+            np.char.add("B", np.char.zfill(np.arange(1, n + 1).astype(str), width)),
+            index=gdf.index,
+            dtype="str",
+        )
+    raw = gdf[col]
+    if pd.api.types.is_float_dtype(raw.dtype):
+        vals = raw.to_numpy(dtype=float, na_value=np.nan)
+        finite = np.isfinite(vals)
+        if np.all(vals[finite] == np.round(vals[finite])):
+            raw = raw.astype("Int64")
+    ids = raw.astype("str").str.strip()
+    missing = ids.isna() | (ids == "")
+    if missing.any():
+        raise SchemaError(
+            f"{int(missing.sum())} building(s) have no id, first rows (0-based): "
+            f"{', '.join(map(str, np.flatnonzero(missing.to_numpy())[:_MAX_LISTED]))}",
+            source=name,
+            where=f"column '{col}'",
+        )
+    if col in ("id", "osm_id"):
+        type_col = next((c for c in _OSM_TYPE_COLUMNS if c in gdf.columns), None)
+        if type_col is not None:
+            ids = gdf[type_col].astype("str").str.strip() + "/" + ids
+    dup = ids.duplicated(keep=False).to_numpy()
+    if dup.any():
+        values = ids.to_numpy()
+        rows = np.flatnonzero(dup)
+        firsts = pd.unique(values[rows])[:_MAX_LISTED]
+        parts = []
+        for v in firsts:  # at most _MAX_LISTED small lookups
+            where = rows[values[rows] == v][:_MAX_LISTED]
+            parts.append(f"{v!r} at rows {', '.join(map(str, where))}")
+        n_dup = int(pd.Series(values[rows]).nunique())
+        raise SchemaError(
+            f"{n_dup} duplicate building id(s), first (0-based rows): {'; '.join(parts)}",
+            source=name,
+            where=f"column '{col}'",
+        )
+    return pd.Series(ids.to_numpy(), index=gdf.index, dtype="str")
+
+
+def _parse_numbers(
+    series: pd.Series, *, integer: bool, minimum: float, inclusive: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Parse numbers vectorised; return (float array, NaN where missing or bad; bad mask).
+
+    Missing values (NA, empty or blank strings) are not bad. Strings may carry a unit
+    of metres (``"12 m"``, ``"12米"``); any other text is bad, as are values below the
+    minimum, non-finite values and, when `integer`, fractions.
+    """
+    if pd.api.types.is_bool_dtype(series.dtype):
+        series = series.astype("str")
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        num = series.to_numpy(dtype=float, na_value=np.nan)
+        missing = np.isnan(num)
+    else:
+        text = series.astype("str").str.strip()
+        text = text.str.replace(r"\s*(?:m|米|metres?|meters?)$", "", regex=True)
+        missing = (text.isna() | (text == "")).to_numpy()
+        num = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(
+            dtype=float, na_value=np.nan
+        )
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(num) & ((num >= minimum) if inclusive else (num > minimum))
+        if integer:
+            ok &= num == np.round(num)
+    bad = ~missing & ~ok
+    num = num.copy()
+    num[bad | missing] = np.nan
+    return num, bad
+
+
+def _normalise_use(gdf: pd.DataFrame, use_col: str | None, amenity_col: str | None) -> pd.Series:
+    n = len(gdf)
+    if use_col is None:
+        use = np.full(n, "unknown", dtype=object)
+    else:
+        use = _map_use(gdf[use_col], osm=use_col in _OSM_TAG_COLUMNS)
+    if amenity_col is not None and amenity_col != use_col:
+        hint = _map_use(gdf[amenity_col], osm=True, missing="")
+        take = (use == "unknown") & ~np.isin(hint, ["", "other", "unknown"])
+        use[take] = hint[take]
+    return pd.Series(use, index=gdf.index, dtype="str")
+
+
+def _map_use(series: pd.Series, *, osm: bool, missing: str = "unknown") -> np.ndarray:
+    """Map raw use values to the vocabulary through :data:`USE_ALIASES` (vectorised)."""
+    identity = {u: u for u in USES}
+    lookup = {**identity, **USE_ALIASES} if osm else {**USE_ALIASES, **identity}
+    text = series.astype("str").str.strip().str.lower()
+    codes, uniques = pd.factorize(text)
+    table = np.array([lookup.get(u, "other") for u in uniques] + [missing], dtype=object)
+    table[[i for i, u in enumerate(uniques) if u == ""]] = missing
+    return table[codes]
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def _clean_polygons(
+    geoms: Any, name: str, report: dict[str, Any], *, require: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Repair polygon geometries; return (geometries, keep mask), vectorised.
+
+    Invalid geometries go through ``make_valid``; collections are reduced to their
+    polygonal parts (merged into a MultiPolygon when there are several); rows that end
+    up missing, empty, zero-area or without polygons are marked to drop.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    type_id = shapely.get_type_id(geoms)
+    present = type_id >= 0
+    polygonal = np.isin(type_id, _POLYGONAL_TYPES)
+    if require and not polygonal.any():
+        raise GeometryError(f"no polygon geometries; found {_found_types(geoms)}", source=name)
+    out = geoms.copy()
+    invalid = polygonal & ~shapely.is_valid(geoms)
+    if invalid.any():
+        out[invalid] = shapely.make_valid(geoms[invalid], method="structure", keep_collapsed=False)
+    new_type = shapely.get_type_id(out)
+    reduce = polygonal & ~np.isin(new_type, (3, 6))
+    if reduce.any():
+        out[reduce] = _polygonal_parts(out[reduce])
+    area = np.zeros(len(out))
+    area[polygonal] = shapely.area(out[polygonal])
+    usable = polygonal & (area > 0) & ~shapely.is_empty(out)
+
+    report["missing_geometry"] = int((~present).sum())
+    report["non_polygon_dropped"] = int((present & ~polygonal).sum())
+    report["repaired"] = int(invalid.sum())
+    report["collections_reduced"] = int((reduce & (type_id == 7)).sum())
+    report["empty_or_zero_area_dropped"] = int((polygonal & ~usable).sum())
+    return out, usable
+
+
+def _polygonal_parts(geoms: np.ndarray) -> np.ndarray:
+    """Polygon / MultiPolygon of the polygonal parts of each geometry (None if none)."""
+    parts, idx = shapely.get_parts(geoms, return_index=True)
+    # collections may nest multi-geometries: explode until only simple parts remain
+    while True:
+        nested = shapely.get_num_geometries(parts) > 1
+        nested |= np.isin(shapely.get_type_id(parts), (4, 5, 6, 7))
+        if not nested.any():
+            break
+        sub, sub_idx = shapely.get_parts(parts[nested], return_index=True)
+        parts = np.concatenate([parts[~nested], sub])
+        idx = np.concatenate([idx[~nested], idx[nested][sub_idx]])
+    keep = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 0)
+    parts, idx = parts[keep], idx[keep]
+    order = np.argsort(idx, kind="stable")
+    parts, idx = parts[order], idx[order]
+    out = np.full(len(geoms), None, dtype=object)
+    if len(parts) == 0:
+        return out
+    counts = np.bincount(idx, minlength=len(geoms))
+    single = counts[idx] == 1
+    out[idx[single]] = parts[single]
+    multi = ~single
+    if multi.any():
+        groups, inverse = np.unique(idx[multi], return_inverse=True)
+        out[groups] = shapely.multipolygons(parts[multi], indices=inverse)
+    return out
+
+
+def _drop_large(
+    geoms: np.ndarray, keep: np.ndarray, crs: Any, max_m2: float, name: str, report: dict
+) -> np.ndarray:
+    """Mask of footprints not larger than `max_m2` (measured in a metric CRS)."""
+    ok = np.ones(len(geoms), dtype=bool)
+    idx = np.flatnonzero(keep)
+    metric = to_metric(gpd.GeoDataFrame(geometry=gpd.GeoSeries(geoms[idx], crs=crs)), source=name)
+    large = shapely.area(metric.geometry.values) > max_m2
+    ok[idx[large]] = False
+    report["too_large_dropped"] = int(large.sum())
+    report["max_footprint_m2"] = float(max_m2)
+    return ok
+
+
+def _geom_type_ids(geom_types: str | Iterable[str]) -> set[int]:
+    names = [geom_types] if isinstance(geom_types, str) else list(geom_types)
+    by_name = {
+        "point": 0,
+        "linestring": 1,
+        "linearring": 2,
+        "polygon": 3,
+        "multipoint": 4,
+        "multilinestring": 5,
+        "multipolygon": 6,
+    }
+    ids: set[int] = set()
+    for t in names:
+        key = str(t).lower()
+        if key in ("polygon", "line", "point"):
+            ids.update(_GEOM_FAMILIES[key])
+        elif key in by_name:
+            ids.add(by_name[key])
+        else:
+            raise ValueError(f"unknown geometry type {t!r}")
+    return ids
+
+
+def _fmt_types(geom_types: str | Iterable[str]) -> str:
+    return geom_types if isinstance(geom_types, str) else "/".join(map(str, geom_types))
+
+
+def _found_types(geoms: np.ndarray) -> str:
+    types = pd.Series(shapely.get_type_id(geoms)).map(
+        {
+            -1: "missing",
+            0: "Point",
+            1: "LineString",
+            2: "LinearRing",
+            3: "Polygon",
+            4: "MultiPoint",
+            5: "MultiLineString",
+            6: "MultiPolygon",
+            7: "GeometryCollection",
+        }
+    )
+    counts = types.value_counts()
+    return ", ".join(f"{t} ({c})" for t, c in counts.items())
+
+
+def _fmt_rows(values: pd.Series, bad: np.ndarray) -> str:
+    rows = np.flatnonzero(bad)[:_MAX_LISTED]
+    raw = values.to_numpy()
+    return ", ".join(f"{r}={raw[r]!r}" for r in rows)
+
+
+def _log_report(report: Mapping[str, Any]) -> None:
+    dropped = {
+        k: v for k, v in report.items() if k.endswith(("_dropped", "_nulled", "_geometry")) and v
+    }
+    logger.info(
+        "%s: read %d features, kept %d",
+        report["source"],
+        report["features_read"],
+        report["features_kept"],
+    )
+    if dropped or report.get("repaired"):
+        logger.warning(
+            "%s: repaired %d geometries; %s",
+            report["source"],
+            report.get("repaired", 0),
+            ", ".join(f"{k}={v}" for k, v in dropped.items()) or "nothing dropped",
+        )

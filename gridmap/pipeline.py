@@ -1,0 +1,142 @@
+"""The main job: run the whole gridmap pipeline on the embedded sample town.
+
+``gridmap run`` calls :func:`run_sample`. Each step writes its outputs to the output
+folder: households → grid plan (GeoPackage, GeoJSON, tables, map, validation report)
+→ events → flood grading → evacuation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+log = logging.getLogger("gridmap")
+
+#: Road classes treated as barriers (arterials) when planning the sample town.
+ARTERIALS = ("motorway", "trunk", "primary", "secondary")
+
+
+def sample_inputs(data: str | Path | None = None) -> dict:
+    """Load the sample town and prepare the inputs of :func:`gridmap.plan_grids`.
+
+    Returns
+    -------
+    dict
+        ``buildings`` (estimated), ``communities``, ``barriers``, ``difficult``,
+        ``compounds``, ``institutions``, ``layers`` (all sample layers) and ``paths``.
+    """
+    from .households import estimate_households
+    from .load import read_buildings
+    from .sample import load_sample, sample_paths
+
+    layers = load_sample(data)
+    paths = sample_paths(data)
+    buildings = estimate_households(read_buildings(paths["gpkg"], layer="buildings"))
+    roads = layers["roads"]
+    arterials = roads[roads["highway"].isin(ARTERIALS)]
+    barriers = [arterials, layers["rivers"]]
+    return {
+        "buildings": buildings,
+        "communities": layers["communities"],
+        "barriers": barriers,
+        "difficult": layers["difficult_areas"],
+        "compounds": layers["compounds"],
+        "institutions": layers["institutions"],
+        "layers": layers,
+        "paths": paths,
+    }
+
+
+def plan_sample(data: str | Path | None = None, seed: int = 0):
+    """Plan the sample town's grids (as the main job does) and return the Plan."""
+    from .partition import plan_grids
+
+    inp = sample_inputs(data)
+    return plan_grids(
+        inp["buildings"],
+        inp["communities"],
+        barriers=inp["barriers"],
+        difficult=inp["difficult"],
+        compounds=inp["compounds"],
+        institutions=inp["institutions"],
+        admin_code="230717",
+        seed=seed,
+    )
+
+
+def write_plan_outputs(plan, out: str | Path) -> list[Path]:
+    """Write a plan's standard outputs: GeoPackage, GeoJSON, tables, map, validation."""
+    from .io import write_table
+    from .maps import plan_map
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [plan.to_file(out / "plan.gpkg")]
+    gj = out / "grids.geojson"
+    plan.grids_wgs84().to_file(gj, driver="GeoJSON", engine="pyogrio")
+    written.append(gj)
+    written += write_table(plan.grids.drop(columns="geometry"), out / "grids", sheet_name="grids")
+    roster = plan.buildings.drop(columns="geometry")
+    keep = [c for c in ("grid_code", "building_id", "name", "use", "levels", "units",
+                        "households", "households_source", "community_code") if c in roster.columns]
+    written += write_table(roster[keep].sort_values(["grid_code", "building_id"]),
+                           out / "grid_buildings", sheet_name="buildings")
+    if len(plan.splits):
+        written += write_table(plan.splits, out / "unit_splits", sheet_name="splits")
+    report = plan.validate()
+    written += write_table(report, out / "validation", sheet_name="validation")
+    mp = out / "plan_map.html"
+    plan_map(plan).save(mp)
+    written.append(mp)
+    return written
+
+
+def run_sample(out: str | Path = "out", data: str | Path | None = None, seed: int = 0) -> list[Path]:
+    """Run every step on the sample town and write all outputs under `out`.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    inp = sample_inputs(data)
+    b = inp["buildings"]
+    log.info("sample town: %d buildings, %d households", len(b), int(b["households"].sum()))
+    written: list[Path] = []
+    hh_path = out / "buildings_households.gpkg"
+    gpd.GeoDataFrame(b).to_file(hh_path, layer="buildings", driver="GPKG", engine="pyogrio")
+    written.append(hh_path)
+
+    from .partition import plan_grids
+
+    t = time.perf_counter()
+    plan = plan_grids(
+        b,
+        inp["communities"],
+        barriers=inp["barriers"],
+        difficult=inp["difficult"],
+        compounds=inp["compounds"],
+        institutions=inp["institutions"],
+        admin_code="230717",
+        seed=seed,
+    )
+    log.info("plan: %s in %.1f s", plan, time.perf_counter() - t)
+    written += write_plan_outputs(plan, out)
+    s = plan.summary()
+    summary = pd.DataFrame([{k: (str(v) if isinstance(v, dict) else v) for k, v in s.items()}])
+    written += _write_summary(summary, out)
+    log.info("main job done in %.1f s", time.perf_counter() - t0)
+    return written
+
+
+def _write_summary(summary: pd.DataFrame, out: Path) -> list[Path]:
+    from .io import write_table
+
+    return write_table(summary, out / "summary", sheet_name="summary")

@@ -1,0 +1,965 @@
+"""Balanced, connected, compact partition of one piece of atoms into grids.
+
+A *piece* is a set of atoms (a building, a small compound, part of a big building split
+by units, a village ...) with a household weight, a point location in metres and an
+adjacency graph. :func:`partition_region` cuts it into ``k`` regions (grids) so that
+
+* every region is connected in the graph (hard constraint),
+* every region holds ``lo .. hi`` households whenever the heuristic finds such a split,
+* regions are compact (short cuts, round shapes).
+
+Algorithm
+---------
+1. **Choose k.** The feasible ``k`` satisfy ``k*lo <= W <= k*hi``; they are tried in
+   order of closeness to ``W / target``. When no ``k`` is feasible the least-bad one
+   (smallest relative deviation of ``W / k`` from the range) is used with a relaxed range.
+2. **Recursive bisection.** A set that must become ``k`` regions is cut into two connected
+   sides with ``k1 = k // 2`` and ``k2 = k - k1`` regions whose weights lie in the windows
+   ``k1*lo <= w1 <= k1*hi`` and ``k2*lo <= w2 <= k2*hi``. Candidate cuts are prefixes of
+   several atom orderings: projections on 12 directions (straight cuts) and geodesic
+   (shortest-path) distances from 4 extreme atoms (these follow L shapes and rings).
+   For every ordering and every prefix the cut cost (number or length of cut edges) is
+   computed at once with a difference array, so all cuts are scored in numpy. The score
+   is ``cut / best_cut + beta * t**2`` where ``t`` is the relative distance of ``w1``
+   from the proportional target ``W*k1/k`` inside the window. Cuts are checked for
+   connectivity in score order; small stray components are handed to the other side.
+   When no ordering gives a connected cut, random spanning trees are cut instead (a
+   subtree and its complement are always connected). If a side cannot be split in range,
+   the search backtracks to the next cut (within a budget).
+3. **Repair.** Regions still out of range are fixed by moving boundary atoms between
+   neighbouring regions (and along chains of regions) when it lowers the total range
+   violation and keeps both regions connected.
+4. **Refinement.** Boundary atoms move to a neighbouring region when that lowers the
+   total moment of inertia (sum of squared distances of atoms to their region centroid,
+   Hartigan's exact k-means gain), keeps both regions in range and keeps the losing
+   region connected (checked locally on the two-hop neighbourhood of the atom).
+
+Everything is deterministic for a given ``seed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse import csgraph
+
+from .errors import InputError
+
+__all__ = ["RegionResult", "connected_components_of", "partition_region"]
+
+# --- tuning constants -------------------------------------------------------------------
+_N_DIRECTIONS = 12  # straight-cut directions in [0, pi)
+_N_GEODESIC = 4  # geodesic sweeps from extreme atoms
+_BETA = 1.0  # weight of the balance term in the cut score
+_MAX_CANDIDATES = 24  # cuts tried per bisection node while the budget lasts
+_MAX_K_TRIES = 8  # feasible k values tried before giving up
+_N_TREES = 4  # random spanning trees tried when no ordering cut is connected
+_REFINE_PASSES = 8
+_REPAIR_ROUNDS = 30
+
+STATUS_OK = "ok"
+STATUS_INFEASIBLE = "infeasible_total"
+STATUS_BELOW_FLOOR = "below_floor"
+STATUS_UNBALANCED = "unbalanced"
+
+
+@dataclass
+class RegionResult:
+    """Result of :func:`partition_region`.
+
+    Attributes
+    ----------
+    labels : numpy.ndarray
+        ``(n,)`` int64, region index ``0 .. k-1`` of every atom.
+    k : int
+        Number of regions.
+    weights : numpy.ndarray
+        ``(k,)`` int64, households per region.
+    status : list of str
+        Per region: ``"ok"``, or the reason it is out of range: ``"infeasible_total"``
+        (no number of regions puts the total in range), ``"below_floor"`` (the whole
+        piece is below ``lo``) or ``"unbalanced"`` (a feasible ``k`` exists but the sizes
+        of the atoms prevented an in-range split).
+    note : str
+        Human-readable explanation when anything is not ``"ok"`` (else ``""``).
+    """
+
+    labels: np.ndarray
+    k: int
+    weights: np.ndarray
+    status: list[str]
+    note: str = ""
+
+
+# --- graph helpers ----------------------------------------------------------------------
+def _components(n: int, u: np.ndarray, v: np.ndarray) -> tuple[int, np.ndarray]:
+    """Connected components of the graph ``(range(n), zip(u, v))``."""
+    if n == 0:
+        return 0, np.zeros(0, dtype=np.int64)
+    a = sparse.csr_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n, n))
+    ncomp, lab = csgraph.connected_components(a, directed=True, connection="weak")
+    return int(ncomp), lab.astype(np.int64)
+
+
+def _clean_edges(n: int, edges: np.ndarray, lengths: np.ndarray | None):
+    """Drop self loops, orient ``u < v`` and deduplicate; lengths of duplicates are summed
+    only once (the first occurrence wins)."""
+    e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    if len(e) and (e.min() < 0 or e.max() >= n):
+        raise InputError(f"edges refer to atoms outside 0..{n - 1}", where="edges")
+    u = np.minimum(e[:, 0], e[:, 1])
+    v = np.maximum(e[:, 0], e[:, 1])
+    keep = u != v
+    u, v = u[keep], v[keep]
+    lens = None if lengths is None else np.asarray(lengths, dtype=np.float64)[keep]
+    key = u * n + v
+    _, first = np.unique(key, return_index=True)
+    first.sort()
+    u, v = u[first], v[first]
+    if lens is not None:
+        lens = lens[first]
+    return u, v, lens
+
+
+def connected_components_of(
+    n: int, edges: np.ndarray, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Label the connected components of a graph, or of the subgraph induced by ``mask``.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes.
+    edges : numpy.ndarray
+        ``(m, 2)`` int node pairs (undirected; duplicates and both directions allowed).
+    mask : numpy.ndarray, optional
+        ``(n,)`` bool; only these nodes and the edges between them are used.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` int64 component label ``0 .. c-1`` per node (numbered in order of the
+        lowest node index), ``-1`` for nodes outside ``mask``.
+    """
+    e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    if len(e) and (e.min() < 0 or e.max() >= n):
+        raise InputError(f"edges refer to nodes outside 0..{n - 1}", where="edges")
+    out = np.full(n, -1, dtype=np.int64)
+    if mask is None:
+        nodes = np.arange(n)
+    else:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (n,):
+            raise InputError(f"mask must have shape ({n},), got {mask.shape}", where="mask")
+        nodes = np.flatnonzero(mask)
+        keep = mask[e[:, 0]] & mask[e[:, 1]]
+        e = e[keep]
+    if len(nodes) == 0:
+        return out
+    local = np.full(n, -1, dtype=np.int64)
+    local[nodes] = np.arange(len(nodes))
+    _, lab = _components(len(nodes), local[e[:, 0]], local[e[:, 1]])
+    # renumber by first appearance so the numbering does not depend on scipy internals
+    _, first = np.unique(lab, return_index=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    out[nodes] = rank[lab]
+    return out
+
+
+@dataclass
+class _Graph:
+    """A connected set of atoms in local numbering (a node of the bisection tree)."""
+
+    idx: np.ndarray  # global atom ids
+    w: np.ndarray  # float64 weights
+    xy: np.ndarray  # (n, 2)
+    u: np.ndarray  # local edge ends, u < v
+    v: np.ndarray
+    c: np.ndarray  # cut cost per edge
+    el: np.ndarray  # euclidean length per edge (> 0)
+
+    @property
+    def n(self) -> int:
+        return len(self.idx)
+
+    def sub(self, mask: np.ndarray) -> _Graph:
+        loc = np.cumsum(mask) - 1
+        keep = mask[self.u] & mask[self.v]
+        return _Graph(
+            self.idx[mask],
+            self.w[mask],
+            self.xy[mask],
+            loc[self.u[keep]],
+            loc[self.v[keep]],
+            self.c[keep],
+            self.el[keep],
+        )
+
+
+def _violation(weights: np.ndarray, lo: float, hi: float) -> float:
+    w = np.asarray(weights, dtype=np.float64)
+    return float(np.sum(np.maximum(lo - w, 0.0) + np.maximum(w - hi, 0.0)))
+
+
+# --- the bisection solver ---------------------------------------------------------------
+class _Solver:
+    """Recursive-bisection solver for one connected piece and one range."""
+
+    def __init__(self, lo: float, hi: float, rng: np.random.Generator, budget: int):
+        self.lo = float(lo)
+        self.hi = float(hi)
+        self.rng = rng
+        self.budget = budget
+
+    # candidate orderings ---------------------------------------------------------------
+    def _orders(self, g: _Graph) -> np.ndarray:
+        n = g.n
+        xc = g.xy - g.xy.mean(axis=0)
+        offset = self.rng.random()
+        ang = (np.arange(_N_DIRECTIONS) + offset) * (np.pi / _N_DIRECTIONS)
+        proj = (xc @ np.stack([np.cos(ang), np.sin(ang)])).T  # (D, n)
+        orders = [np.argsort(proj, axis=1, kind="stable")]
+        if _N_GEODESIC and n > 3 and len(g.u):
+            d0, d1 = 0, _N_DIRECTIONS // 2
+            src = np.unique(
+                [orders[0][d0, 0], orders[0][d0, -1], orders[0][d1, 0], orders[0][d1, -1]]
+            )[:_N_GEODESIC]
+            a = sparse.csr_matrix((g.el, (g.u, g.v)), shape=(n, n))
+            dist = csgraph.dijkstra(a, directed=False, indices=src)
+            dist[~np.isfinite(dist)] = np.inf
+            # tie-break equal distances by the first projection (deterministic)
+            orders.append(np.lexsort((proj[0][None, :].repeat(len(src), 0), dist), axis=1))
+        return np.concatenate(orders, axis=0)
+
+    @staticmethod
+    def _windows(wtot: float, k: int, lo: float, hi: float):
+        """(k_prefix, k_rest, L, U, T) windows for the prefix side."""
+        k1 = k // 2
+        k2 = k - k1
+        out = []
+        for ka, kb in ((k1, k2), (k2, k1)) if k1 != k2 else ((k1, k2),):
+            lw = max(ka * lo, wtot - kb * hi)
+            uw = min(ka * hi, wtot - kb * lo)
+            out.append((ka, kb, lw, uw, wtot * ka / k))
+        return out
+
+    def _score(self, w1, cut, lw, uw, tw, valid):
+        t = np.where(
+            w1 >= tw,
+            (w1 - tw) / max(uw - tw, 1e-9),
+            (tw - w1) / max(tw - lw, 1e-9),
+        )
+        pos = cut[valid]
+        cref = max(float(pos.min()), 1e-9) if pos.size else 1.0
+        s = cut / cref + _BETA * t * t
+        return np.where(valid, s, np.inf), t
+
+    def _relaxed_score(self, w1, cut, lw, uw, tw, valid):
+        """Score for soft windows: distance from the window dominates the cut cost."""
+        dist = np.maximum(np.maximum(lw - w1, w1 - uw), 0.0)
+        pos = cut[valid]
+        cref = max(float(pos.min()), 1e-9) if pos.size else 1.0
+        s = 100.0 * dist / max(self.hi - self.lo, 1.0) + cut / cref
+        return np.where(valid, s, np.inf), np.abs(w1 - tw)
+
+    def _ordering_candidates(self, g: _Graph, k: int, relaxed: bool = False):
+        """Yield (score, prefix mask, k_prefix, k_rest) candidate cuts, best first.
+
+        With ``relaxed`` the weight windows are soft: cuts are ranked by their distance
+        from the window first and by cut cost second."""
+        n = g.n
+        orders = self._orders(g)
+        n_ord = orders.shape[0]
+        ranks = np.empty_like(orders)
+        np.put_along_axis(ranks, orders, np.arange(n)[None, :].repeat(n_ord, 0), axis=1)
+        w1 = np.cumsum(g.w[orders], axis=1)[:, :-1]  # prefix length p = 1..n-1
+        ru = ranks[:, g.u]
+        rv = ranks[:, g.v]
+        a = np.minimum(ru, rv)
+        b = np.maximum(ru, rv)
+        off = (np.arange(n_ord) * (n + 1))[:, None]
+        cw = np.broadcast_to(g.c, a.shape).ravel()
+        size = n_ord * (n + 1)
+        diff = np.bincount((a + 1 + off).ravel(), weights=cw, minlength=size) - np.bincount(
+            (b + 1 + off).ravel(), weights=cw, minlength=size
+        )
+        cut = np.cumsum(diff.reshape(n_ord, n + 1), axis=1)[:, 1:n]
+        cut = np.round(cut, 9)
+        p = np.arange(1, n)[None, :]
+        wtot = float(g.w.sum())
+        cands = []
+        for ka, kb, lw, uw, tw in self._windows(wtot, k, self.lo, self.hi):
+            if relaxed:
+                valid = np.broadcast_to((p >= ka) & (n - p >= kb), w1.shape)
+                if not valid.any():
+                    continue
+                s, t = self._relaxed_score(w1, cut, lw, uw, tw, valid)
+            else:
+                if lw > uw:
+                    continue
+                valid = (w1 >= lw - 1e-9) & (w1 <= uw + 1e-9) & (p >= ka) & (n - p >= kb)
+                if not valid.any():
+                    continue
+                s, t = self._score(w1, cut, lw, uw, tw, valid)
+            rows = np.flatnonzero(valid.any(axis=1))
+            best = np.argmin(s[rows], axis=1)
+            tt = np.where(valid[rows], np.abs(t[rows]), np.inf)
+            bal = np.argmin(tt, axis=1)
+            for r, pb, pt in zip(rows, best, bal, strict=True):
+                cands.append((float(s[r, pb]), int(r), int(pb) + 1, ka, kb))
+                if pt != pb:
+                    cands.append((float(s[r, pt]), int(r), int(pt) + 1, ka, kb))
+        cands.sort(key=lambda c: (c[0], c[1], c[2]))
+        seen = set()
+        for sc, r, pp, ka, kb in cands:
+            mask = ranks[r] < pp
+            key = (ka, hash(np.packbits(mask).tobytes()))
+            if key in seen:
+                continue
+            seen.add(key)
+            yield sc, mask, ka, kb
+
+    def _tree_candidates(self, g: _Graph, k: int, relaxed: bool = False):
+        """Yield cuts of random spanning trees (always connected on both sides)."""
+        n = g.n
+        wtot = float(g.w.sum())
+        wins = [w for w in self._windows(wtot, k, self.lo, self.hi) if relaxed or w[2] <= w[3]]
+        if not wins or n < 2:
+            return
+        for _ in range(_N_TREES):
+            jit = g.el * (1.0 + self.rng.random(len(g.el)))
+            a = sparse.csr_matrix((jit, (g.u, g.v)), shape=(n, n))
+            tree = csgraph.minimum_spanning_tree(a)
+            root = int(self.rng.integers(n))
+            pre, pred = csgraph.depth_first_order(tree, root, directed=False)
+            if len(pre) < n:
+                return
+            sub_w = g.w.astype(np.float64).copy()
+            sub_n = np.ones(n, dtype=np.int64)
+            predl = pred.tolist()
+            sw = sub_w.tolist()
+            sn = sub_n.tolist()
+            for x in pre[::-1].tolist():
+                px = predl[x]
+                if px >= 0:
+                    sw[px] += sw[x]
+                    sn[px] += sn[x]
+            sub_w = np.asarray(sw)
+            sub_n = np.asarray(sn)
+            tin = np.empty(n, dtype=np.int64)
+            tin[pre] = np.arange(n)
+            rank_u = tin[g.u]
+            rank_v = tin[g.v]
+            cands = []
+            for ka, kb, lw, uw, tw in wins:
+                ok = (sub_n >= ka) & (n - sub_n >= kb) & (pred >= 0)
+                if not relaxed:
+                    ok &= (sub_w >= lw - 1e-9) & (sub_w <= uw + 1e-9)
+                vs = np.flatnonzero(ok)
+                if not len(vs):
+                    continue
+                t = np.abs(sub_w[vs] - tw) / max(abs(uw - lw), 1e-9)
+                vs = vs[np.argsort(t, kind="stable")[:32]]
+                lo_r = tin[vs][:, None]
+                hi_r = (tin[vs] + sub_n[vs])[:, None]
+                inu = (rank_u[None, :] >= lo_r) & (rank_u[None, :] < hi_r)
+                inv = (rank_v[None, :] >= lo_r) & (rank_v[None, :] < hi_r)
+                cut = ((inu != inv) * g.c[None, :]).sum(axis=1)
+                valid = np.ones(len(vs), dtype=bool)
+                scorer = self._relaxed_score if relaxed else self._score
+                s, _ = scorer(sub_w[vs], cut, lw, uw, tw, valid)
+                for j in range(len(vs)):
+                    cands.append((float(s[j]), int(vs[j]), ka, kb))
+            cands.sort(key=lambda c: (c[0], c[1]))
+            for sc, x, ka, kb in cands[:8]:
+                mask = np.zeros(n, dtype=bool)
+                mask[pre[tin[x] : tin[x] + sub_n[x]]] = True
+                yield sc, mask, ka, kb
+
+    # connectivity -----------------------------------------------------------------------
+    def _connected_split(self, g: _Graph, mask: np.ndarray, ka: int, kb: int, window):
+        """Return a connected version of the split ``mask`` / ``~mask`` or None."""
+        n = g.n
+        lw, uw = window if window is not None else (-np.inf, np.inf)
+        keep = mask[g.u] == mask[g.v]
+        ncomp, comp = _components(n, g.u[keep], g.v[keep])
+        if ncomp == 2:
+            return mask
+        cwt = np.bincount(comp, weights=g.w, minlength=ncomp)
+        ccount = np.bincount(comp, minlength=ncomp)
+        cside = np.zeros(ncomp, dtype=bool)
+        cside[comp] = mask
+        key = cwt * (n + 1.0) + ccount
+        options = []
+        for side in (True, False):
+            sel = np.flatnonzero(cside == side)
+            if not len(sel):
+                continue
+            main = sel[np.argmax(key[sel])]
+            moved = float(cwt[sel].sum() - cwt[main])
+            options.append((moved, side, main))
+        options.sort(key=lambda o: o[0])
+        for _, side, main in options:
+            new = comp == main if side else comp != main
+            w1 = float(g.w[new].sum())
+            cnt = int(new.sum())
+            if not (lw - 1e-9 <= w1 <= uw + 1e-9) or cnt < ka or n - cnt < kb:
+                continue
+            keep = new[g.u] == new[g.v]
+            if _components(n, g.u[keep], g.v[keep])[0] == 2:
+                return new
+        return None
+
+    # recursion --------------------------------------------------------------------------
+    def solve(self, g: _Graph, k: int) -> tuple[np.ndarray, float]:
+        """Labels ``0..k'-1`` (``k' <= k``) for the atoms of ``g`` and their violation."""
+        wtot = float(g.w.sum())
+        if k <= 1 or g.n <= 1:
+            return np.zeros(g.n, dtype=np.int64), _violation([wtot], self.lo, self.hi)
+        best: tuple[np.ndarray, float] | None = None
+        wins = {
+            (ka, kb): (lw, uw) for ka, kb, lw, uw, _ in self._windows(wtot, k, self.lo, self.hi)
+        }
+        for source, cap, relaxed in (
+            (self._ordering_candidates, _MAX_CANDIDATES, False),
+            (self._tree_candidates, 4 * _N_TREES, False),
+            (self._ordering_candidates, _MAX_CANDIDATES, True),
+            (self._tree_candidates, 4 * _N_TREES, True),
+        ):
+            if relaxed and best is not None:
+                break
+            tried = 0
+            for _, mask, ka, kb in source(g, k, relaxed):
+                if tried >= cap or (best is not None and self.budget <= 0):
+                    break
+                tried += 1
+                self.budget -= 1
+                win = None if relaxed else wins[(ka, kb)]
+                split = self._connected_split(g, mask, ka, kb, win)
+                if split is None:
+                    continue
+                la, va = self.solve(g.sub(split), ka)
+                lb, vb = self.solve(g.sub(~split), kb)
+                lab = np.empty(g.n, dtype=np.int64)
+                lab[split] = la
+                lab[~split] = lb + (la.max() + 1)
+                viol = va + vb
+                if best is None or viol < best[1]:
+                    best = (lab, viol)
+                if viol <= 1e-9 or relaxed:
+                    return best
+            if best is not None and self.budget <= 0:
+                break
+        if best is None:
+            return np.zeros(g.n, dtype=np.int64), _violation([wtot], self.lo, self.hi)
+        return best
+
+
+# --- local moves: repair and refinement -------------------------------------------------
+class _Mover:
+    """Boundary-atom moves between regions with a local connectivity guard."""
+
+    def __init__(self, w, xy, u, v, labels, k, lo, hi):
+        n = len(w)
+        self.n = n
+        self.w = np.asarray(w, dtype=np.float64)
+        self.xy = np.asarray(xy, dtype=np.float64)
+        self.u = u
+        self.v = v
+        a = sparse.csr_matrix(
+            (np.ones(2 * len(u), dtype=np.int8), (np.r_[u, v], np.r_[v, u])), shape=(n, n)
+        )
+        self.indptr = a.indptr.tolist()
+        self.indices = a.indices.tolist()
+        self.lab = np.asarray(labels, dtype=np.int64).copy()
+        self.k = k
+        self.lo = float(lo)
+        self.hi = float(hi)
+        self.rw = np.bincount(self.lab, weights=self.w, minlength=k)
+        self.rn = np.bincount(self.lab, minlength=k).astype(np.float64)
+        self.sx = np.bincount(self.lab, weights=self.xy[:, 0], minlength=k)
+        self.sy = np.bincount(self.lab, weights=self.xy[:, 1], minlength=k)
+        self.labl = self.lab.tolist()
+
+    def _nbrs(self, a: int) -> list[int]:
+        return self.indices[self.indptr[a] : self.indptr[a + 1]]
+
+    def _stays_connected(self, a: int, r: int) -> bool:
+        """True if region ``r`` stays connected without atom ``a`` (sufficient check on
+        the two-hop neighbourhood of ``a``)."""
+        lab = self.labl
+        nb = [x for x in self._nbrs(a) if lab[x] == r]
+        if len(nb) <= 1:
+            return len(nb) == 1 and self.rn[r] > 1
+        targets = set(nb)
+        # neighbourhood allowed for the search: within 2 hops of a, inside r, not a
+        allowed = set(nb)
+        for x in nb:
+            for y in self._nbrs(x):
+                if y != a and lab[y] == r:
+                    allowed.add(y)
+        seen = {nb[0]}
+        stack = [nb[0]]
+        found = 1
+        while stack:
+            x = stack.pop()
+            for y in self._nbrs(x):
+                if y in allowed and y not in seen:
+                    seen.add(y)
+                    stack.append(y)
+                    if y in targets:
+                        found += 1
+                        if found == len(targets):
+                            return True
+        return found == len(targets)
+
+    def _move(self, a: int, r: int, s: int) -> None:
+        wa = self.w[a]
+        x, y = self.xy[a]
+        self.rw[r] -= wa
+        self.rw[s] += wa
+        self.rn[r] -= 1
+        self.rn[s] += 1
+        self.sx[r] -= x
+        self.sx[s] += x
+        self.sy[r] -= y
+        self.sy[s] += y
+        self.lab[a] = s
+        self.labl[a] = s
+
+    def _gain(self, a: int, r: int, s: int) -> float:
+        """Decrease of the total inertia when ``a`` moves from ``r`` to ``s``."""
+        nr, ns = self.rn[r], self.rn[s]
+        if nr <= 1:
+            return -np.inf
+        x, y = self.xy[a]
+        dr = (x - self.sx[r] / nr) ** 2 + (y - self.sy[r] / nr) ** 2
+        ds = (x - self.sx[s] / ns) ** 2 + (y - self.sy[s] / ns) ** 2
+        return nr / (nr - 1.0) * dr - ns / (ns + 1.0) * ds
+
+    def _boundary_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        lu = self.lab[self.u]
+        lv = self.lab[self.v]
+        cut = lu != lv
+        a = np.r_[self.u[cut], self.v[cut]]
+        s = np.r_[lv[cut], lu[cut]]
+        if not len(a):
+            return a, s
+        key = np.unique(a * self.k + s)
+        return key // self.k, key % self.k
+
+    def _viol(self, wr: float) -> float:
+        return max(self.lo - wr, 0.0) + max(wr - self.hi, 0.0)
+
+    def refine(self, passes: int = _REFINE_PASSES) -> int:
+        """Inertia-lowering moves that keep every region in range and connected."""
+        total = 0
+        scale = float(np.ptp(self.xy, axis=0).max() ** 2) if self.n else 1.0
+        tol = 1e-9 * max(scale, 1.0)
+        for _ in range(passes):
+            a, s = self._boundary_pairs()
+            if not len(a):
+                break
+            r = self.lab[a]
+            nr = self.rn[r]
+            ns = self.rn[s]
+            cx = self.sx / np.maximum(self.rn, 1)
+            cy = self.sy / np.maximum(self.rn, 1)
+            px, py = self.xy[a, 0], self.xy[a, 1]
+            dr = (px - cx[r]) ** 2 + (py - cy[r]) ** 2
+            ds = (px - cx[s]) ** 2 + (py - cy[s]) ** 2
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gain = np.where(nr > 1, nr / (nr - 1) * dr - ns / (ns + 1) * ds, -np.inf)
+            wa = self.w[a]
+            rw = self.rw
+            ok = (gain > tol) & (rw[r] - wa >= self.lo - 1e-9) & (rw[s] + wa <= self.hi + 1e-9)
+            # keep in-range regions in range; regions already out of range may only improve
+            ok |= (gain > tol) & (
+                (np.maximum(self.lo - (rw[r] - wa), 0) + np.maximum(rw[r] - wa - self.hi, 0))
+                + (np.maximum(self.lo - (rw[s] + wa), 0) + np.maximum(rw[s] + wa - self.hi, 0))
+                < (np.maximum(self.lo - rw[r], 0) + np.maximum(rw[r] - self.hi, 0))
+                + (np.maximum(self.lo - rw[s], 0) + np.maximum(rw[s] - self.hi, 0))
+                - 1e-9
+            )
+            idx = np.flatnonzero(ok)
+            if not len(idx):
+                break
+            idx = idx[np.argsort(-gain[idx], kind="stable")]
+            moved = 0
+            for j in idx.tolist():
+                aa = int(a[j])
+                ss = int(s[j])
+                rr = self.labl[aa]
+                if rr == ss:
+                    continue
+                wa_ = self.w[aa]
+                v_before = self._viol(self.rw[rr]) + self._viol(self.rw[ss])
+                v_after = self._viol(self.rw[rr] - wa_) + self._viol(self.rw[ss] + wa_)
+                if v_after > v_before + 1e-9:
+                    continue
+                if self._gain(aa, rr, ss) <= tol:
+                    continue
+                if not any(self.labl[x] == ss for x in self._nbrs(aa)):
+                    continue
+                if not self._stays_connected(aa, rr):
+                    continue
+                self._move(aa, rr, ss)
+                moved += 1
+            total += moved
+            if not moved:
+                break
+        return total
+
+    def repair(self, rounds: int = _REPAIR_ROUNDS) -> bool:
+        """Lower the total range violation by moving boundary atoms, directly between
+        neighbouring regions or along a chain of regions. Returns True if all in range."""
+        for _ in range(rounds):
+            viol = np.maximum(self.lo - self.rw, 0) + np.maximum(self.rw - self.hi, 0)
+            if not (viol > 1e-9).any():
+                return True
+            if not self._repair_step(viol):
+                return False
+        return not (
+            (np.maximum(self.lo - self.rw, 0) + np.maximum(self.rw - self.hi, 0)) > 1e-9
+        ).any()
+
+    def _candidate_moves(self):
+        """All boundary moves (atom, from, to) with their inertia gain."""
+        a, s = self._boundary_pairs()
+        r = self.lab[a]
+        nr = self.rn[r]
+        ns = self.rn[s]
+        cx = self.sx / np.maximum(self.rn, 1)
+        cy = self.sy / np.maximum(self.rn, 1)
+        px, py = self.xy[a, 0], self.xy[a, 1]
+        dr = (px - cx[r]) ** 2 + (py - cy[r]) ** 2
+        ds = (px - cx[s]) ** 2 + (py - cy[s]) ** 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gain = np.where(nr > 1, nr / (nr - 1) * dr - ns / (ns + 1) * ds, -np.inf)
+        return a, r, s, gain
+
+    def _repair_step(self, viol: np.ndarray) -> bool:
+        a, r, s, gain = self._candidate_moves()
+        if not len(a):
+            return False
+        wa = self.w[a]
+        rw = self.rw
+
+        def vfun(x):
+            return np.maximum(self.lo - x, 0) + np.maximum(x - self.hi, 0)
+
+        dv = vfun(rw[r] - wa) + vfun(rw[s] + wa) - vfun(rw[r]) - vfun(rw[s])
+        # 1) direct moves that lower the violation, best reduction then best gain
+        idx = np.flatnonzero((dv < -1e-9) & np.isfinite(gain))
+        if len(idx):
+            order = idx[np.lexsort((-gain[idx], dv[idx]))]
+            for j in order.tolist():
+                aa, rr, ss = int(a[j]), int(r[j]), int(s[j])
+                if self.labl[aa] != rr:
+                    continue
+                if self._stays_connected(aa, rr):
+                    self._move(aa, rr, ss)
+                    return True
+        # 2) chains: a region out of range pushes/pulls weight through a path of regions
+        return self._chain_step(viol, a, r, s, gain)
+
+    def _chain_step(self, viol, a, r, s, gain) -> bool:
+        """Shift weight along a shortest path in the region graph, one atom per hop, from
+        a region with slack to a region that is out of range (or the reverse)."""
+        bad = np.flatnonzero(viol > 1e-9)
+        # region adjacency with one admissible atom per (from, to): the best-gain atom
+        # whose move keeps 'from' connected. Weight changes are checked along the path.
+        order = np.lexsort((-gain, s, r))
+        a_o, r_o, s_o = a[order], r[order], s[order]
+        first = np.r_[True, (r_o[1:] != r_o[:-1]) | (s_o[1:] != s_o[:-1])]
+        starts = np.flatnonzero(first)
+        ends = np.r_[starts[1:], len(order)]
+        arc_atoms: dict[tuple[int, int], np.ndarray] = {}
+        for b0, b1 in zip(starts.tolist(), ends.tolist(), strict=True):
+            arc_atoms[(int(r_o[b0]), int(s_o[b0]))] = a_o[b0:b1]
+        adj: dict[int, list[int]] = {}
+        for rr, ss in arc_atoms:
+            adj.setdefault(rr, []).append(ss)
+        for b in bad.tolist():
+            over = self.rw[b] > self.hi
+            # BFS from b along arcs in the direction weight must flow
+            prev = {b: -1}
+            frontier = [b]
+            target = -1
+            while frontier and target < 0:
+                nxt = []
+                for x in frontier:
+                    for y in adj.get(x, []) if over else self._in_arcs(adj, x):
+                        if y in prev:
+                            continue
+                        prev[y] = x
+                        slack_ok = (
+                            (self.rw[y] < self.hi - 1e-9) if over else (self.rw[y] > self.lo + 1e-9)
+                        )
+                        if slack_ok:
+                            target = y
+                            break
+                        nxt.append(y)
+                    if target >= 0:
+                        break
+                frontier = nxt
+            if target < 0:
+                continue
+            path = [target]
+            while prev[path[-1]] >= 0:
+                path.append(prev[path[-1]])
+            path = path[::-1]  # b ... target
+            hops = list(pairwise(path)) if over else [(y, x) for x, y in pairwise(path)]
+            if self._apply_chain(hops, arc_atoms):
+                return True
+        return False
+
+    @staticmethod
+    def _in_arcs(adj: dict[int, list[int]], x: int) -> list[int]:
+        return [rr for rr, lst in adj.items() if x in lst]
+
+    def _apply_chain(self, hops, arc_atoms) -> bool:
+        """Move one atom per hop (from, to); undo everything if the violation grows."""
+        saved = []
+        v0 = _violation(self.rw, self.lo, self.hi)
+        for rr, ss in hops:
+            moved = False
+            for aa in arc_atoms.get((rr, ss), np.zeros(0, dtype=np.int64)).tolist():
+                if self.labl[aa] != rr or self.rn[rr] <= 1:
+                    continue
+                if not any(self.labl[x] == ss for x in self._nbrs(aa)):
+                    continue
+                if not self._stays_connected(aa, rr):
+                    continue
+                self._move(aa, rr, ss)
+                saved.append((aa, rr, ss))
+                moved = True
+                break
+            if not moved:
+                break
+        if saved and _violation(self.rw, self.lo, self.hi) < v0 - 1e-9:
+            return True
+        for aa, rr, ss in reversed(saved):
+            self._move(aa, ss, rr)
+        return False
+
+
+# --- driver -----------------------------------------------------------------------------
+def _relabel(labels: np.ndarray) -> np.ndarray:
+    """Renumber labels ``0..k-1`` by first appearance (drops empty labels)."""
+    _, first, inv = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inv.ravel()]
+
+
+def _k_order(wtot: float, lo: float, hi: float, target: float) -> list[int]:
+    kmin = max(1, int(np.ceil(wtot / hi - 1e-12)))
+    kmax = int(np.floor(wtot / lo + 1e-12))
+    ks = list(range(kmin, kmax + 1))
+    ks.sort(key=lambda k: (abs(k - wtot / target), k))
+    return ks
+
+
+def _least_bad_k(wtot: float, lo: float, hi: float) -> int:
+    k0 = max(1, int(np.floor(wtot / lo)))
+    best, best_dev = 1, np.inf
+    for k in (k0 - 1, k0, k0 + 1):
+        if k < 1:
+            continue
+        avg = wtot / k
+        dev = max((avg - hi) / hi, (lo - avg) / lo, 0.0)
+        if dev < best_dev - 1e-12:
+            best, best_dev = k, dev
+    return best
+
+
+def _partition_connected(
+    g: _Graph, lo: float, hi: float, target: float, rng: np.random.Generator
+) -> tuple[np.ndarray, list[str], str]:
+    """Partition one connected piece. Returns local labels, per-region status, note."""
+    n = g.n
+    wtot = float(g.w.sum())
+    if wtot <= 0:
+        return np.zeros(n, dtype=np.int64), [STATUS_OK], ""
+    if wtot < lo:
+        return (
+            np.zeros(n, dtype=np.int64),
+            [STATUS_BELOW_FLOOR],
+            f"total {wtot:g} households is below the floor {lo:g}; kept as one region",
+        )
+    ks = _k_order(wtot, lo, hi, target)
+    wmax = float(g.w.max())
+    if not ks:
+        k = _least_bad_k(wtot, lo, hi)
+        avg = wtot / k
+        lab = _solve_relaxed(g, k, lo, hi, rng)
+        kk = int(lab.max()) + 1
+        note = (
+            f"no number of regions puts {wtot:g} households in {lo:g}-{hi:g} "
+            f"({k} region(s) of about {avg:.0f} is the least deviation)"
+        )
+        return lab, [STATUS_INFEASIBLE] * kk, note
+    best_lab, best_v, best_k = None, np.inf, ks[0]
+    for k in ks[:_MAX_K_TRIES]:
+        solver = _Solver(lo, hi, rng, budget=40 + 4 * k)
+        lab, _ = solver.solve(g, k)
+        lab = _relabel(lab)
+        kk = int(lab.max()) + 1
+        mover = _Mover(g.w, g.xy, g.u, g.v, lab, kk, lo, hi)
+        mover.repair()
+        mover.refine()
+        v = _violation(mover.rw, lo, hi)
+        if v < best_v - 1e-9:
+            best_lab, best_v, best_k = mover.lab.copy(), v, k
+        if v <= 1e-9:
+            break
+    lab = _relabel(best_lab)
+    rw = np.bincount(lab, weights=g.w)
+    inr = (rw >= lo - 1e-9) & (rw <= hi + 1e-9)
+    status = [STATUS_OK if x else STATUS_UNBALANCED for x in inr]
+    note = ""
+    if not inr.all():
+        note = (
+            f"{int((~inr).sum())} of {len(rw)} regions out of {lo:g}-{hi:g} although "
+            f"{best_k} regions are feasible on the total {wtot:g}: atoms are too lumpy "
+            f"(largest atom {wmax:g} households)"
+        )
+    return lab, status, note
+
+
+def _solve_relaxed(g: _Graph, k: int, lo: float, hi: float, rng) -> np.ndarray:
+    """Solve with a range widened around ``W / k`` (for infeasible totals)."""
+    wtot = float(g.w.sum())
+    if k == 1:
+        return np.zeros(g.n, dtype=np.int64)
+    avg = wtot / k
+    best, best_v = None, np.inf
+    for frac in (0.0, 0.05, 0.1, 0.2, 0.4, 1.0):
+        if avg > hi:
+            lo_e, hi_e = lo, max(hi, avg) * (1 + frac)
+        else:
+            lo_e, hi_e = min(lo, avg) * (1 - frac), hi
+        solver = _Solver(lo_e, hi_e, rng, budget=40 + 4 * k)
+        lab, _ = solver.solve(g, k)
+        lab = _relabel(lab)
+        mover = _Mover(g.w, g.xy, g.u, g.v, lab, int(lab.max()) + 1, lo_e, hi_e)
+        mover.repair()
+        mover.refine()
+        v = _violation(mover.rw, lo_e, hi_e)
+        if v < best_v:
+            best, best_v = mover.lab.copy(), v
+        if v <= 1e-9:
+            break
+    return _relabel(best)
+
+
+def partition_region(
+    weights: np.ndarray,
+    xy: np.ndarray,
+    edges: np.ndarray,
+    lo: float,
+    hi: float,
+    *,
+    target: float | None = None,
+    seed: int = 0,
+    edge_lengths: np.ndarray | None = None,
+) -> RegionResult:
+    """Cut one piece of atoms into connected, compact regions of ``lo .. hi`` households.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray
+        ``(n,)`` non-negative integer households per atom.
+    xy : numpy.ndarray
+        ``(n, 2)`` atom locations in metres.
+    edges : numpy.ndarray
+        ``(m, 2)`` int adjacency pairs (undirected; duplicates and both directions allowed).
+    lo, hi : float
+        Inclusive household range of a region (e.g. 300 and 500).
+    target : float, optional
+        Preferred region size, used to choose the number of regions ``k`` among the
+        feasible ones. Default ``(lo + hi) / 2``.
+    seed : int, default 0
+        Seed of the random choices; the same input and seed give the same labels.
+    edge_lengths : numpy.ndarray, optional
+        ``(m,)`` shared-border length per edge; used as the cost of cutting the edge
+        (default: every edge costs 1).
+
+    Returns
+    -------
+    RegionResult
+        Labels, number of regions, households per region, per-region status and a note.
+
+    Raises
+    ------
+    gridmap.errors.InputError
+        If the arrays have wrong shapes, negative weights, or ``lo > hi``.
+
+    Notes
+    -----
+    If the graph is disconnected, every connected component is partitioned on its own
+    (regions never span two components) and the note says so.
+    """
+    w = np.asarray(weights)
+    n = len(w)
+    if w.ndim != 1:
+        raise InputError(f"weights must be 1-d, got shape {w.shape}", where="weights")
+    if n and (not np.all(np.isfinite(w)) or (w < 0).any()):
+        raise InputError("weights must be finite and non-negative", where="weights")
+    xy = np.asarray(xy, dtype=np.float64)
+    if xy.shape != (n, 2):
+        raise InputError(f"xy must have shape ({n}, 2), got {xy.shape}", where="xy")
+    if not (0 < lo <= hi):
+        raise InputError(f"need 0 < lo <= hi, got lo={lo}, hi={hi}", where="lo/hi")
+    if target is None:
+        target = (lo + hi) / 2.0
+    if edge_lengths is not None:
+        edge_lengths = np.asarray(edge_lengths, dtype=np.float64).ravel()
+        if len(edge_lengths) != len(np.asarray(edges).reshape(-1, 2)):
+            raise InputError("edge_lengths must have one value per edge", where="edge_lengths")
+    if n == 0:
+        return RegionResult(np.zeros(0, dtype=np.int64), 0, np.zeros(0, dtype=np.int64), [], "")
+    wf = w.astype(np.float64)
+    u, v, lens = _clean_edges(n, edges, edge_lengths)
+    cost = np.ones(len(u)) if lens is None else np.maximum(lens, 0.0) + 1e-6
+    el = np.hypot(*(xy[u] - xy[v]).T) + 1e-3
+    rng = np.random.default_rng(seed)
+
+    comp = connected_components_of(n, np.stack([u, v], axis=1))
+    ncomp = int(comp.max()) + 1
+    labels = np.empty(n, dtype=np.int64)
+    status: list[str] = []
+    notes: list[str] = []
+    offset = 0
+    for c in range(ncomp):
+        mask = comp == c
+        idx = np.flatnonzero(mask)
+        loc = np.full(n, -1, dtype=np.int64)
+        loc[idx] = np.arange(len(idx))
+        keep = mask[u]
+        g = _Graph(idx, wf[idx], xy[idx], loc[u[keep]], loc[v[keep]], cost[keep], el[keep])
+        lab, st, note = _partition_connected(g, float(lo), float(hi), float(target), rng)
+        labels[idx] = lab + offset
+        offset += len(st)
+        status.extend(st)
+        if note:
+            notes.append(note if ncomp == 1 else f"component {c}: {note}")
+    if ncomp > 1:
+        notes.insert(
+            0,
+            f"the adjacency graph has {ncomp} connected components; "
+            "each was partitioned on its own",
+        )
+    rw = np.bincount(labels, weights=wf, minlength=offset)
+    return RegionResult(
+        labels=labels,
+        k=offset,
+        weights=np.rint(rw).astype(np.int64),
+        status=status,
+        note="; ".join(notes),
+    )
