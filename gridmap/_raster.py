@@ -137,8 +137,11 @@ def _pixel_footprints(geoms: np.ndarray, transform: Affine) -> _PixelFootprints:
     )
 
 
-def _expand(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For runs (start, count) return (run index, start + offset) of every element."""
+def expand_runs(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Expand runs ``(start, count)``: return (run index, start + offset) of each element.
+
+    Runs with a count of zero or less give nothing. Fully vectorised.
+    """
     counts = np.maximum(counts, 0)
     total = int(counts.sum())
     run = np.repeat(np.arange(len(counts)), counts)
@@ -178,7 +181,7 @@ def footprint_cells(
     # rows r with centre r + 0.5 in [ylo, yhi): half-open, so a shared vertex counts once
     r_lo = np.maximum(np.ceil(ylo - 0.5), row0).astype(np.int64)
     r_hi = np.minimum(np.ceil(yhi - 0.5) - 1, row0 + h - 1).astype(np.int64)
-    edge, rows = _expand(r_lo, r_hi - r_lo + 1)
+    edge, rows = expand_runs(r_lo, r_hi - r_lo + 1)
     if len(rows) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     yc = rows + 0.5
@@ -196,7 +199,7 @@ def footprint_cells(
     xa, xb, k = x[0::2], x[1::2], key[0::2]
     c_lo = np.maximum(np.ceil(xa - 0.5), col0).astype(np.int64)
     c_hi = np.minimum(np.ceil(xb - 0.5) - 1, col0 + w - 1).astype(np.int64)
-    run, cols = _expand(c_lo, c_hi - c_lo + 1)
+    run, cols = expand_runs(c_lo, c_hi - c_lo + 1)
     k = k[run]
     building = k // h
     flat = (k % h) * w + (cols - col0)

@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
-    s = sub.add_parser("run", help="main job: every output for the embedded sample town (or --data)")
+    s = sub.add_parser(
+        "run", help="main job: every output for the embedded sample town (or --data)"
+    )
     s.add_argument("-o", "--out", default="out", help="output folder (default: out/)")
     s.add_argument("--data", default=None, help="sample folder (default: the repository's data/)")
     s.add_argument("--seed", type=int, default=0, help="partition seed (default 0)")
@@ -65,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_sample)
 
     s = sub.add_parser("households", help="read footprints and estimate households per building")
-    s.add_argument("input", help="footprints: GeoPackage[:layer], GeoJSON, Shapefile, GeoParquet, OSM PBF")
+    s.add_argument(
+        "input", help="footprints: GeoPackage[:layer], GeoJSON, Shapefile, GeoParquet, OSM PBF"
+    )
     s.add_argument("-o", "--out", required=True, help="output .gpkg, .geojson, .parquet or .csv")
     s.add_argument("--crs", default=None, help="CRS for sources without one (e.g. EPSG:4326)")
     s.add_argument("--dwelling-size", type=float, default=90.0, help="m² per dwelling (default 90)")
@@ -77,14 +81,21 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--out", required=True, help="output plan GeoPackage")
     s.add_argument("--communities", help="community polygons (file[:layer])")
     s.add_argument("--barriers", action="append", default=[], help="barrier lines; repeatable")
-    s.add_argument("--arterials-only", action="store_true",
-                   help="keep only highway in motorway/trunk/primary/secondary from barrier layers")
-    s.add_argument("--difficult", help="difficult-area polygons (file[:layer]) or a building column name")
+    s.add_argument(
+        "--arterials-only",
+        action="store_true",
+        help="keep only highway in motorway/trunk/primary/secondary from barrier layers",
+    )
+    s.add_argument(
+        "--difficult", help="difficult-area polygons (file[:layer]) or a building column name"
+    )
     s.add_argument("--compounds", help="compound polygons (file[:layer])")
     s.add_argument("--institutions", help="institution polygons (file[:layer])")
     s.add_argument("--admin-code", help="6-digit GB/T 2260 district code")
     s.add_argument("--range", nargs=2, type=int, default=(300, 500), metavar=("MIN", "MAX"))
-    s.add_argument("--difficult-range", nargs=2, type=int, default=(200, 300), metavar=("MIN", "MAX"))
+    s.add_argument(
+        "--difficult-range", nargs=2, type=int, default=(200, 300), metavar=("MIN", "MAX")
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--crs", default=None, help="CRS for sources without one")
     s.add_argument("--map", help="also write the plan map (HTML)")
@@ -132,7 +143,9 @@ def _cmd_partition(args) -> int:
     comms = _opt_layer(args.communities, read_layer)
     barriers = [_opt_layer(x, read_layer) for x in args.barriers]
     if args.arterials_only:
-        barriers = [x[x["highway"].isin(ARTERIALS)] if "highway" in x.columns else x for x in barriers]
+        barriers = [
+            x[x["highway"].isin(ARTERIALS)] if "highway" in x.columns else x for x in barriers
+        ]
     difficult = args.difficult
     if difficult and (Path(_split_layer(difficult)[0]).exists()):
         difficult = _opt_layer(difficult, read_layer)

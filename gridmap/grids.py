@@ -53,9 +53,7 @@ def _community_blocks(
     if len(lines) == 0:
         return parts[shapely.area(parts) >= min_area]
     cut = shapely.intersection(lines, area)
-    linework = np.concatenate(
-        [shapely.get_parts(shapely.boundary(parts)), shapely.get_parts(cut)]
-    )
+    linework = np.concatenate([shapely.get_parts(shapely.boundary(parts)), shapely.get_parts(cut)])
     linework = linework[shapely.get_type_id(linework) == 1]
     noded = shapely.unary_union(linework)
     polys = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
@@ -123,13 +121,17 @@ def _tessellate_block(block: shapely.Geometry, xy: np.ndarray) -> np.ndarray:
     if n == 1:
         return np.array([block], dtype=object)
     mp = shapely.multipoints(xy)
-    cells = shapely.get_parts(
-        shapely.voronoi_polygons(mp, extend_to=block, ordered=True)
-    )
+    cells = shapely.get_parts(shapely.voronoi_polygons(mp, extend_to=block, ordered=True))
     if len(cells) != n:  # pragma: no cover - GEOS returns one cell per unique point
         raise RuntimeError("voronoi_polygons returned an unexpected number of cells")
     clipped = shapely.intersection(cells, block)
-    return shapely.make_valid(clipped) if not shapely.is_valid(clipped).all() else clipped
+    if not shapely.is_valid(clipped).all():
+        clipped = shapely.make_valid(clipped)
+    # Clipping at a reflex corner can leave stray lines or points beside the polygon.
+    mixed = ~np.isin(shapely.get_type_id(clipped), (3, 6))
+    if mixed.any():
+        clipped[mixed] = [_polygonal(g) for g in clipped[mixed]]
+    return clipped
 
 
 def _point_edges(xy: np.ndarray) -> np.ndarray:

@@ -13,8 +13,8 @@ household count given in the source (户数)         as given    ``given``
 footprint < 20 m² (sheds, kiosks)                  0           ``non_residential``
 ``rural_house``                                    1           ``rural_house``
 ``house``                                          1           ``single_storey``
-residential\\*, levels ≤ 1 and footprint < 200 m²  1           ``single_storey``
 ``unknown``, footprint < 40 m²                     0           ``non_residential``
+residential\\*, levels ≤ 1 and footprint < 200 m²  1           ``single_storey``
 other residential\\*, footprint < 40 m²            1           ``single_storey``
 residential\\*, footprint ≥ 40 m²                  area rule   ``area_estimate``
 any other use                                      0           ``non_residential``
@@ -228,10 +228,13 @@ def estimate_households(
     est = ~given & (area >= TINY_FOOTPRINT_M2)
     rural = est & (use == "rural_house")
     house = est & (use == "house")
-    one_storey = est & residential & (levels <= 1.0) & (area < SINGLE_STOREY_MAX_M2)
-    small = est & residential & ~one_storey & (area < MIN_AREA_ESTIMATE_M2)
-    small_house = small & (use != "unknown")
-    by_area = est & residential & ~one_storey & (area >= MIN_AREA_ESTIMATE_M2)
+    small = est & residential & (area < MIN_AREA_ESTIMATE_M2)
+    small_unknown = small & (use == "unknown")  # outbuildings: no households
+    one_storey = (
+        est & residential & ~small_unknown & (levels <= 1.0) & (area < SINGLE_STOREY_MAX_M2)
+    )
+    small_house = small & ~small_unknown
+    by_area = est & residential & ~small & ~one_storey
 
     households = np.zeros(n, dtype=np.int64)
     households_source = np.full(n, "non_residential", dtype=object)
@@ -367,10 +370,10 @@ def _numbers(
     values, bad = _parse_numbers(gdf[column], integer=integer, minimum=minimum, inclusive=inclusive)
     if bad.any():
         rows = np.flatnonzero(bad)[:5]
-        raw = gdf[column].to_numpy()
+        raw = gdf[column].iloc[rows].tolist()
         raise SchemaError(
             f"{int(bad.sum())} unreadable value(s), first rows (0-based): "
-            + ", ".join(f"{r}={raw[r]!r}" for r in rows),
+            + ", ".join(f"{r}={v!r}" for r, v in zip(rows, raw, strict=True)),
             source="buildings",
             where=f"column '{column}'",
         )
@@ -429,7 +432,9 @@ def _apply_overrides(
             rows = np.flatnonzero(bad)[:5]
             raise SchemaError(
                 f"bad {col} value(s) at rows (0-based) "
-                + ", ".join(f"{r}={zones[col].iloc[r]!r}" for r in rows)
+                + ", ".join(
+                    f"{r}={v!r}" for r, v in zip(rows, zones[col].iloc[rows].tolist(), strict=True)
+                )
                 + (" (must be in (0, 1])" if col == "net_to_gross" else " (must be > 0)"),
                 source="area_overrides",
                 where=f"column '{col}'",

@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike, *, sheet_name: str = "table") -> list[Path]:
+def write_table(
+    df: pd.DataFrame, path: str | os.PathLike, *, sheet_name: str = "table"
+) -> list[Path]:
     """Write `df` as ``<path>.csv`` and ``<path>.xlsx``.
 
     Parameters

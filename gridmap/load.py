@@ -977,8 +977,8 @@ def _found_types(geoms: np.ndarray) -> str:
 
 def _fmt_rows(values: pd.Series, bad: np.ndarray) -> str:
     rows = np.flatnonzero(bad)[:_MAX_LISTED]
-    raw = values.to_numpy()
-    return ", ".join(f"{r}={raw[r]!r}" for r in rows)
+    raw = values.iloc[rows].tolist()
+    return ", ".join(f"{r}={v!r}" for r, v in zip(rows, raw, strict=True))
 
 
 def _log_report(report: Mapping[str, Any]) -> None:

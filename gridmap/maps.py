@@ -19,8 +19,18 @@ from .plan import Plan
 
 #: Twelve distinguishable fill colours for grids (neighbours never share one).
 PALETTE = [
-    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948",
-    "#b07aa1", "#ff9da7", "#9c755f", "#86bcb6", "#8cd17d", "#d4a6c8",
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#e15759",
+    "#76b7b2",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#86bcb6",
+    "#8cd17d",
+    "#d4a6c8",
 ]
 KIND_LABELS = {
     "community": "社区网格 Community grid",
@@ -71,8 +81,17 @@ def plan_map(
     _add_tiles(m, tiles, attribution)
     m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
 
-    cols = ["grid_code", "community_name", "kind", "households", "range_min", "range_max",
-            "buildings", "flags", "color"]
+    cols = [
+        "grid_code",
+        "community_name",
+        "kind",
+        "households",
+        "range_min",
+        "range_max",
+        "buildings",
+        "flags",
+        "color",
+    ]
     layer = folium.FeatureGroup(name="网格 Grids", show=True)
     folium.GeoJson(
         grids[cols + ["geometry"]].to_json(drop_id=True),
@@ -85,14 +104,31 @@ def plan_map(
         },
         highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.7},
         popup=folium.GeoJsonPopup(
-            fields=["grid_code", "community_name", "kind", "households", "range_min",
-                    "range_max", "buildings", "flags"],
-            aliases=["网格编码 Code", "社区 Community", "类型 Kind", "户数 Households",
-                     "下限 Min", "上限 Max", "楼栋 Buildings", "标记 Flags"],
+            fields=[
+                "grid_code",
+                "community_name",
+                "kind",
+                "households",
+                "range_min",
+                "range_max",
+                "buildings",
+                "flags",
+            ],
+            aliases=[
+                "网格编码 Code",
+                "社区 Community",
+                "类型 Kind",
+                "户数 Households",
+                "下限 Min",
+                "上限 Max",
+                "楼栋 Buildings",
+                "标记 Flags",
+            ],
             localize=True,
         ),
-        tooltip=folium.GeoJsonTooltip(fields=["grid_code", "households"],
-                                      aliases=["网格 Grid", "户数 Households"]),
+        tooltip=folium.GeoJsonTooltip(
+            fields=["grid_code", "households"], aliases=["网格 Grid", "户数 Households"]
+        ),
     ).add_to(layer)
     layer.add_to(m)
 
@@ -114,15 +150,24 @@ def plan_map(
         folium.GeoJson(
             b.to_json(drop_id=True),
             name="楼栋 Buildings",
-            style_function=lambda f: {"color": "#222222", "weight": 0.5,
-                                      "fillColor": f["properties"]["color"], "fillOpacity": 0.9},
-            tooltip=folium.GeoJsonTooltip(fields=["building_id", "households", "grid_code"],
-                                          aliases=["楼栋 Building", "户数 Households", "网格 Grid"]),
+            style_function=lambda f: {
+                "color": "#222222",
+                "weight": 0.5,
+                "fillColor": f["properties"]["color"],
+                "fillOpacity": 0.9,
+            },
+            tooltip=folium.GeoJsonTooltip(
+                fields=["building_id", "households", "grid_code"],
+                aliases=["楼栋 Building", "户数 Households", "网格 Grid"],
+            ),
             show=False,
         ).add_to(m)
     elif show_buildings:
-        _note(m, f"楼栋过多（{len(plan.buildings):,}），未绘制楼栋图层 / "
-                 f"{len(plan.buildings):,} buildings: building layer left out")
+        _note(
+            m,
+            f"楼栋过多（{len(plan.buildings):,}），未绘制楼栋图层 / "
+            f"{len(plan.buildings):,} buildings: building layer left out",
+        )
 
     if labels if labels is not None else len(grids) <= 1500:
         lab = folium.FeatureGroup(name="网格标注 Labels", show=True)
@@ -132,7 +177,7 @@ def plan_map(
                 [p.y, p.x],
                 icon=folium.DivIcon(
                     html=f'<div style="font:10px sans-serif;white-space:nowrap;'
-                    f'transform:translate(-50%,-50%);text-align:center;color:#111;'
+                    f"transform:translate(-50%,-50%);text-align:center;color:#111;"
                     f'text-shadow:0 0 2px #fff">{html.escape(code[-6:])}<br>{int(hh)}户</div>'
                 ),
             ).add_to(lab)
@@ -150,7 +195,9 @@ def _colour_grids(grids: gpd.GeoDataFrame) -> list[str]:
     a, b = tree.query(geoms, predicate="intersects")
     m = a < b
     a, b = a[m], b[m]
-    shared = shapely.length(shapely.intersection(shapely.boundary(geoms[a]), shapely.boundary(geoms[b])))
+    shared = shapely.length(
+        shapely.intersection(shapely.boundary(geoms[a]), shapely.boundary(geoms[b]))
+    )
     g = nx.Graph()
     g.add_nodes_from(range(len(geoms)))
     g.add_edges_from(zip(a[shared > 0].tolist(), b[shared > 0].tolist(), strict=True))
@@ -169,9 +216,7 @@ def _add_tiles(m: folium.Map, tiles: str | None, attribution: str | None) -> Non
 
 
 def _legend(m: folium.Map) -> None:
-    rows = "".join(
-        f"<div>{html.escape(label)}</div>" for label in KIND_LABELS.values()
-    )
+    rows = "".join(f"<div>{html.escape(label)}</div>" for label in KIND_LABELS.values())
     box = f"""
     <div style="position:fixed;bottom:24px;left:12px;z-index:9999;background:#fff;
          padding:8px 10px;border:1px solid #999;font:12px sans-serif;line-height:1.5">

@@ -85,6 +85,7 @@ def plan_grids(
     admin_code: str | None = None,
     seed: int = 0,
     village_distance: float = 150.0,
+    village_join_distance: float = 2000.0,
     institution_uses: frozenset[str] | set[str] = INSTITUTION_USES,
     rural_uses: frozenset[str] | set[str] = RURAL_USES,
     progress: bool | None = None,
@@ -122,6 +123,10 @@ def plan_grids(
         Seed of every random choice; the same input and seed give the same plan.
     village_distance : float
         Rural houses closer than this (m) belong to the same natural village.
+    village_join_distance : float
+        A village below the floor joins a neighbouring village or piece only when
+        their nearest atoms are at most this far apart (m); a grid worker cannot serve
+        settlements kilometres apart. Otherwise it is flagged ``isolated_village``.
     institution_uses, rural_uses : set of str
         Building uses treated as institutions and as rural houses.
     progress : bool, optional
@@ -170,6 +175,7 @@ def plan_grids(
         b_special=b_special,
         ranges=((lo, hi), (dlo, dhi)),
         village_distance=village_distance,
+        village_join_distance=village_join_distance,
         seed=seed,
     )
 
@@ -202,8 +208,16 @@ def plan_grids(
         pd.concat(split_rows, ignore_index=True)
         if split_rows
         else pd.DataFrame(
-            columns=["building_id", "part", "unit_from", "unit_to", "floor_from", "floor_to",
-                     "households", "_grid"]
+            columns=[
+                "building_id",
+                "part",
+                "unit_from",
+                "unit_to",
+                "floor_from",
+                "floor_to",
+                "households",
+                "_grid",
+            ]
         )
     )
     splits["grid_code"] = row_to_code.reindex(splits["_grid"].to_numpy()).to_numpy()
@@ -232,6 +246,7 @@ def plan_grids(
         "admin_code": admin,
         "seed": seed,
         "village_distance": village_distance,
+        "village_join_distance": village_join_distance,
         "institution_uses": sorted(institution_uses),
         "rural_uses": sorted(rural_uses),
         "communities_given": communities is not None,
@@ -324,8 +339,9 @@ def _barrier_label(m: gpd.GeoDataFrame) -> np.ndarray:
     for col in ("railway", "waterway", "highway"):
         if col in m.columns:
             v = m[col].astype(object)
-            label = label.where(label != "", v.where(v.notna(), "").map(
-                lambda s, c=col: f"{c}={s}" if s else ""))
+            label = label.where(
+                label != "", v.where(v.notna(), "").map(lambda s, c=col: f"{c}={s}" if s else "")
+            )
     if "name" in m.columns:
         nm = m["name"].astype(object).where(m["name"].notna(), "")
         label = (label + " " + nm).str.strip()
@@ -394,7 +410,9 @@ def _prepare_communities(
 
 
 def _derive_blocks(b: gpd.GeoDataFrame, barrier_gdf, crs) -> gpd.GeoDataFrame:
-    hull = shapely.buffer(shapely.convex_hull(shapely.union_all(shapely.point_on_surface(b.geometry.values))), 200.0)
+    hull = shapely.buffer(
+        shapely.convex_hull(shapely.union_all(shapely.point_on_surface(b.geometry.values))), 30.0
+    )
     lines = np.array([], dtype=object)
     if barrier_gdf is not None:
         g = barrier_gdf.geometry.values
@@ -424,7 +442,9 @@ def _derive_blocks(b: gpd.GeoDataFrame, barrier_gdf, crs) -> gpd.GeoDataFrame:
     return gdf
 
 
-def _locate(pts: np.ndarray, polys: np.ndarray, what: str, notes: list[str], nearest: bool) -> np.ndarray:
+def _locate(
+    pts: np.ndarray, polys: np.ndarray, what: str, notes: list[str], nearest: bool
+) -> np.ndarray:
     """Index of the polygon holding each point (nearest polygon for points outside)."""
     tree = shapely.STRtree(polys)
     pi, gi = tree.query(pts, predicate="intersects")
@@ -501,9 +521,19 @@ def _special_areas(inst_m, comms, pts, b_comm, b_use, institution_uses):
     taken = shapely.Polygon()
     if inst_m is not None and len(inst_m):
         geoms = shapely.make_valid(inst_m.geometry.values)
-        names = inst_m["name"].astype(str).to_numpy() if "name" in inst_m.columns else np.full(len(inst_m), "")
-        uses = inst_m["use"].astype(str).to_numpy() if "use" in inst_m.columns else np.full(len(inst_m), "institution")
-        home = _locate(shapely.point_on_surface(geoms), comms.geometry.values, "institutions", [], nearest=True)
+        names = (
+            inst_m["name"].astype(str).to_numpy()
+            if "name" in inst_m.columns
+            else np.full(len(inst_m), "")
+        )
+        uses = (
+            inst_m["use"].astype(str).to_numpy()
+            if "use" in inst_m.columns
+            else np.full(len(inst_m), "institution")
+        )
+        home = _locate(
+            shapely.point_on_surface(geoms), comms.geometry.values, "institutions", [], nearest=True
+        )
         for i in range(len(inst_m)):
             ci = int(home[i])
             g = _g._polygonal(shapely.intersection(geoms[i], comms.geometry.values[ci]))
@@ -559,6 +589,7 @@ class _Context:
     b_special: np.ndarray
     ranges: tuple[tuple[int, int], tuple[int, int]]
     village_distance: float
+    village_join_distance: float
     seed: int
 
 
@@ -579,12 +610,18 @@ def _plan_community(ctx, ci, comm_geom, specials, barrier_lines, grid_rows, spli
     geoms = ctx.b.geometry.values
     pt_xy, pt_atom = _seed_points(geoms, ctx.pts, atoms)
     # ---------------------------------------------------------------- blocks
-    blocks = _g._community_blocks(residential_area, barrier_lines) if not residential_area.is_empty else np.array([], dtype=object)
+    blocks = (
+        _g._community_blocks(residential_area, barrier_lines)
+        if not residential_area.is_empty
+        else np.array([], dtype=object)
+    )
     has_pts = np.zeros(len(blocks), dtype=bool)
     if len(blocks) and len(pt_xy):
         loc = _point_blocks(pt_xy, blocks)
         has_pts[np.unique(loc)] = True
-    blocks, absorbed = _g._merge_empty_blocks(blocks, has_pts) if len(blocks) else (blocks, np.zeros(0, bool))
+    blocks, absorbed = (
+        _g._merge_empty_blocks(blocks, has_pts) if len(blocks) else (blocks, np.zeros(0, bool))
+    )
 
     grid_geoms: list[shapely.Geometry] = []
     grid_meta: list[dict[str, Any]] = []
@@ -614,7 +651,9 @@ def _plan_community(ctx, ci, comm_geom, specials, barrier_lines, grid_rows, spli
         m = aedges[:, 0] != aedges[:, 1] if len(aedges) else np.zeros(0, bool)
         aedges, alens = aedges[m], plens[m]
         atom_block = _atom_block(pt_atom, pt_block, len(atoms["weight"]))
-        atom_label, region_meta = _partition_atoms(ctx, ci, atoms, aedges, alens, atom_block, absorbed)
+        atom_label, region_meta = _partition_atoms(
+            ctx, ci, atoms, aedges, alens, atom_block, absorbed
+        )
         cell_label = atom_label[pt_atom]
         n_res = len(region_meta)
         # special groups tessellated with the residential atoms get labels after the regions
@@ -630,7 +669,9 @@ def _plan_community(ctx, ci, comm_geom, specials, barrier_lines, grid_rows, spli
         # A community without any building: one empty grid covering it.
         grid_geoms.append(residential_area)
         kind = "rural" if ctx.b_rural[bidx].any() else "community"
-        grid_meta.append(_empty_meta(kind, lo, hi, "no_households", "the community has no buildings"))
+        grid_meta.append(
+            _empty_meta(kind, lo, hi, "no_households", "the community has no buildings")
+        )
         anchors.append(np.array([], dtype=object))
         locked.append(False)
         atom_label = np.zeros(0, dtype=np.int64)
@@ -825,11 +866,22 @@ def _split_building(row: pd.Series, households: int, lo: int, hi: int) -> pd.Dat
             a, b = edges[p], edges[p + 1]
             rows.append((bid, p + 1, 1, units, a + 1, b, int(per_floor[a:b].sum())))
     return pd.DataFrame(
-        rows, columns=["building_id", "part", "unit_from", "unit_to", "floor_from", "floor_to", "households"]
+        rows,
+        columns=[
+            "building_id",
+            "part",
+            "unit_from",
+            "unit_to",
+            "floor_from",
+            "floor_to",
+            "households",
+        ],
     )
 
 
-def _seed_points(geoms: np.ndarray, rep: np.ndarray, atoms: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def _seed_points(
+    geoms: np.ndarray, rep: np.ndarray, atoms: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
     """Seed points of the tessellation and the atom of each point.
 
     Every building gives its representative point; large footprints also give their
@@ -936,7 +988,11 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, absorbed):
         pd.Series(atoms["zone"]).astype(str) + "|" + pd.Series(atom_block).astype(str)
     )[0]
     if len(edges):
-        same = (zone_key[edges[:, 0]] == zone_key[edges[:, 1]]) & ~special[edges[:, 0]] & ~special[edges[:, 1]]
+        same = (
+            (zone_key[edges[:, 0]] == zone_key[edges[:, 1]])
+            & ~special[edges[:, 0]]
+            & ~special[edges[:, 1]]
+        )
         e = edges[same]
     else:
         e = np.empty((0, 2), np.int64)
@@ -956,15 +1012,20 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, absorbed):
     # Piece adjacency over all edges between non-special atoms.
     ns = ~special[edges[:, 0]] & ~special[edges[:, 1]] if len(edges) else np.zeros(0, bool)
     pe = comp[edges[ns]] if len(edges) else np.empty((0, 2), np.int64)
+    axy = _atom_xy(ctx, atoms)
+    pdist = np.hypot(*(axy[edges[ns, 0]] - axy[edges[ns, 1]]).T) if len(edges) else np.empty(0)
     isolated_flags: dict[int, str] = {}
-    pieces = _merge_pieces(pieces, pe, ctx.ranges, isolated_flags)
+    pieces = _merge_pieces(pieces, pe, pdist, ctx.ranges, ctx.village_join_distance, isolated_flags)
 
     rng_seed = int(ctx.seed) * 100_003 + int(ci)
     for pid in sorted(pieces, key=lambda p: min(pieces[p].atoms)):
         pc = pieces[pid]
         idx = np.array(sorted(pc.atoms), dtype=np.int64)
-        d = pc.difficult_households * 2 > pc.households if pc.households else (
-            atoms["difficult"][idx].mean() >= 0.5)
+        d = (
+            pc.difficult_households * 2 > pc.households
+            if pc.households
+            else (atoms["difficult"][idx].mean() >= 0.5)
+        )
         plo, phi = (dlo, dhi) if d else (lo, hi)
         local = np.full(n, -1, dtype=np.int64)
         local[idx] = np.arange(len(idx))
@@ -974,8 +1035,7 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, absorbed):
             ll = lens[m]
         else:
             le, ll = np.empty((0, 2), np.int64), np.empty(0)
-        xy = _atom_xy(ctx, atoms, idx)
-        res = partition_region(w[idx], xy, le, plo, phi, seed=rng_seed, edge_lengths=ll)
+        res = partition_region(w[idx], axy[idx], le, plo, phi, seed=rng_seed, edge_lengths=ll)
         kind = "rural" if pc.rural else "community"
         for r in range(res.k):
             sel = idx[res.labels == r]
@@ -992,8 +1052,9 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, absorbed):
             if hh_r == 0:
                 flags.append("no_households")
                 reason.append("no households in this grid")
-            metas.append(_region_meta(ctx, atoms, sel, kind, plo, phi, d, flags, reason,
-                                      len(pc.blocks) > 1))
+            metas.append(
+                _region_meta(ctx, atoms, sel, kind, plo, phi, d, flags, reason, len(pc.blocks) > 1)
+            )
     # Loose special groups: a region each.
     for a in np.flatnonzero(special):
         label[a] = len(metas)
@@ -1005,14 +1066,24 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, absorbed):
     return label, metas
 
 
-def _atom_xy(ctx, atoms, idx) -> np.ndarray:
-    xy = np.empty((len(idx), 2))
-    for j, a in enumerate(idx):
-        mem = atoms["members"][a]
-        c = shapely.get_coordinates(ctx.pts[mem])
-        hw = np.maximum(ctx.hh[mem], 1).astype(float)
-        xy[j] = (c * hw[:, None]).sum(axis=0) / hw.sum()
-    return xy
+def _atom_xy(ctx, atoms) -> np.ndarray:
+    """Household-weighted centre of each atom's buildings."""
+    mem = atoms["members"]
+    n = len(mem)
+    if n == 0:
+        return np.empty((0, 2))
+    lens = np.fromiter((len(m) for m in mem), dtype=np.int64, count=n)
+    mb = np.concatenate(mem)
+    ma = np.repeat(np.arange(n), lens)
+    c = shapely.get_coordinates(ctx.pts[mb])
+    w = np.maximum(ctx.hh[mb], 1).astype(float)
+    tot = np.bincount(ma, w, minlength=n)
+    return np.column_stack(
+        [
+            np.bincount(ma, w * c[:, 0], minlength=n) / tot,
+            np.bincount(ma, w * c[:, 1], minlength=n) / tot,
+        ]
+    )
 
 
 def _region_meta(ctx, atoms, sel, kind, lo, hi, difficult, flags, reason, multi_block):
@@ -1020,8 +1091,11 @@ def _region_meta(ctx, atoms, sel, kind, lo, hi, difficult, flags, reason, multi_
     bidx = np.unique(np.concatenate(mem)) if mem else np.zeros(0, np.int64)
     split_tables = [atoms["part"][a][1] for a in sel if atoms["part"][a] is not None]
     # A split building counts once, in the grid holding its largest part (for b_grid).
-    whole = np.unique(np.concatenate([atoms["members"][a] for a in sel if atoms["part"][a] is None]))if any(
-        atoms["part"][a] is None for a in sel) else np.zeros(0, np.int64)
+    whole = (
+        np.unique(np.concatenate([atoms["members"][a] for a in sel if atoms["part"][a] is None]))
+        if any(atoms["part"][a] is None for a in sel)
+        else np.zeros(0, np.int64)
+    )
     return {
         "kind": kind,
         "households": int(atoms["weight"][sel].sum()),
@@ -1056,7 +1130,8 @@ def _largest_parts(atoms, sel) -> np.ndarray:
         first_best = min(
             int(atoms["part"][o][1]["part"].iloc[0])
             for o in range(len(atoms["part"]))
-            if atoms["part"][o] is not None and atoms["part"][o][0] == bi
+            if atoms["part"][o] is not None
+            and atoms["part"][o][0] == bi
             and int(atoms["part"][o][1]["households"].iloc[0]) == best
         )
         if mine == best and int(table["part"].iloc[0]) == first_best:
@@ -1071,7 +1146,14 @@ def _feasible(h: int, lo: int, hi: int) -> bool:
     return k_min * lo <= h
 
 
-def _merge_pieces(pieces: dict[int, _Piece], pe: np.ndarray, ranges, isolated: dict[int, str]):
+def _merge_pieces(
+    pieces: dict[int, _Piece],
+    pe: np.ndarray,
+    pdist: np.ndarray,
+    ranges,
+    join_distance: float,
+    isolated: dict[int, str],
+):
     """Merge pieces whose totals cannot be split in range with a neighbouring piece.
 
     Preference: a merge that makes the total feasible; then one that stays within a
@@ -1086,11 +1168,13 @@ def _merge_pieces(pieces: dict[int, _Piece], pe: np.ndarray, ranges, isolated: d
         return (dlo, dhi) if d else (lo, hi)
 
     adj: dict[int, set[int]] = {p: set() for p in pieces}
-    for a, b in pe:
-        a, b = int(a), int(b)
+    gap: dict[tuple[int, int], float] = {}
+    for (a, b), dist in zip(pe.tolist(), pdist.tolist(), strict=True):
         if a != b and a in adj and b in adj:
             adj[a].add(b)
             adj[b].add(a)
+            key = (min(a, b), max(a, b))
+            gap[key] = min(gap.get(key, np.inf), dist)
     changed = True
     while changed:
         changed = False
@@ -1105,12 +1189,20 @@ def _merge_pieces(pieces: dict[int, _Piece], pe: np.ndarray, ranges, isolated: d
             best, best_key = None, None
             for q in sorted(adj[p]):
                 qc = pieces[q]
-                merged = _Piece(pc.atoms + qc.atoms, pc.households + qc.households,
-                                pc.difficult_households + qc.difficult_households,
-                                pc.rural and qc.rural, pc.blocks | qc.blocks)
+                if pc.rural and gap.get((min(p, q), max(p, q)), np.inf) > join_distance:
+                    continue  # settlements too far apart for one grid worker
+                merged = _Piece(
+                    pc.atoms + qc.atoms,
+                    pc.households + qc.households,
+                    pc.difficult_households + qc.difficult_households,
+                    pc.rural and qc.rural,
+                    pc.blocks | qc.blocks,
+                )
                 mlo, mhi = rng(merged)
                 feas = _feasible(merged.households, mlo, mhi)
-                crosses = not (pc.blocks & qc.blocks) and merged.households > 0 and pc.households > 0
+                crosses = (
+                    not (pc.blocks & qc.blocks) and merged.households > 0 and pc.households > 0
+                )
                 key = (not feas, crosses, rng(qc) != (plo, phi), merged.households, q)
                 if best_key is None or key < best_key:
                     best, best_key = q, key
@@ -1147,6 +1239,8 @@ def _merge_pieces(pieces: dict[int, _Piece], pe: np.ndarray, ranges, isolated: d
                 if r != p:
                     adj[r].add(p)
                     adj[p].add(r)
+                    kq, kp = (min(q, r), max(q, r)), (min(p, r), max(p, r))
+                    gap[kp] = min(gap.get(kp, np.inf), gap.get(kq, np.inf))
             adj[p].discard(p)
             changed = True
     return pieces
@@ -1196,8 +1290,12 @@ def _crossings(grids: gpd.GeoDataFrame, lines: np.ndarray, labels: np.ndarray) -
     length = shapely.length(shapely.intersection(lines[li], inner[gi]))
     m = length > 1.0
     df = pd.DataFrame(
-        {"grid_code": grids["grid_code"].to_numpy()[gi[m]], "barrier": labels[li[m]], "length_m": length[m],
-         "_g": gi[m]}
+        {
+            "grid_code": grids["grid_code"].to_numpy()[gi[m]],
+            "barrier": labels[li[m]],
+            "length_m": length[m],
+            "_g": gi[m],
+        }
     )
     if len(df) == 0:
         return empty_crossings()
@@ -1211,8 +1309,10 @@ def _crossings(grids: gpd.GeoDataFrame, lines: np.ndarray, labels: np.ndarray) -
             return "the institution's own polygon spans the barrier"
         if "isolated_village" in flags[g] or "infeasible" in flags[g] or "below_floor" in flags[g]:
             return f"no in-range grid exists on one side alone ({hh[g]} households)"
-        return ("joined across the barrier: the land or households on one side cannot form an "
-                "in-range grid on their own (empty land, a short or dead-end barrier, or too few households)")
+        return (
+            "joined across the barrier: the land or households on one side cannot form an "
+            "in-range grid on their own (empty land, a short or dead-end barrier, or too few households)"
+        )
 
     df["reason"] = [reason(int(g)) for g in df["_g"]]
     df["length_m"] = df["length_m"].round(1)

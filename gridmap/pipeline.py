@@ -81,10 +81,26 @@ def write_plan_outputs(plan, out: str | Path) -> list[Path]:
     written.append(gj)
     written += write_table(plan.grids.drop(columns="geometry"), out / "grids", sheet_name="grids")
     roster = plan.buildings.drop(columns="geometry")
-    keep = [c for c in ("grid_code", "building_id", "name", "use", "levels", "units",
-                        "households", "households_source", "community_code") if c in roster.columns]
-    written += write_table(roster[keep].sort_values(["grid_code", "building_id"]),
-                           out / "grid_buildings", sheet_name="buildings")
+    keep = [
+        c
+        for c in (
+            "grid_code",
+            "building_id",
+            "name",
+            "use",
+            "levels",
+            "units",
+            "households",
+            "households_source",
+            "community_code",
+        )
+        if c in roster.columns
+    ]
+    written += write_table(
+        roster[keep].sort_values(["grid_code", "building_id"]),
+        out / "grid_buildings",
+        sheet_name="buildings",
+    )
     if len(plan.splits):
         written += write_table(plan.splits, out / "unit_splits", sheet_name="splits")
     report = plan.validate()
@@ -95,7 +111,9 @@ def write_plan_outputs(plan, out: str | Path) -> list[Path]:
     return written
 
 
-def run_sample(out: str | Path = "out", data: str | Path | None = None, seed: int = 0) -> list[Path]:
+def run_sample(
+    out: str | Path = "out", data: str | Path | None = None, seed: int = 0
+) -> list[Path]:
     """Run every step on the sample town and write all outputs under `out`.
 
     Returns

@@ -40,7 +40,6 @@ Everything is deterministic for a given ``seed``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 from scipy import sparse
@@ -615,21 +614,38 @@ class _Mover:
         return total
 
     def repair(self, rounds: int = _REPAIR_ROUNDS) -> bool:
-        """Lower the total range violation by moving boundary atoms, directly between
-        neighbouring regions or along a chain of regions. Returns True if all in range."""
+        """Lower the total range violation by moving boundary atoms along chains of
+        neighbouring regions (a chain of length one is a direct move).
+
+        Returns
+        -------
+        bool
+            True if every region ends in range.
+        """
+        banned: set[int] = set()
         for _ in range(rounds):
             viol = np.maximum(self.lo - self.rw, 0) + np.maximum(self.rw - self.hi, 0)
             if not (viol > 1e-9).any():
                 return True
-            if not self._repair_step(viol):
+            arcs = self._arcs()
+            improved = False
+            for b in np.argsort(-viol, kind="stable").tolist():
+                if viol[b] <= 1e-9:
+                    break
+                path = self._find_chain(b, arcs, banned)
+                if path is not None and self._apply(path, banned):
+                    improved = True
+                    break
+            if not improved:
                 return False
-        return not (
-            (np.maximum(self.lo - self.rw, 0) + np.maximum(self.rw - self.hi, 0)) > 1e-9
-        ).any()
+        return _violation(self.rw, self.lo, self.hi) <= 1e-9
 
-    def _candidate_moves(self):
-        """All boundary moves (atom, from, to) with their inertia gain."""
+    def _arcs(self) -> dict[tuple[int, int], list[int]]:
+        """Boundary atoms per (region, neighbouring region), best inertia gain first."""
         a, s = self._boundary_pairs()
+        arcs: dict[tuple[int, int], list[int]] = {}
+        if not len(a):
+            return arcs
         r = self.lab[a]
         nr = self.rn[r]
         ns = self.rn[s]
@@ -640,112 +656,128 @@ class _Mover:
         ds = (px - cx[s]) ** 2 + (py - cy[s]) ** 2
         with np.errstate(divide="ignore", invalid="ignore"):
             gain = np.where(nr > 1, nr / (nr - 1) * dr - ns / (ns + 1) * ds, -np.inf)
-        return a, r, s, gain
-
-    def _repair_step(self, viol: np.ndarray) -> bool:
-        a, r, s, gain = self._candidate_moves()
-        if not len(a):
-            return False
-        wa = self.w[a]
-        rw = self.rw
-
-        def vfun(x):
-            return np.maximum(self.lo - x, 0) + np.maximum(x - self.hi, 0)
-
-        dv = vfun(rw[r] - wa) + vfun(rw[s] + wa) - vfun(rw[r]) - vfun(rw[s])
-        # 1) direct moves that lower the violation, best reduction then best gain
-        idx = np.flatnonzero((dv < -1e-9) & np.isfinite(gain))
-        if len(idx):
-            order = idx[np.lexsort((-gain[idx], dv[idx]))]
-            for j in order.tolist():
-                aa, rr, ss = int(a[j]), int(r[j]), int(s[j])
-                if self.labl[aa] != rr:
-                    continue
-                if self._stays_connected(aa, rr):
-                    self._move(aa, rr, ss)
-                    return True
-        # 2) chains: a region out of range pushes/pulls weight through a path of regions
-        return self._chain_step(viol, a, r, s, gain)
-
-    def _chain_step(self, viol, a, r, s, gain) -> bool:
-        """Shift weight along a shortest path in the region graph, one atom per hop, from
-        a region with slack to a region that is out of range (or the reverse)."""
-        bad = np.flatnonzero(viol > 1e-9)
-        # region adjacency with one admissible atom per (from, to): the best-gain atom
-        # whose move keeps 'from' connected. Weight changes are checked along the path.
+        keep = (self.w[a] > 0) & (nr > 1)
+        a, r, s, gain = a[keep], r[keep], s[keep], gain[keep]
         order = np.lexsort((-gain, s, r))
-        a_o, r_o, s_o = a[order], r[order], s[order]
-        first = np.r_[True, (r_o[1:] != r_o[:-1]) | (s_o[1:] != s_o[:-1])]
-        starts = np.flatnonzero(first)
-        ends = np.r_[starts[1:], len(order)]
-        arc_atoms: dict[tuple[int, int], np.ndarray] = {}
-        for b0, b1 in zip(starts.tolist(), ends.tolist(), strict=True):
-            arc_atoms[(int(r_o[b0]), int(s_o[b0]))] = a_o[b0:b1]
-        adj: dict[int, list[int]] = {}
-        for rr, ss in arc_atoms:
-            adj.setdefault(rr, []).append(ss)
-        for b in bad.tolist():
-            over = self.rw[b] > self.hi
-            # BFS from b along arcs in the direction weight must flow
-            prev = {b: -1}
-            frontier = [b]
-            target = -1
-            while frontier and target < 0:
-                nxt = []
-                for x in frontier:
-                    for y in adj.get(x, []) if over else self._in_arcs(adj, x):
-                        if y in prev:
-                            continue
-                        prev[y] = x
-                        slack_ok = (
-                            (self.rw[y] < self.hi - 1e-9) if over else (self.rw[y] > self.lo + 1e-9)
-                        )
-                        if slack_ok:
-                            target = y
-                            break
-                        nxt.append(y)
-                    if target >= 0:
-                        break
-                frontier = nxt
-            if target < 0:
+        for aa, rr, ss in zip(a[order].tolist(), r[order].tolist(), s[order].tolist(), strict=True):
+            arcs.setdefault((rr, ss), []).append(aa)
+        return arcs
+
+    def _pick(self, atoms: list[int], r: int, wmin: float, wmax: float, banned: set[int]):
+        """Lightest atom of ``atoms`` (in region ``r``) with weight in [wmin, wmax] whose
+        removal keeps ``r`` connected; else None."""
+        best, best_w = None, np.inf
+        for aa in atoms:
+            wa = self.w[aa]
+            if wa < wmin - 1e-9 or wa > wmax + 1e-9 or wa >= best_w or aa in banned:
                 continue
-            path = [target]
-            while prev[path[-1]] >= 0:
-                path.append(prev[path[-1]])
-            path = path[::-1]  # b ... target
-            hops = list(pairwise(path)) if over else [(y, x) for x, y in pairwise(path)]
-            if self._apply_chain(hops, arc_atoms):
-                return True
-        return False
+            if self.labl[aa] != r or not self._stays_connected(aa, r):
+                continue
+            best, best_w = aa, wa
+        return best
 
-    @staticmethod
-    def _in_arcs(adj: dict[int, list[int]], x: int) -> list[int]:
-        return [rr for rr, lst in adj.items() if x in lst]
+    def _find_chain(self, b: int, arcs, banned: set[int]):
+        """Breadth-first search for a chain of single-atom moves that lowers the
+        violation of region ``b``. Returns a list of (atom, from, to) or None."""
+        lo, hi = self.lo, self.hi
+        over = self.rw[b] > hi
+        out_arcs: dict[int, list[int]] = {}
+        in_arcs: dict[int, list[int]] = {}
+        for rr, ss in arcs:
+            out_arcs.setdefault(rr, []).append(ss)
+            in_arcs.setdefault(ss, []).append(rr)
+        # state per region: the chain reaching it; 'carry' = weight received (push) or
+        # given away (pull) by that region along the chain
+        queue = [(b, 0.0, [])]
+        seen = {b}
+        partial = None
+        while queue:
+            nxt = []
+            for x, carry, chain in queue:
+                wx = self.rw[x] + carry if over else self.rw[x] - carry
+                nbrs = out_arcs.get(x, []) if over else in_arcs.get(x, [])
+                for y in nbrs:
+                    if y in seen:
+                        continue
+                    if over:  # x gives an atom to y
+                        wmin, wmax = wx - hi, wx - lo
+                        atoms = arcs[(x, y)]
+                        a = self._pick(atoms, x, max(wmin, 1e-9), wmax, banned)
+                        if a is None and x == b and partial is None:
+                            a = self._pick_heaviest(atoms, x, wx - lo, banned)
+                            if a is not None:
+                                partial = [(a, x, y)]
+                            continue
+                        if a is None:
+                            continue
+                        step = (a, x, y)
+                        wy = self.rw[y] + self.w[a]
+                        done = wy <= hi + 1e-9
+                    else:  # x takes an atom from y
+                        wmin, wmax = lo - wx, hi - wx
+                        atoms = arcs[(y, x)]
+                        a = self._pick(atoms, y, max(wmin, 1e-9), wmax, banned)
+                        if a is None and x == b and partial is None:
+                            a = self._pick_heaviest(atoms, y, hi - wx, banned)
+                            if a is not None:
+                                partial = [(a, y, x)]
+                            continue
+                        if a is None:
+                            continue
+                        step = (a, y, x)
+                        wy = self.rw[y] - self.w[a]
+                        done = wy >= lo - 1e-9
+                    if done:
+                        return chain + [step]
+                    seen.add(y)
+                    nxt.append((y, float(self.w[a]), chain + [step]))
+            queue = nxt
+        if partial is not None:
+            a, x, y = partial[0]
+            # a partial direct move is only useful if it lowers the violation overall
+            wa = self.w[a]
+            before = self._viol(self.rw[x]) + self._viol(self.rw[y])
+            after = self._viol(self.rw[x] - wa) + self._viol(self.rw[y] + wa)
+            if after < before - 1e-9:
+                return partial
+        return None
 
-    def _apply_chain(self, hops, arc_atoms) -> bool:
-        """Move one atom per hop (from, to); undo everything if the violation grows."""
-        saved = []
+    def _pick_heaviest(self, atoms: list[int], r: int, wmax: float, banned: set[int]):
+        """Heaviest atom of ``atoms`` not above ``wmax`` whose removal keeps ``r``
+        connected; else None."""
+        best, best_w = None, 0.0
+        for aa in atoms:
+            wa = self.w[aa]
+            if wa > wmax + 1e-9 or wa <= best_w or aa in banned:
+                continue
+            if self.labl[aa] != r or not self._stays_connected(aa, r):
+                continue
+            best, best_w = aa, wa
+        return best
+
+    def _region_connected(self, r: int) -> bool:
+        nodes = np.flatnonzero(self.lab == r)
+        if len(nodes) <= 1:
+            return len(nodes) == 1
+        inside = self.lab[self.u] == r
+        inside &= self.lab[self.v] == r
+        loc = np.full(self.n, -1, dtype=np.int64)
+        loc[nodes] = np.arange(len(nodes))
+        return _components(len(nodes), loc[self.u[inside]], loc[self.v[inside]])[0] == 1
+
+    def _apply(self, chain, banned: set[int]) -> bool:
+        """Apply a chain of moves; undo it (and ban its first atom) if a region breaks."""
         v0 = _violation(self.rw, self.lo, self.hi)
-        for rr, ss in hops:
-            moved = False
-            for aa in arc_atoms.get((rr, ss), np.zeros(0, dtype=np.int64)).tolist():
-                if self.labl[aa] != rr or self.rn[rr] <= 1:
-                    continue
-                if not any(self.labl[x] == ss for x in self._nbrs(aa)):
-                    continue
-                if not self._stays_connected(aa, rr):
-                    continue
-                self._move(aa, rr, ss)
-                saved.append((aa, rr, ss))
-                moved = True
-                break
-            if not moved:
-                break
-        if saved and _violation(self.rw, self.lo, self.hi) < v0 - 1e-9:
-            return True
-        for aa, rr, ss in reversed(saved):
-            self._move(aa, ss, rr)
-        return False
+        for a, r, s in chain:
+            self._move(a, r, s)
+        touched = {r for _, r, _ in chain} | {s for _, _, s in chain}
+        ok = _violation(self.rw, self.lo, self.hi) < v0 - 1e-9
+        ok = ok and all(self._region_connected(x) for x in touched)
+        if not ok:
+            for a, r, s in reversed(chain):
+                self._move(a, s, r)
+            banned.add(chain[0][0])
+        return ok
 
 
 # --- driver -----------------------------------------------------------------------------
