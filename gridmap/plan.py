@@ -24,7 +24,7 @@ import pyogrio
 from pyproj import CRS
 
 from .crs import to_wgs84
-from .errors import InputError, PlanError
+from .errors import InputError
 
 #: Version of the plan file layout; bumped when layers or columns change.
 PLAN_FORMAT_VERSION = 1
@@ -314,7 +314,7 @@ def _write_layer(table: pd.DataFrame, path: Path, layer: str, crs: CRS) -> None:
         dtype = out[col].dtype
         if isinstance(dtype, pd.CategoricalDtype):
             out[col] = out[col].astype(object)
-        elif dtype == object or str(dtype) in ("string", "str"):
+        elif pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
             # GDAL wants one type per column: store mixed objects as text.
             vals = out[col]
             out[col] = vals.where(vals.isna(), vals.astype(str))
