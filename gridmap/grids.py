@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import shapely
-from scipy.spatial import Delaunay, QhullError
+from scipy.spatial import QhullError, Voronoi
 
 _EPS_LEN = 0.05  # metres: a shared border shorter than this is a touch, not adjacency
 
@@ -112,74 +112,117 @@ def _merge_empty_blocks(
 
 
 # ------------------------------------------------------------------- tessellation
-def _tessellate_block(block: shapely.Geometry, xy: np.ndarray) -> np.ndarray:
-    """Voronoi cells of the points `xy`, clipped to `block`, in the order of `xy`.
+def _tessellate_block(
+    block: shapely.Geometry, xy: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Voronoi cells of the points `xy` clipped to `block`, and which cells share a border.
 
     Duplicate points must have been removed by the caller.
+
+    Returns
+    -------
+    cells : ndarray of Polygon
+        One cell per point, in the order of `xy`.
+    edges : ndarray of int, shape (m, 2)
+        Pairs of points whose cells share a border longer than 5 cm.
+    lengths : ndarray of float
+        Length of each shared border (m).
+    clipped : ndarray of bool
+        Cells that touch the block's outline (the only ones that can have neighbours
+        in other blocks).
     """
     n = len(xy)
     if n == 1:
-        return np.array([block], dtype=object)
-    mp = shapely.multipoints(xy)
-    cells = shapely.get_parts(shapely.voronoi_polygons(mp, extend_to=block, ordered=True))
-    if len(cells) != n:  # pragma: no cover - GEOS returns one cell per unique point
+        return (
+            np.array([block], dtype=object),
+            np.empty((0, 2), np.int64),
+            np.empty(0),
+            np.ones(1, dtype=bool),
+        )
+    raw = shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(xy), extend_to=block, ordered=True)
+    )
+    if len(raw) != n:  # pragma: no cover - GEOS returns one cell per unique point
         raise RuntimeError("voronoi_polygons returned an unexpected number of cells")
-    clipped = shapely.intersection(cells, block)
-    if not shapely.is_valid(clipped).all():
-        clipped = shapely.make_valid(clipped)
-    # Clipping at a reflex corner can leave stray lines or points beside the polygon.
-    mixed = ~np.isin(shapely.get_type_id(clipped), (3, 6))
-    if mixed.any():
-        clipped[mixed] = [_polygonal(g) for g in clipped[mixed]]
-    return clipped
+    shapely.prepare(block)
+    inside = shapely.contains_properly(block, raw)
+    cells = raw.copy()
+    out = np.flatnonzero(~inside)
+    if len(out):
+        clipped = shapely.intersection(raw[out], block)
+        if not shapely.is_valid(clipped).all():
+            clipped = shapely.make_valid(clipped)
+        # Clipping at a reflex corner can leave stray lines or points beside the polygon.
+        mixed = ~np.isin(shapely.get_type_id(clipped), (3, 6))
+        if mixed.any():
+            clipped[mixed] = [_polygonal(g) for g in clipped[mixed]]
+        cells[out] = clipped
+    edges, lengths = _voronoi_neighbours(xy, cells, inside)
+    return cells, edges, lengths, ~inside
 
 
-def _point_edges(xy: np.ndarray) -> np.ndarray:
-    """Candidate neighbour pairs of points: Delaunay edges (or a chain when degenerate)."""
-    n = len(xy)
-    if n < 2:
-        return np.empty((0, 2), dtype=np.int64)
-    if n >= 3:
-        try:
-            tri = Delaunay(xy)
-            s = tri.simplices
-            e = np.concatenate([s[:, [0, 1]], s[:, [1, 2]], s[:, [0, 2]]])
-            e.sort(axis=1)
-            return np.unique(e, axis=0)
-        except QhullError:
-            pass
-    # Collinear or two points: chain them along their main axis.
+def _voronoi_neighbours(
+    xy: np.ndarray, cells: np.ndarray, inside: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbouring cells from the Voronoi ridges.
+
+    A ridge between two unclipped cells is their whole shared border, so its length
+    comes straight from the ridge's end points. Pairs involving a clipped cell are
+    measured on the clipped geometry.
+    """
+    try:
+        vor = Voronoi(xy)
+    except (QhullError, ValueError):
+        pairs = _chain(xy)
+        return _measure(cells, pairs)
+    rp = vor.ridge_points.astype(np.int64)
+    rv = np.asarray(vor.ridge_vertices, dtype=np.int64)
+    finite = (rv >= 0).all(axis=1)
+    fast = finite & inside[rp[:, 0]] & inside[rp[:, 1]]
+    v = vor.vertices
+    seg = np.where(fast, np.hypot(*(v[rv[:, 0]] - v[rv[:, 1]]).T), 0.0)
+    e_fast, l_fast = rp[fast], seg[fast]
+    keep = l_fast > _EPS_LEN
+    e_slow, l_slow = _measure(cells, rp[~fast])
+    edges = np.concatenate([e_fast[keep], e_slow])
+    lengths = np.concatenate([l_fast[keep], l_slow])
+    edges.sort(axis=1)
+    return edges, lengths
+
+
+def _chain(xy: np.ndarray) -> np.ndarray:
+    """Pairs of consecutive points along their main axis (collinear or two points)."""
     centred = xy - xy.mean(axis=0)
     axis = np.linalg.svd(centred, full_matrices=False)[2][0]
     order = np.argsort(centred @ axis, kind="stable")
     return np.column_stack([order[:-1], order[1:]]).astype(np.int64)
 
 
-def _cell_adjacency(cells: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keep the candidate `edges` whose cells share a border; return edges and border lengths."""
-    if len(edges) == 0:
-        return edges, np.empty(0)
-    a, b = cells[edges[:, 0]], cells[edges[:, 1]]
-    inter = shapely.intersection(shapely.boundary(a), shapely.boundary(b))
-    length = shapely.length(inter)
+def _measure(cells: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the `pairs` of cells that share a border; return pairs and border lengths."""
+    if len(pairs) == 0:
+        return np.empty((0, 2), np.int64), np.empty(0)
+    a, b = cells[pairs[:, 0]], cells[pairs[:, 1]]
+    length = shapely.length(shapely.intersection(shapely.boundary(a), shapely.boundary(b)))
     keep = length > _EPS_LEN
-    return edges[keep], length[keep]
+    return pairs[keep], length[keep]
 
 
 def _cross_block_adjacency(
-    cells: np.ndarray, cell_block: np.ndarray
+    cells: np.ndarray, cell_block: np.ndarray, candidates: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of cells in different blocks that share a border (across a barrier)."""
-    tree = shapely.STRtree(cells)
-    left, right = tree.query(cells, predicate="intersects")
-    m = (left < right) & (cell_block[left] != cell_block[right])
-    left, right = left[m], right[m]
-    if len(left) == 0:
+    """Pairs of cells in different blocks that share a border (across a barrier).
+
+    Only `candidates` (indexes of cells touching their block's outline) are examined.
+    """
+    if len(candidates) < 2:
         return np.empty((0, 2), dtype=np.int64), np.empty(0)
-    inter = shapely.intersection(shapely.boundary(cells[left]), shapely.boundary(cells[right]))
-    length = shapely.length(inter)
-    keep = length > _EPS_LEN
-    return np.column_stack([left[keep], right[keep]]).astype(np.int64), length[keep]
+    sub = cells[candidates]
+    tree = shapely.STRtree(sub)
+    left, right = tree.query(sub, predicate="intersects")
+    left, right = candidates[left], candidates[right]
+    m = (left < right) & (cell_block[left] != cell_block[right])
+    return _measure(cells, np.column_stack([left[m], right[m]]).astype(np.int64))
 
 
 # --------------------------------------------------------------------- polygons

@@ -30,6 +30,8 @@ How a plan is made, community by community:
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -179,21 +181,21 @@ def plan_grids(
         seed=seed,
     )
 
-    show = progress if progress is not None else None
     grid_rows: list[dict[str, Any]] = []
     split_rows: list[pd.DataFrame] = []
     b_grid = np.full(len(b), -1, dtype=np.int64)
-    for ci in tqdm(range(len(comms)), desc="partition", unit="community", disable=show is False):
-        _plan_community(
-            ctx,
-            ci,
-            comms.geometry.values[ci],
-            specials.get(ci, []),
-            barrier_lines,
-            grid_rows,
-            split_rows,
-            b_grid,
-        )
+    jobs = [(ci, comms.geometry.values[ci], specials.get(ci, [])) for ci in range(len(comms))]
+    for rows in _run_communities(ctx, jobs, barrier_lines, progress):
+        for row in rows:
+            idx = row.pop("buildings_idx")
+            sp = row.pop("splits")
+            row["_row"] = len(grid_rows)
+            b_grid[idx] = row["_row"]
+            if sp is not None:
+                sp = sp.copy()
+                sp["_grid"] = row["_row"]
+                split_rows.append(sp)
+            grid_rows.append(row)
 
     grids = gpd.GeoDataFrame(grid_rows, geometry="geometry", crs=crs)
     grids = _finish_grids(grids, comms, admin)
@@ -593,7 +595,56 @@ class _Context:
     seed: int
 
 
-def _plan_community(ctx, ci, comm_geom, specials, barrier_lines, grid_rows, split_rows, b_grid):
+def _run_communities(ctx, jobs, barrier_lines, progress):
+    """Plan every community, in a pool of worker processes when the job is large.
+
+    Communities are independent, so they are planned in parallel (fork start method:
+    the workers share the prepared inputs instead of copying them). Results come back
+    in community order, so the plan does not depend on the number of workers.
+    """
+    global _WORKER_STATE
+    workers = _worker_count(len(jobs), len(ctx.hh))
+    bar = tqdm(total=len(jobs), desc="partition", unit="community", disable=progress is False)
+    try:
+        if workers <= 1:
+            for job in jobs:
+                yield _plan_community(ctx, *job, barrier_lines)
+                bar.update()
+            return
+        _WORKER_STATE = (ctx, barrier_lines)
+        mp = multiprocessing.get_context("fork")
+        with mp.Pool(workers) as pool:
+            for rows in pool.imap(_plan_community_job, jobs, chunksize=2):
+                yield rows
+                bar.update()
+    finally:
+        _WORKER_STATE = None
+        bar.close()
+
+
+_WORKER_STATE: tuple | None = None
+
+
+def _plan_community_job(job):
+    ctx, barrier_lines = _WORKER_STATE
+    return _plan_community(ctx, *job, barrier_lines)
+
+
+def _worker_count(n_communities: int, n_buildings: int) -> int:
+    """Worker processes: one per core for big jobs, none (in-process) for small ones."""
+    env = os.environ.get("GRIDMAP_WORKERS")
+    if env:
+        return max(1, int(env))
+    if (
+        n_communities < 4
+        or n_buildings < 20_000
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8, n_communities))
+
+
+def _plan_community(ctx, ci, comm_geom, specials, barrier_lines):
     (lo, hi), (dlo, dhi) = ctx.ranges
     bidx = np.flatnonzero(ctx.b_comm == ci)
     special_polys = [s for s in specials if s["geometry"] is not None]
@@ -631,18 +682,19 @@ def _plan_community(ctx, ci, comm_geom, specials, barrier_lines, grid_rows, spli
     if len(pt_xy) and len(blocks):
         pt_block = _point_blocks(pt_xy, blocks)
         cells = np.empty(len(pt_xy), dtype=object)
+        on_edge = np.zeros(len(pt_xy), dtype=bool)
         edges_list, lens_list = [], []
         for k in range(len(blocks)):
             sel = np.flatnonzero(pt_block == k)
             if len(sel) == 0:
                 continue
-            cells[sel] = _g._tessellate_block(blocks[k], pt_xy[sel])
-            cand = _g._point_edges(pt_xy[sel])
-            e, ln = _g._cell_adjacency(cells[sel], cand)
+            c, e, ln, clipped = _g._tessellate_block(blocks[k], pt_xy[sel])
+            cells[sel] = c
+            on_edge[sel] = clipped
             edges_list.append(sel[e])
             lens_list.append(ln)
         if len(blocks) > 1:
-            e, ln = _g._cross_block_adjacency(cells, pt_block)
+            e, ln = _g._cross_block_adjacency(cells, pt_block, np.flatnonzero(on_edge))
             edges_list.append(e)
             lens_list.append(ln)
         pedges = np.concatenate(edges_list) if edges_list else np.empty((0, 2), np.int64)
@@ -656,15 +708,14 @@ def _plan_community(ctx, ci, comm_geom, specials, barrier_lines, grid_rows, spli
         )
         cell_label = atom_label[pt_atom]
         n_res = len(region_meta)
-        # special groups tessellated with the residential atoms get labels after the regions
+        # Loose institution buildings were tessellated with the residential atoms: their
+        # regions come after the residential ones in region_meta.
         geoms_res = _g._dissolve_cells(cells, cell_label, n_res)
         for r in range(n_res):
             grid_geoms.append(geoms_res[r])
             grid_meta.append(region_meta[r])
-            members = atoms["members"]
             anchors.append(region_meta[r]["anchor_pts"])
             locked.append(False)
-        _ = members
     elif len(pt_xy) == 0 and not residential_area.is_empty and not special_polys:
         # A community without any building: one empty grid covering it.
         grid_geoms.append(residential_area)
@@ -701,23 +752,17 @@ def _plan_community(ctx, ci, comm_geom, specials, barrier_lines, grid_rows, spli
         locked.append(True)
 
     if not grid_geoms:
-        return
+        return []
     geoms_arr = np.array(grid_geoms, dtype=object)
     geoms_arr = _g._repair_coverage(comm_geom, geoms_arr, anchors, np.array(locked))
-    base = len(grid_rows)
-    for gi, (geom, meta) in enumerate(zip(geoms_arr, grid_meta, strict=True)):
-        row = {k: v for k, v in meta.items() if k not in ("buildings_idx", "anchor_pts", "splits")}
+    rows = []
+    for geom, meta in zip(geoms_arr, grid_meta, strict=True):
+        row = {k: v for k, v in meta.items() if k != "anchor_pts"}
         row["_community"] = ci
         row["buildings"] = int(len(meta["buildings_idx"]))
         row["geometry"] = geom
-        row["_row"] = base + gi
-        grid_rows.append(row)
-        b_grid[meta["buildings_idx"]] = base + gi
-        if meta.get("splits") is not None:
-            sp = meta["splits"].copy()
-            sp["_grid"] = base + gi
-            split_rows.append(sp)
-    _ = atom_label
+        rows.append(row)
+    return rows
 
 
 def _empty_meta(kind, lo, hi, flag, reason) -> dict[str, Any]:
@@ -961,12 +1006,14 @@ def _point_blocks(xy: np.ndarray, blocks: np.ndarray) -> np.ndarray:
 
 def _atom_block(pt_atom: np.ndarray, pt_block: np.ndarray, n_atoms: int) -> np.ndarray:
     """The block holding most seeds of each atom (ties: lowest block index)."""
-    df = pd.DataFrame({"a": pt_atom, "b": pt_block})
-    counts = df.groupby(["a", "b"]).size().reset_index(name="n")
-    counts = counts.sort_values(["a", "n", "b"], ascending=[True, False, True])
-    first = counts.drop_duplicates("a")
+    nb = int(pt_block.max()) + 1 if len(pt_block) else 1
+    key, counts = np.unique(pt_atom * nb + pt_block, return_counts=True)
+    atom, block = key // nb, key % nb
+    order = np.lexsort((block, -counts, atom))
+    atom, block = atom[order], block[order]
+    first = np.r_[True, atom[1:] != atom[:-1]]
     out = np.zeros(n_atoms, dtype=np.int64)
-    out[first["a"].to_numpy()] = first["b"].to_numpy()
+    out[atom[first]] = block[first]
     return out
 
 
@@ -1035,7 +1082,7 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, absorbed):
             ll = lens[m]
         else:
             le, ll = np.empty((0, 2), np.int64), np.empty(0)
-        res = partition_region(w[idx], axy[idx], le, plo, phi, seed=rng_seed, edge_lengths=ll)
+        res = _partition_coarse(w[idx], axy[idx], le, ll, plo, phi, seed=rng_seed)
         kind = "rural" if pc.rural else "community"
         for r in range(res.k):
             sel = idx[res.labels == r]
@@ -1064,6 +1111,63 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, absorbed):
         meta["name"] = str(use)
         metas.append(meta)
     return label, metas
+
+
+def _partition_coarse(w, xy, edges, lens, lo, hi, *, seed):
+    """Partition a piece through a coarser graph of small atoms merged with a neighbour.
+
+    Many atoms are tiny (one-household houses, garages). Neighbouring tiny atoms are
+    merged first (rounds of mutual lightest-neighbour matching, never above
+    ``lo // 6`` households), the coarse graph is partitioned, and the labels are
+    carried back to the atoms. Contiguity holds because merges follow graph edges.
+    """
+    n = len(w)
+    group = np.arange(n)
+    cap = max(lo // 6, 1)
+    cw = w.astype(np.int64)
+    ce = edges
+    cl = lens
+    for _ in range(6):
+        nc = len(cw)
+        if nc < 64 or len(ce) == 0:
+            break
+        src = np.concatenate([ce[:, 0], ce[:, 1]])
+        dst = np.concatenate([ce[:, 1], ce[:, 0]])
+        ok = (cw[src] + cw[dst] <= cap) & (src != dst)
+        src, dst = src[ok], dst[ok]
+        if len(src) == 0:
+            break
+        order = np.lexsort((dst, cw[dst], src))
+        src, dst = src[order], dst[order]
+        first = np.r_[True, src[1:] != src[:-1]]
+        pick = np.full(nc, -1, dtype=np.int64)
+        pick[src[first]] = dst[first]
+        i = np.arange(nc)
+        mutual = (pick >= 0) & (pick[np.maximum(pick, 0)] == i)
+        if mutual.sum() < 0.05 * nc:
+            break
+        _, new = np.unique(np.where(mutual, np.minimum(i, pick), i), return_inverse=True)
+        cw = np.bincount(new, cw).astype(np.int64)
+        ce = new[ce]
+        keep = ce[:, 0] != ce[:, 1]
+        ce, cl = np.sort(ce[keep], axis=1), cl[keep]
+        uniq, inv = np.unique(ce, axis=0, return_inverse=True)
+        cl = np.bincount(inv.ravel(), cl, minlength=len(uniq))
+        ce = uniq
+        group = new[group]
+    if len(cw) == n:
+        return partition_region(w, xy, edges, lo, hi, seed=seed, edge_lengths=lens)
+    ww = np.maximum(w, 1).astype(float)
+    tot = np.bincount(group, ww, minlength=len(cw))
+    cxy = np.column_stack(
+        [
+            np.bincount(group, ww * xy[:, 0], minlength=len(cw)) / tot,
+            np.bincount(group, ww * xy[:, 1], minlength=len(cw)) / tot,
+        ]
+    )
+    res = partition_region(cw, cxy, ce, lo, hi, seed=seed, edge_lengths=cl)
+    res.labels = res.labels[group]
+    return res
 
 
 def _atom_xy(ctx, atoms) -> np.ndarray:
