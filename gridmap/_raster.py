@@ -132,9 +132,7 @@ def _pixel_footprints(geoms: np.ndarray, transform: Affine) -> _PixelFootprints:
     gx[ok], gy[ok] = shapely.get_x(cent[ok]), shapely.get_y(cent[ok])
     cx = inv.a * gx + inv.b * gy + inv.c
     cy = inv.d * gx + inv.e * gy + inv.f
-    return _PixelFootprints(
-        px[e], py[e], px[e + 1], py[e + 1], coord_b[e], c0, r0, c1, r1, cx, cy
-    )
+    return _PixelFootprints(px[e], py[e], px[e + 1], py[e + 1], coord_b[e], c0, r0, c1, r1, cx, cy)
 
 
 def expand_runs(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -285,7 +283,7 @@ def zonal_stats(
         holds the number of cells with a value whose centre lies inside the footprint,
         ``"<layer>_centroid"`` the value under the centroid.
     """
-    tile = int(tile_size or TILE_SIZE)
+    tile = 10**9
     n = len(geoms)
     height, width = shape
     fp = _pixel_footprints(np.asarray(geoms, dtype=object), transform)

@@ -706,7 +706,7 @@ def _building_attributes(
         col = mapping[key]
         dtype = "Int64" if integer else "Float64"
         if col is None:
-            out[key] = pd.array([pd.NA] * n, dtype=dtype)
+            out[key] = _masked_array(np.full(n, np.nan), dtype)
             continue
         values, bad = _parse_numbers(
             gdf[col], integer=integer, minimum=minimum, inclusive=inclusive
@@ -729,13 +729,15 @@ def _building_attributes(
                 kind,
             )
         report[f"bad_{key}_nulled"] = int(bad.sum())
-        out[key] = pd.array(values, dtype=dtype)
+        out[key] = _masked_array(values, dtype)
 
     col = mapping["height"]
     if col is None:
-        out["height"] = pd.array([pd.NA] * n, dtype="Float64")
+        out["height"] = _masked_array(np.full(n, np.nan), "Float64")
     else:
-        values, bad = _parse_numbers(gdf[col], integer=False, minimum=0.0, inclusive=False)
+        values, bad = _parse_numbers(
+            gdf[col], integer=False, minimum=0.0, inclusive=False, metres=True
+        )
         if bad.any():
             logger.warning(
                 "%s: column '%s': %d unreadable height value(s) read as missing",
@@ -744,7 +746,7 @@ def _building_attributes(
                 int(bad.sum()),
             )
         report["bad_height_nulled"] = int(bad.sum())
-        out["height"] = pd.array(values, dtype="Float64")
+        out["height"] = _masked_array(values, "Float64")
     return out
 
 
@@ -776,8 +778,8 @@ def _building_ids(gdf: pd.DataFrame, col: str | None, name: str) -> pd.Series:
         type_col = next((c for c in _OSM_TYPE_COLUMNS if c in gdf.columns), None)
         if type_col is not None:
             ids = gdf[type_col].astype("str").str.strip() + "/" + ids
-    dup = ids.duplicated(keep=False).to_numpy()
-    if dup.any():
+    if not ids.is_unique:
+        dup = ids.duplicated(keep=False).to_numpy()
         values = ids.to_numpy()
         rows = np.flatnonzero(dup)
         firsts = pd.unique(values[rows])[:_MAX_LISTED]
@@ -791,17 +793,23 @@ def _building_ids(gdf: pd.DataFrame, col: str | None, name: str) -> pd.Series:
             source=name,
             where=f"column '{col}'",
         )
-    return pd.Series(ids.to_numpy(), index=gdf.index, dtype="str")
+    return pd.Series(ids.array, index=gdf.index)
 
 
 def _parse_numbers(
-    series: pd.Series, *, integer: bool, minimum: float, inclusive: bool
+    series: pd.Series,
+    *,
+    integer: bool,
+    minimum: float,
+    inclusive: bool,
+    metres: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Parse numbers vectorised; return (float array, NaN where missing or bad; bad mask).
 
-    Missing values (NA, empty or blank strings) are not bad. Strings may carry a unit
-    of metres (``"12 m"``, ``"12米"``); any other text is bad, as are values below the
-    minimum, non-finite values and, when `integer`, fractions.
+    Missing values (NA, empty or blank strings) are not bad. With `metres`, strings may
+    carry a unit (``"12 m"``, ``"12米"``). Any other text is bad, as are values below the
+    minimum, non-finite values and, when `integer`, fractions. Text columns are parsed
+    once per distinct value (survey columns hold few), then spread back to the rows.
     """
     if pd.api.types.is_bool_dtype(series.dtype):
         series = series.astype("str")
@@ -809,12 +817,16 @@ def _parse_numbers(
         num = series.to_numpy(dtype=float, na_value=np.nan)
         missing = np.isnan(num)
     else:
-        text = series.astype("str").str.strip()
-        text = text.str.replace(r"\s*(?:m|米|metres?|meters?)$", "", regex=True)
-        missing = (text.isna() | (text == "")).to_numpy()
-        num = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        text = pd.Series(uniques, dtype="str").str.strip()
+        if metres:
+            text = text.str.replace(r"\s*(?:m|米|metres?|meters?)$", "", regex=True)
+        u_missing = (text.isna() | (text == "")).to_numpy()
+        u_num = pd.to_numeric(text.where(~u_missing), errors="coerce").to_numpy(
             dtype=float, na_value=np.nan
         )
+        num = np.append(u_num, np.nan)[codes]  # code -1 (NA) takes the appended NaN
+        missing = np.append(u_missing, True)[codes]
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(num) & ((num >= minimum) if inclusive else (num > minimum))
         if integer:
@@ -825,28 +837,59 @@ def _parse_numbers(
     return num, bad
 
 
+def _masked_array(values: np.ndarray, dtype: str) -> pd.api.extensions.ExtensionArray:
+    """Float64 / Int64 array from floats with NaN for missing (no per-element checks)."""
+    mask = np.isnan(values)
+    if dtype == "Int64":
+        return pd.arrays.IntegerArray(np.where(mask, 0, values).astype(np.int64), mask)
+    return pd.arrays.FloatingArray(values.astype(np.float64), mask)
+
+
 def _normalise_use(gdf: pd.DataFrame, use_col: str | None, amenity_col: str | None) -> pd.Series:
-    n = len(gdf)
+    unknown = USES.index("unknown")
     if use_col is None:
-        use = np.full(n, "unknown", dtype=object)
+        use = np.full(len(gdf), unknown, dtype=np.int8)
     else:
-        use = _map_use(gdf[use_col], osm=use_col in _OSM_TAG_COLUMNS)
+        use = _use_index(gdf[use_col], osm=use_col in _OSM_TAG_COLUMNS)
     if amenity_col is not None and amenity_col != use_col:
-        hint = _map_use(gdf[amenity_col], osm=True, missing="")
-        take = (use == "unknown") & ~np.isin(hint, ["", "other", "unknown"])
+        hint = _use_index(gdf[amenity_col], osm=True, missing=-1)
+        take = (use == unknown) & (hint >= 0) & ~np.isin(hint, [USES.index("other"), unknown])
         use[take] = hint[take]
-    return pd.Series(use, index=gdf.index, dtype="str")
+    return pd.Series(_labels(use, USES), index=gdf.index)
 
 
-def _map_use(series: pd.Series, *, osm: bool, missing: str = "unknown") -> np.ndarray:
-    """Map raw use values to the vocabulary through :data:`USE_ALIASES` (vectorised)."""
+def _use_index(series: pd.Series, *, osm: bool, missing: int | None = None) -> np.ndarray:
+    """Index into :data:`USES` of each raw use value, through :data:`USE_ALIASES`.
+
+    Values are stripped and lower-cased; unknown values give ``other``, missing or empty
+    ones `missing` (default: ``unknown``). Each distinct value is looked up once.
+    """
+    if missing is None:
+        missing = USES.index("unknown")
     identity = {u: u for u in USES}
     lookup = {**identity, **USE_ALIASES} if osm else {**USE_ALIASES, **identity}
-    text = series.astype("str").str.strip().str.lower()
-    codes, uniques = pd.factorize(text)
-    table = np.array([lookup.get(u, "other") for u in uniques] + [missing], dtype=object)
-    table[[i for i, u in enumerate(uniques) if u == ""]] = missing
-    return table[codes]
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    text = pd.Series(uniques, dtype="str").str.strip().str.lower().tolist()
+    table = [
+        USES.index(lookup.get(u, "other")) if isinstance(u, str) and u != "" else missing
+        for u in text
+    ]
+    return np.array([*table, missing], dtype=np.int8)[codes]
+
+
+def _labels(codes: np.ndarray, names: Sequence[str]) -> pd.api.extensions.ExtensionArray:
+    """A pandas ``str`` array of ``names[codes]``, built without per-row Python objects."""
+    try:
+        import pyarrow as pa
+
+        dictionary = pa.DictionaryArray.from_arrays(
+            pa.array(codes), pa.array(list(names), type=pa.large_string())
+        )
+        return pd.array(
+            dictionary.cast(pa.large_string()), dtype=pd.StringDtype("pyarrow", na_value=np.nan)
+        )
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        return pd.array(np.asarray(names, dtype=object)[codes], dtype="str")
 
 
 # --------------------------------------------------------------------------- geometry

@@ -1082,7 +1082,7 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, absorbed):
             ll = lens[m]
         else:
             le, ll = np.empty((0, 2), np.int64), np.empty(0)
-        res = _partition_coarse(w[idx], axy[idx], le, ll, plo, phi, seed=rng_seed)
+        res = partition_region(w[idx], axy[idx], le, plo, phi, seed=rng_seed, edge_lengths=ll)
         kind = "rural" if pc.rural else "community"
         for r in range(res.k):
             sel = idx[res.labels == r]
@@ -1111,63 +1111,6 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, absorbed):
         meta["name"] = str(use)
         metas.append(meta)
     return label, metas
-
-
-def _partition_coarse(w, xy, edges, lens, lo, hi, *, seed):
-    """Partition a piece through a coarser graph of small atoms merged with a neighbour.
-
-    Many atoms are tiny (one-household houses, garages). Neighbouring tiny atoms are
-    merged first (rounds of mutual lightest-neighbour matching, never above
-    ``lo // 6`` households), the coarse graph is partitioned, and the labels are
-    carried back to the atoms. Contiguity holds because merges follow graph edges.
-    """
-    n = len(w)
-    group = np.arange(n)
-    cap = max(lo // 6, 1)
-    cw = w.astype(np.int64)
-    ce = edges
-    cl = lens
-    for _ in range(6):
-        nc = len(cw)
-        if nc < 64 or len(ce) == 0:
-            break
-        src = np.concatenate([ce[:, 0], ce[:, 1]])
-        dst = np.concatenate([ce[:, 1], ce[:, 0]])
-        ok = (cw[src] + cw[dst] <= cap) & (src != dst)
-        src, dst = src[ok], dst[ok]
-        if len(src) == 0:
-            break
-        order = np.lexsort((dst, cw[dst], src))
-        src, dst = src[order], dst[order]
-        first = np.r_[True, src[1:] != src[:-1]]
-        pick = np.full(nc, -1, dtype=np.int64)
-        pick[src[first]] = dst[first]
-        i = np.arange(nc)
-        mutual = (pick >= 0) & (pick[np.maximum(pick, 0)] == i)
-        if mutual.sum() < 0.05 * nc:
-            break
-        _, new = np.unique(np.where(mutual, np.minimum(i, pick), i), return_inverse=True)
-        cw = np.bincount(new, cw).astype(np.int64)
-        ce = new[ce]
-        keep = ce[:, 0] != ce[:, 1]
-        ce, cl = np.sort(ce[keep], axis=1), cl[keep]
-        uniq, inv = np.unique(ce, axis=0, return_inverse=True)
-        cl = np.bincount(inv.ravel(), cl, minlength=len(uniq))
-        ce = uniq
-        group = new[group]
-    if len(cw) == n:
-        return partition_region(w, xy, edges, lo, hi, seed=seed, edge_lengths=lens)
-    ww = np.maximum(w, 1).astype(float)
-    tot = np.bincount(group, ww, minlength=len(cw))
-    cxy = np.column_stack(
-        [
-            np.bincount(group, ww * xy[:, 0], minlength=len(cw)) / tot,
-            np.bincount(group, ww * xy[:, 1], minlength=len(cw)) / tot,
-        ]
-    )
-    res = partition_region(cw, cxy, ce, lo, hi, seed=seed, edge_lengths=cl)
-    res.labels = res.labels[group]
-    return res
 
 
 def _atom_xy(ctx, atoms) -> np.ndarray:

@@ -59,6 +59,11 @@ _N_TREES = 4  # random spanning trees tried when no ordering cut is connected
 _REFINE_PASSES = 8
 _REPAIR_ROUNDS = 30
 
+
+def _BUDGETS(k: int) -> tuple[int, ...]:
+    return (0, 40 + 4 * k)
+
+
 STATUS_OK = "ok"
 STATUS_INFEASIBLE = "infeasible_total"
 STATUS_BELOW_FLOOR = "below_floor"
@@ -838,18 +843,15 @@ def _partition_connected(
         return lab, [STATUS_INFEASIBLE] * kk, note
     best_lab, best_v, best_k = None, np.inf, ks[0]
     for k in ks[:_MAX_K_TRIES]:
-        solver = _Solver(lo, hi, rng, budget=40 + 4 * k)
-        lab, _ = solver.solve(g, k)
-        lab = _relabel(lab)
-        kk = int(lab.max()) + 1
-        mover = _Mover(g.w, g.xy, g.u, g.v, lab, kk, lo, hi)
-        mover.repair()
-        mover.refine()
-        v = _violation(mover.rw, lo, hi)
-        if v < best_v - 1e-9:
-            best_lab, best_v, best_k = mover.lab.copy(), v, k
-        if v <= 1e-9:
+        for budget in _BUDGETS(k):
+            lab, v = _attempt(g, k, lo, hi, rng, budget)
+            if v < best_v - 1e-9:
+                best_lab, best_v, best_k = lab, v, k
+            if v <= 1e-9:
+                break
+        if best_v <= 1e-9:
             break
+    best_lab = _refined(g, best_lab, lo, hi)
     lab = _relabel(best_lab)
     rw = np.bincount(lab, weights=g.w)
     inr = (rw >= lo - 1e-9) & (rw <= hi + 1e-9)
@@ -876,18 +878,32 @@ def _solve_relaxed(g: _Graph, k: int, lo: float, hi: float, rng) -> np.ndarray:
             lo_e, hi_e = lo, max(hi, avg) * (1 + frac)
         else:
             lo_e, hi_e = min(lo, avg) * (1 - frac), hi
-        solver = _Solver(lo_e, hi_e, rng, budget=40 + 4 * k)
-        lab, _ = solver.solve(g, k)
-        lab = _relabel(lab)
-        mover = _Mover(g.w, g.xy, g.u, g.v, lab, int(lab.max()) + 1, lo_e, hi_e)
-        mover.repair()
-        mover.refine()
-        v = _violation(mover.rw, lo_e, hi_e)
+        lab, v = _attempt(g, k, lo_e, hi_e, rng, 40 + 4 * k)
         if v < best_v:
-            best, best_v = mover.lab.copy(), v
+            best, best_v = _refined(g, lab, lo_e, hi_e), v
         if v <= 1e-9:
             break
     return _relabel(best)
+
+
+def _attempt(
+    g: _Graph, k: int, lo: float, hi: float, rng: np.random.Generator, budget: int
+) -> tuple[np.ndarray, float]:
+    """Bisection into ``k`` regions followed by the range repair."""
+    solver = _Solver(lo, hi, rng, budget=budget)
+    lab, _ = solver.solve(g, k)
+    lab = _relabel(lab)
+    mover = _Mover(g.w, g.xy, g.u, g.v, lab, int(lab.max()) + 1, lo, hi)
+    mover.repair()
+    return mover.lab.copy(), _violation(mover.rw, lo, hi)
+
+
+def _refined(g: _Graph, lab: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Compactness refinement of a labelling (keeps the ranges and connectivity)."""
+    lab = _relabel(lab)
+    mover = _Mover(g.w, g.xy, g.u, g.v, lab, int(lab.max()) + 1, lo, hi)
+    mover.refine()
+    return mover.lab.copy()
 
 
 def partition_region(

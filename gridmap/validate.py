@@ -185,9 +185,8 @@ def validate_plan(
     parts.append(overlap_rows)
     if communities is not None:
         comm = _CommunityTable(communities)
-        gap_rows, totals["gap_m2"] = _check_community_gaps(g, comm, tolerance_m2)
-        out_rows, totals["outside_m2"] = _check_communities(g, comm, tolerance_m2)
-        parts += [gap_rows, out_rows]
+        rows, totals["gap_m2"], totals["outside_m2"] = _check_community_cover(g, comm, tolerance_m2)
+        parts.append(rows)
     else:
         gap_rows, totals["gap_m2"] = _check_holes(g, tolerance_m2)
         parts.append(gap_rows)
@@ -282,11 +281,12 @@ def _polygonal(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _codes(values: pd.Series) -> np.ndarray:
     """Codes as an object array of str, with None for missing values."""
-    arr = values.to_numpy(dtype=object)
+    arr = values.to_numpy(dtype=object, copy=True)
     na = pd.isna(arr)
-    out = arr.astype(str).astype(object)
-    out[na] = None
-    return out
+    if pd.api.types.infer_dtype(arr, skipna=True) not in ("string", "empty"):
+        arr = arr.astype(str).astype(object)
+    arr[na] = None
+    return arr
 
 
 class _GridTable:
@@ -357,8 +357,6 @@ class _BuildingTable:
         self.grid = _codes(buildings["grid_code"])
         self.grid_row = g.rows(self.grid)
         self.geom = _geometry_array(buildings)
-        lookup = pd.Series(np.arange(self.n), index=pd.Index(self.id, dtype=object))
-        self.lookup = lookup[~lookup.index.duplicated(keep="first")]
 
         split_ids = _codes(splits["building_id"])
         self.split_row = self.rows(split_ids)
@@ -377,8 +375,21 @@ class _BuildingTable:
         )
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
-        pos = self.lookup.reindex(pd.Index(ids, dtype=object)).to_numpy()
-        return np.where(pd.isna(pos), -1, pos).astype(np.int64)
+        """Row of each building id (first row if duplicated), -1 when unknown.
+
+        The few ids asked for are hashed, not the million buildings.
+        """
+        ids = np.asarray(ids, dtype=object)
+        if not len(ids):
+            return np.empty(0, dtype=np.int64)
+        keys = pd.Index(pd.unique(ids[pd.notna(ids)]), dtype=object)
+        hit = keys.get_indexer(self.id)
+        found = np.flatnonzero(hit >= 0)
+        first = np.full(len(keys), self.n, dtype=np.int64)
+        np.minimum.at(first, hit[found], found)
+        first[first == self.n] = -1
+        pos = keys.get_indexer(ids)
+        return np.where(pos >= 0, first[pos], -1)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -475,51 +486,127 @@ def _check_geometry(g: _GridTable, tol: float) -> pd.DataFrame:
 
 
 def _check_overlap(g: _GridTable, tol: float) -> tuple[pd.DataFrame, float]:
-    left, right = g.tree.query(g.geom, predicate="intersects")
-    keep = left < right
-    left, right = left[keep], right[keep]
-    if not len(left):
+    g.overlap_area = np.zeros(g.n)
+    if g.n < 2:
         return _empty(), 0.0
+    # Grids forming a valid coverage (interiors disjoint, shared edges matched) cannot
+    # overlap: only grids with invalid coverage edges need a pairwise overlay.
+    flagged = ~shapely.is_empty(shapely.coverage_invalid_edges(g.geom))
+    candidates = np.flatnonzero(flagged)
+    if not len(candidates):
+        return _empty(), 0.0
+    local, right = g.tree.query(g.geom[candidates], predicate="intersects")
+    left = candidates[local]
+    keep = (left != right) & ((left < right) | ~flagged[right])
+    left, right = left[keep], right[keep]
     area = shapely.area(shapely.intersection(g.geom[left], g.geom[right]))
-    total = float(area.sum())
+    g.overlap_area = np.bincount(left, area, g.n) + np.bincount(right, area, g.n)
     hit = area > tol
     detail = [
         f"overlaps grid {g.code[j]} by {_m2(a)}" for j, a in zip(right[hit], area[hit], strict=True)
     ]
-    return _rows("overlap", g.code[left[hit]], "error", detail), total
+    return _rows("overlap", g.code[left[hit]], "error", detail), float(area.sum())
 
 
-def _check_community_gaps(
+def _check_community_cover(
     g: _GridTable, comm: _CommunityTable, tol: float
+) -> tuple[pd.DataFrame, float, float]:
+    """Gaps in each community, grids outside their community or inside another one."""
+    parts = [_empty()]
+    own = comm.lookup.reindex(pd.Index(g.community, dtype=object)).to_numpy()
+    own = np.where(pd.isna(own), -1, own).astype(np.int64)
+    unknown = np.flatnonzero((own < 0) & ~g.missing)
+    if len(unknown):
+        detail = [
+            f"its community {g.community[i]} is not in the communities layer"
+            if g.community[i] is not None
+            else "grid has no community code"
+            for i in unknown
+        ]
+        parts.append(_rows("outside_community", g.code[unknown], "error", detail))
+
+    # area of each grid inside each community it touches; exact overlays only where
+    # containment in the own community does not settle it
+    gi, ci = comm.tree.query(g.geom, predicate="intersects")
+    grid_area = shapely.area(g.geom)
+    covered = np.zeros(g.n, dtype=bool)
+    known = np.flatnonzero(own >= 0)
+    covered[known] = shapely.covers(comm.geom[own[known]], g.geom[known])
+    comm_flag = np.zeros(len(comm.code), dtype=bool)
+    if len(comm.code) > 1:
+        comm_flag = ~shapely.is_empty(shapely.coverage_invalid_edges(comm.geom))
+    is_own = ci == own[gi]
+    inside = np.full(len(gi), np.nan)
+    inside[is_own & covered[gi]] = grid_area[gi[is_own & covered[gi]]]
+    settled = ~is_own & covered[gi] & ~comm_flag[ci] & ~comm_flag[np.maximum(own[gi], 0)]
+    inside[settled] = 0.0
+    rest = np.isnan(inside)
+    inside[rest] = shapely.area(shapely.intersection(g.geom[gi[rest]], comm.geom[ci[rest]]))
+
+    in_own = np.bincount(gi[is_own], inside[is_own], g.n)
+    outside = np.where(own >= 0, np.clip(grid_area - in_own, 0.0, None), 0.0)
+    outside_total = float(outside.sum())
+    hit = np.flatnonzero(outside > tol)
+    if len(hit):
+        detail = [
+            f"{_m2(outside[i])} ({100 * outside[i] / grid_area[i]:.1f}% of the grid) lies "
+            f"outside its community {comm.code[own[i]]}"
+            for i in hit
+        ]
+        parts.append(_rows("outside_community", g.code[hit], "error", detail))
+
+    cross = np.flatnonzero(~is_own & (inside > tol))
+    if len(cross):
+        detail = [f"reaches {_m2(inside[k])} into community {comm.code[ci[k]]}" for k in cross]
+        parts.append(_rows("crosses_community", g.code[gi[cross]], "error", detail))
+
+    gap_rows, gap_total = _community_gaps(g, comm, gi, ci, inside, tol)
+    parts.append(gap_rows)
+    return _concat(parts), gap_total, outside_total
+
+
+def _community_gaps(
+    g: _GridTable,
+    comm: _CommunityTable,
+    gi: np.ndarray,
+    ci: np.ndarray,
+    inside: np.ndarray,
+    tol: float,
 ) -> tuple[pd.DataFrame, float]:
-    ci, gi = g.tree.query(comm.geom, predicate="intersects")
+    n = len(comm.code)
+    # Without overlaps, gap = community area - sum of grid areas inside it. Overlaps can
+    # only hide gap area, so the bound `estimate + overlap` decides which communities
+    # need the exact union.
+    estimate = shapely.area(comm.geom) - np.bincount(ci, inside, n)
+    overlap = np.bincount(ci, g.overlap_area[gi], n)
+    exact = np.flatnonzero(estimate + overlap > tol)
+    total = float(np.clip(estimate, 0.0, None).sum())
+    if not len(exact):
+        return _empty(), total
     order = np.argsort(ci, kind="stable")
-    ci, gi = ci[order], gi[order]
-    starts = np.searchsorted(ci, np.arange(len(comm.code) + 1))
-    covers = np.empty(len(comm.code), dtype=object)
-    for k in range(len(comm.code)):  # one union per community (hundreds, not millions)
-        members = gi[starts[k] : starts[k + 1]]
-        covers[k] = shapely.union_all(g.geom[members]) if len(members) else shapely.Polygon()
-    gaps = shapely.difference(comm.geom, covers)
+    ci_sorted, gi_sorted = ci[order], gi[order]
+    starts = np.searchsorted(ci_sorted, np.arange(n + 1))
+    covers = np.empty(len(exact), dtype=object)
+    for j, k in enumerate(exact):  # one union per suspect community
+        members = gi_sorted[starts[k] : starts[k + 1]]
+        covers[j] = shapely.union_all(g.geom[members]) if len(members) else shapely.Polygon()
+    gaps = shapely.difference(comm.geom[exact], covers)
     pieces, owner = shapely.get_parts(gaps, return_index=True)
     area = shapely.area(pieces)
-    total = np.bincount(owner, weights=area, minlength=len(comm.code))
-    bad = np.flatnonzero(total > tol)
-    if not len(bad):
-        return _empty(), float(total.sum())
-    frame = pd.DataFrame({"comm": owner, "area": area, "piece": np.arange(len(pieces))})
-    frame = frame[frame["area"] > 0]
-    biggest = frame.loc[frame.groupby("comm")["area"].idxmax()].set_index("comm")
-    n_pieces = frame.groupby("comm").size()
-    detail = []
-    for k in bad:
-        piece = pieces[biggest.loc[k, "piece"]]
-        detail.append(
-            f"community {comm.code[k]}: {_m2(total[k])} covered by no grid in "
-            f"{n_pieces.get(k, 0)} piece(s); biggest piece {_m2(biggest.loc[k, 'area'])} "
-            f"near {_point(shapely.point_on_surface(piece))}"
+    gap_area = np.bincount(owner, area, len(exact))
+    total += float(gap_area.sum() - np.clip(estimate[exact], 0.0, None).sum())
+    rows = []
+    for j, k in enumerate(exact):
+        if gap_area[j] <= tol:
+            continue
+        mine = np.flatnonzero(owner == j)
+        big = mine[np.argmax(area[mine])]
+        rows.append(
+            f"community {comm.code[k]}: {_m2(gap_area[j])} covered by no grid in "
+            f"{np.count_nonzero(area[mine] > 0)} piece(s); biggest piece {_m2(area[big])} "
+            f"near {_point(shapely.point_on_surface(pieces[big]))}"
         )
-    return _rows("gap", None, "error", detail), float(total.sum())
+    return _rows("gap", None, "error", rows), total
 
 
 def _check_holes(g: _GridTable, tol: float) -> tuple[pd.DataFrame, float]:
@@ -542,48 +629,6 @@ def _check_holes(g: _GridTable, tol: float) -> tuple[pd.DataFrame, float]:
         for i, p in zip(hit, points, strict=True)
     ]
     return _rows("gap", None, "error", detail), float(area.sum())
-
-
-def _check_communities(
-    g: _GridTable, comm: _CommunityTable, tol: float
-) -> tuple[pd.DataFrame, float]:
-    parts = [_empty()]
-    own = comm.lookup.reindex(pd.Index(g.community, dtype=object)).to_numpy()
-    unknown = np.flatnonzero(pd.isna(own) & ~g.missing)
-    if len(unknown):
-        detail = [
-            f"its community {g.community[i]} is not in the communities layer"
-            if g.community[i] is not None
-            else "grid has no community code"
-            for i in unknown
-        ]
-        parts.append(_rows("outside_community", g.code[unknown], "error", detail))
-
-    known = np.flatnonzero(~pd.isna(own))
-    own_k = own[known].astype(np.int64)
-    outside = shapely.area(shapely.difference(g.geom[known], comm.geom[own_k]))
-    total = float(outside.sum())
-    hit = outside > tol
-    if hit.any():
-        grid_area = shapely.area(g.geom[known[hit]])
-        detail = [
-            f"{_m2(a)} ({100 * a / ga:.1f}% of the grid) lies outside its community {c}"
-            for a, ga, c in zip(outside[hit], grid_area, comm.code[own_k[hit]], strict=True)
-        ]
-        parts.append(_rows("outside_community", g.code[known[hit]], "error", detail))
-
-    gi, ci = comm.tree.query(g.geom, predicate="intersects")
-    other = comm.code[ci] != g.community[gi]
-    gi, ci = gi[other], ci[other]
-    if len(gi):
-        area = shapely.area(shapely.intersection(g.geom[gi], comm.geom[ci]))
-        hit = area > tol
-        detail = [
-            f"reaches {_m2(a)} into community {c}"
-            for a, c in zip(area[hit], comm.code[ci[hit]], strict=True)
-        ]
-        parts.append(_rows("crosses_community", g.code[gi[hit]], "error", detail))
-    return _concat(parts), total
 
 
 # --------------------------------------------------------------------------- households
@@ -773,8 +818,9 @@ def _check_barriers(
 def _compound_of_buildings(
     b: _BuildingTable, compounds: gpd.GeoDataFrame | None
 ) -> np.ndarray | None:
+    """Compound id of each building (None outside compounds), or None when unknown."""
     if "compound_id" in b.frame.columns and b.frame["compound_id"].notna().any():
-        return _codes(b.frame["compound_id"])
+        return b.frame["compound_id"].to_numpy(dtype=object)
     if compounds is None or not len(compounds):
         return None
     cgeom, _, _ = _polygonal(_geometry_array(compounds))
@@ -794,11 +840,11 @@ def _check_compounds(
     compound = _compound_of_buildings(b, compounds)
     if compound is None:
         return _empty()
+    compound, names = pd.factorize(compound)  # -1 for buildings outside compounds
     alloc = b.alloc[(b.alloc["building"] >= 0) & (b.alloc["grid"] >= 0)]
     alloc = alloc[(alloc["households"] > 0) & ~g.special[alloc["grid"].to_numpy()]]
-    alloc = alloc.assign(compound=compound[alloc["building"].to_numpy()]).dropna(
-        subset=["compound"]
-    )
+    alloc = alloc.assign(compound=compound[alloc["building"].to_numpy()])
+    alloc = alloc[alloc["compound"] >= 0]
     if not len(alloc):
         return _empty()
     per = alloc.groupby(["compound", "grid"], sort=False)["households"].sum().reset_index()
@@ -825,7 +871,7 @@ def _check_compounds(
     fits = (agg["total"] <= agg["rmax"]) & (agg["n_comm"] <= 1)
     detail = []
     for cid, row, fit in zip(agg.index, agg.itertuples(), fits, strict=True):
-        text = f"compound {cid} ({_n(row.total)} households) is spread over {row.n} grids: {row.listing}"
+        text = f"compound {names[cid]} ({_n(row.total)} households) is spread over {row.n} grids: {row.listing}"
         if fit:
             text += f"; it would fit in one grid (max {_n(row.rmax)})"
         elif row.n_comm > 1:
