@@ -18,11 +18,14 @@ footprint smaller than a cell still gets a value.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import rasterio
+import rasterio.env
 import shapely
 from affine import Affine
 from rasterio.windows import Window
@@ -34,7 +37,23 @@ TILE_SIZE = 2048
 Reader = Callable[[Window], Mapping[str, np.ndarray]]
 
 
-def read_band(src, window: Window | None = None, band: int = 1) -> np.ndarray:
+#: GDAL block cache (MB) used while reading windows, unless GDAL_CACHEMAX is set by the
+#: caller. GDAL's default (5 % of RAM) would keep up to gigabytes of decompressed blocks
+#: that a single pass over the tiles never reuses.
+GDAL_CACHE_MB = 256
+
+
+def raster_env() -> rasterio.Env:
+    """A :class:`rasterio.Env` with a bounded block cache (see :data:`GDAL_CACHE_MB`)."""
+    user_set = "GDAL_CACHEMAX" in os.environ or (
+        rasterio.env.hasenv() and "GDAL_CACHEMAX" in rasterio.env.getenv()
+    )
+    return rasterio.Env() if user_set else rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
+
+
+def read_band(
+    src, window: Window | None = None, band: int = 1, *, mask_nodata: bool = True
+) -> np.ndarray:
     """Read one band (or a window of it) as float32, with no-data cells set to NaN.
 
     Parameters
@@ -45,6 +64,8 @@ def read_band(src, window: Window | None = None, band: int = 1) -> np.ndarray:
         Cells to read; the whole band when None.
     band : int
         Band number (1-based).
+    mask_nodata : bool
+        Set the no-data cells to NaN (skip when the caller handles them).
 
     Returns
     -------
@@ -53,7 +74,7 @@ def read_band(src, window: Window | None = None, band: int = 1) -> np.ndarray:
     """
     arr = src.read(band, window=window, out_dtype="float32")
     nodata = src.nodata
-    if nodata is not None and not np.isnan(nodata):
+    if mask_nodata and nodata is not None and not np.isnan(nodata):
         arr[arr == np.float32(nodata)] = np.nan
     return arr
 
@@ -105,12 +126,20 @@ def _pixel_footprints(geoms: np.ndarray, transform: Affine) -> _PixelFootprints:
     """Convert footprints (in the raster CRS) to edges and bounds in pixel space."""
     n = len(geoms)
     inv = ~transform
-    parts, part_b = shapely.get_parts(geoms, return_index=True)
-    is_poly = shapely.get_type_id(parts) == 3
-    parts, part_b = parts[is_poly], part_b[is_poly]
-    rings, ring_p = shapely.get_rings(parts, return_index=True)
-    coords, coord_r = shapely.get_coordinates(rings, return_index=True)
-    coord_b = part_b[ring_p][coord_r]
+    types = shapely.get_type_id(geoms)
+    simple = types == 3  # polygons ...
+    simple[simple] = shapely.get_num_interior_rings(geoms[simple]) == 0  # ... without holes
+    if simple.all():
+        # fast path (most footprints): one ring per geometry, no part/ring objects
+        coords, coord_b = shapely.get_coordinates(geoms, return_index=True)
+        coord_r = coord_b
+    else:
+        parts, part_b = shapely.get_parts(geoms, return_index=True)
+        is_poly = shapely.get_type_id(parts) == 3
+        parts, part_b = parts[is_poly], part_b[is_poly]
+        rings, ring_p = shapely.get_rings(parts, return_index=True)
+        coords, coord_r = shapely.get_coordinates(rings, return_index=True)
+        coord_b = part_b[ring_p][coord_r]
     px = inv.a * coords[:, 0] + inv.b * coords[:, 1] + inv.c
     py = inv.d * coords[:, 0] + inv.e * coords[:, 1] + inv.f
     # an edge joins two consecutive vertices of the same ring
@@ -283,7 +312,7 @@ def zonal_stats(
         holds the number of cells with a value whose centre lies inside the footprint,
         ``"<layer>_centroid"`` the value under the centroid.
     """
-    tile = 10**9
+    tile = int(tile_size or TILE_SIZE)
     n = len(geoms)
     height, width = shape
     fp = _pixel_footprints(np.asarray(geoms, dtype=object), transform)
@@ -323,38 +352,39 @@ def zonal_stats(
 
     groups = range(len(group_starts)) if len(order) else range(0)
     bar = tqdm(groups, desc=desc, unit="tile", disable=not sys.stderr.isatty(), leave=False)
-    for g in bar:
-        members = order[group_starts[g] : group_ends[g]]
-        gkey = sorted_keys[group_starts[g]]
-        row0 = max(0, int(fp.r0[members].min()))
-        row1 = min(height, int(fp.r1[members].max()))
-        col0 = max(0, int(fp.c0[members].min()))
-        col1 = min(width, int(fp.c1[members].max()))
-        if row1 <= row0 or col1 <= col0:
-            continue
-        window = Window(col0, row0, col1 - col0, row1 - row0)
-        arrays = read(window)
-        e0, e1 = np.searchsorted(edge_key, [gkey, gkey + 1])
-        building, flat = footprint_cells(
-            ex0[e0:e1], ey0[e0:e1], ex1[e0:e1], ey1[e0:e1], local[eb[e0:e1]], window
-        )
-        if len(building):
-            starts = np.flatnonzero(np.r_[True, building[1:] != building[:-1]])
-            owners = members[building[starts]]
-        # cell under the centroid
-        rc = np.floor(fp.cy[members]).astype(np.int64) - row0
-        cc = np.floor(fp.cx[members]).astype(np.int64) - col0
-        inside = (rc >= 0) & (rc < window.height) & (cc >= 0) & (cc < window.width)
-        for layer, wanted in stats.items():
-            arr = np.asarray(arrays[layer])
-            cval = np.full(len(members), np.nan)
-            cval[inside] = arr[rc[inside], cc[inside]]
-            out[f"{layer}_centroid"][members] = cval
+    with raster_env():
+        for g in bar:
+            members = order[group_starts[g] : group_ends[g]]
+            gkey = sorted_keys[group_starts[g]]
+            row0 = max(0, int(fp.r0[members].min()))
+            row1 = min(height, int(fp.r1[members].max()))
+            col0 = max(0, int(fp.c0[members].min()))
+            col1 = min(width, int(fp.c1[members].max()))
+            if row1 <= row0 or col1 <= col0:
+                continue
+            window = Window(col0, row0, col1 - col0, row1 - row0)
+            arrays = read(window)
+            e0, e1 = np.searchsorted(edge_key, [gkey, gkey + 1])
+            building, flat = footprint_cells(
+                ex0[e0:e1], ey0[e0:e1], ex1[e0:e1], ey1[e0:e1], local[eb[e0:e1]], window
+            )
             if len(building):
-                res = _group_stats(arr.ravel()[flat], starts, wanted)
-                out[f"{layer}_count"][owners] = res["count"]
-                for s in wanted:
-                    out[f"{layer}_{s}"][owners] = res[s]
+                starts = np.flatnonzero(np.r_[True, building[1:] != building[:-1]])
+                owners = members[building[starts]]
+            # cell under the centroid
+            rc = np.floor(fp.cy[members]).astype(np.int64) - row0
+            cc = np.floor(fp.cx[members]).astype(np.int64) - col0
+            inside = (rc >= 0) & (rc < window.height) & (cc >= 0) & (cc < window.width)
+            for layer, wanted in stats.items():
+                arr = np.asarray(arrays[layer])
+                cval = np.full(len(members), np.nan)
+                cval[inside] = arr[rc[inside], cc[inside]]
+                out[f"{layer}_centroid"][members] = cval
+                if len(building):
+                    res = _group_stats(arr.ravel()[flat], starts, wanted)
+                    out[f"{layer}_count"][owners] = res["count"]
+                    for s in wanted:
+                        out[f"{layer}_{s}"][owners] = res[s]
     bar.close()
 
     # combine the footprint cells with the centroid cell

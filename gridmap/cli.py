@@ -106,6 +106,22 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--out", help="write the report as CSV + XLSX (path without suffix)")
     s.set_defaults(func=_cmd_validate)
 
+    s = sub.add_parser("serve", help="web map view and JSON API (FastAPI + uvicorn)")
+    s.add_argument(
+        "--store",
+        default=None,
+        help="project store (default: $GRIDMAP_STORE or out/gridmap_store.gpkg)",
+    )
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument(
+        "--no-sample",
+        action="store_true",
+        help="do not plan the sample town into an empty store",
+    )
+    s.add_argument("--data", default=None, help="sample folder (default: the repository's data/)")
+    s.set_defaults(func=_cmd_serve)
+
     return p
 
 
@@ -182,6 +198,35 @@ def _cmd_validate(args) -> int:
         return 0
     print(report.to_string(index=False, max_colwidth=100))
     return 1 if (report["severity"] == "error").any() else 0
+
+
+def _cmd_serve(args) -> int:
+    """Serve the map view and the JSON API; plan the sample town into an empty store."""
+    import uvicorn
+
+    from api.main import create_app, seed_sample
+    from api.settings import Settings
+    from api.store import Store
+
+    settings = Settings.from_env(store_path=args.store)
+    if not args.no_sample:
+        store = Store(settings.store_path)
+        try:
+            plan_id = seed_sample(store, args.data)
+        except (ImportError, GridmapError) as exc:
+            plan_id = None
+            print(f"gridmap: warning: sample town not loaded ({exc})", file=sys.stderr)
+        finally:
+            store.close()
+        if plan_id is not None:
+            print(f"sample town planned and stored as plan {plan_id} in {settings.store_path}")
+    app = create_app(settings=settings)
+    print(
+        f"gridmap: serving {settings.store_path} at http://{args.host}:{args.port}/ "
+        "(API docs at /docs)"
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
 
 
 def _cmd_run(args) -> int:

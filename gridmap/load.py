@@ -44,7 +44,11 @@ Invalid geometries are repaired with :func:`shapely.make_valid`, geometry collec
 are reduced to their polygonal parts, MultiPolygons are kept whole, and features whose
 geometry is missing, empty, of zero area or not polygonal are dropped. What was dropped
 or repaired is counted in ``gdf.attrs["load_report"]`` and logged to the ``gridmap``
-logger.
+logger. Report keys: ``source``, ``features_read``, ``features_kept``, ``columns``
+(schema name -> source column used), ``missing_geometry``, ``non_polygon_dropped``,
+``repaired``, ``collections_reduced``, ``empty_or_zero_area_dropped``,
+``too_large_dropped`` (with ``max_footprint_m2``) and ``bad_<column>_nulled`` for
+numbers read as missing.
 """
 
 from __future__ import annotations
@@ -330,7 +334,9 @@ def read_buildings(
     on_bad_levels : {"raise", "null"}
         What to do with unreadable levels, households or units (``"5;6"``, ``"abc"``,
         ``"-1"``, ``"0"`` levels, ``"12户"``): raise :class:`SchemaError` (default) or
-        read them as missing and count them in the report.
+        read them as missing and count them in the report. Unreadable heights are
+        always read as missing (height is only a fallback for levels). Error
+        messages count rows from 0 in source order.
     max_footprint_m2 : float, optional
         Drop (and count) footprints larger than this, measured in a metric CRS. Coarse
         OSM mapping holds block- or district-sized "buildings" (for example 5 ha).

@@ -171,6 +171,81 @@ class Plan:
             splits=self.splits,
         )
 
+    # ------------------------------------------------------------------ edits
+    # Thin wrappers of gridmap.edit / gridmap.export: each edit returns a new plan and
+    # its validation report as ``EditResult(plan, report)``; this plan is not changed.
+    def move_buildings(self, to_grid: str, **kwargs: Any):
+        """Move buildings or split units to another grid; see :func:`gridmap.edit.move_buildings`."""
+        from .edit import move_buildings
+
+        return move_buildings(self, to_grid, **kwargs)
+
+    def merge_grids(self, a: str, b: str, **kwargs: Any):
+        """Merge grid `b` into grid `a`; see :func:`gridmap.edit.merge_grids`."""
+        from .edit import merge_grids
+
+        return merge_grids(self, a, b, **kwargs)
+
+    def split_grid(self, code: str, n: int | None = None, **kwargs: Any):
+        """Split a grid under the planner's rules; see :func:`gridmap.edit.split_grid`."""
+        from .edit import split_grid
+
+        return split_grid(self, code, n, **kwargs)
+
+    def lock_grids(self, codes, **kwargs: Any):
+        """Lock grids against re-planning; see :func:`gridmap.edit.lock_grids`."""
+        from .edit import lock_grids
+
+        return lock_grids(self, codes, **kwargs)
+
+    def unlock_grids(self, codes=None, **kwargs: Any):
+        """Unlock grids; see :func:`gridmap.edit.unlock_grids`."""
+        from .edit import unlock_grids
+
+        return unlock_grids(self, codes, **kwargs)
+
+    def replan(self, community_code: str, **kwargs: Any):
+        """Re-plan a community around its locked grids; see :func:`gridmap.edit.replan`."""
+        from .edit import replan
+
+        return replan(self, community_code, **kwargs)
+
+    def set_grid(self, code: str, **kwargs: Any):
+        """Change a grid's attributes; see :func:`gridmap.edit.set_grid`."""
+        from .edit import set_grid
+
+        return set_grid(self, code, **kwargs)
+
+    def renumber(self, **kwargs: Any):
+        """Renumber all grids in reading order; see :func:`gridmap.edit.renumber`."""
+        from .edit import renumber
+
+        return renumber(self, **kwargs)
+
+    def undo(self) -> Plan:
+        """The version before the last edit; see :func:`gridmap.edit.undo`."""
+        from .edit import undo
+
+        return undo(self)
+
+    def redo(self) -> Plan:
+        """Re-apply an undone edit; see :func:`gridmap.edit.redo`."""
+        from .edit import redo
+
+        return redo(self)
+
+    def diff(self, new: Plan, **kwargs: Any):
+        """Compare this plan (old) with `new`; see :func:`gridmap.edit.diff`."""
+        from .edit import diff
+
+        return diff(self, new, **kwargs)
+
+    def export(self, out_dir: str | os.PathLike, *args: Any, **kwargs: Any):
+        """Write the plan in office formats; see :func:`gridmap.export.export_plan`."""
+        from .export import export_plan
+
+        return export_plan(self, out_dir, *args, **kwargs)
+
     # -------------------------------------------------------------------- I/O
     def to_file(self, path: str | os.PathLike) -> Path:
         """Write the plan to a GeoPackage, atomically.

@@ -50,18 +50,18 @@ from .errors import InputError
 __all__ = ["RegionResult", "connected_components_of", "partition_region"]
 
 # --- tuning constants -------------------------------------------------------------------
-_N_DIRECTIONS = 12  # straight-cut directions in [0, pi)
+_N_DIRECTIONS = 8  # straight-cut directions in [0, pi)
 _N_GEODESIC = 4  # geodesic sweeps from extreme atoms
-_BETA = 1.0  # weight of the balance term in the cut score
+_LAZY_GEODESIC = 2  # straight cuts turned down before geodesic orders are added
+_BETA = 10.0  # weight of the balance term in the cut score
 _MAX_CANDIDATES = 24  # cuts tried per bisection node while the budget lasts
-_MAX_K_TRIES = 8  # feasible k values tried before giving up
+_MAX_K_TRIES = 8  # feasible k values tried (greedy bisection) before giving up
+_MAX_K_BACKTRACK = 2  # of these, k values retried with a backtracking budget
+_BACKTRACK_BUDGET = 40  # candidate cuts (+ 4 per region) for the backtracking retry
 _N_TREES = 4  # random spanning trees tried when no ordering cut is connected
 _REFINE_PASSES = 8
 _REPAIR_ROUNDS = 30
-
-
-def _BUDGETS(k: int) -> tuple[int, ...]:
-    return (0, 40 + 4 * k)
+_SMALL_GRAPH = 400  # edges; below this connectivity uses a Python union-find
 
 
 STATUS_OK = "ok"
@@ -100,10 +100,35 @@ class RegionResult:
 
 # --- graph helpers ----------------------------------------------------------------------
 def _components(n: int, u: np.ndarray, v: np.ndarray) -> tuple[int, np.ndarray]:
-    """Connected components of the graph ``(range(n), zip(u, v))``."""
+    """Connected components of the graph ``(range(n), zip(u, v))``.
+
+    Small graphs use a Python union-find (scipy's per-call overhead dominates there),
+    larger ones :func:`scipy.sparse.csgraph.connected_components`.
+    """
     if n == 0:
         return 0, np.zeros(0, dtype=np.int64)
-    a = sparse.csr_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n, n))
+    if len(u) <= _SMALL_GRAPH:
+        parent = list(range(n))
+        count = n
+        for a, b in zip(u.tolist(), v.tolist(), strict=True):
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            while parent[b] != b:
+                parent[b] = parent[parent[b]]
+                b = parent[b]
+            if a != b:
+                parent[a] = b
+                count -= 1
+        roots = np.asarray(parent)
+        for _ in range(64):  # pointer jumping to the roots
+            nxt = roots[roots]
+            if np.array_equal(nxt, roots):
+                break
+            roots = nxt
+        _, lab = np.unique(roots, return_inverse=True)
+        return count, lab.ravel().astype(np.int64)
+    a = sparse.csr_matrix((np.ones(len(u)), (u, v)), shape=(n, n))
     ncomp, lab = csgraph.connected_components(a, directed=True, connection="weak")
     return int(ncomp), lab.astype(np.int64)
 
@@ -220,24 +245,27 @@ class _Solver:
         self.budget = budget
 
     # candidate orderings ---------------------------------------------------------------
-    def _orders(self, g: _Graph) -> np.ndarray:
-        n = g.n
+    def _straight_orders(self, g: _Graph) -> np.ndarray:
+        """Atom orders along ``_N_DIRECTIONS`` directions (random common offset)."""
         xc = g.xy - g.xy.mean(axis=0)
         offset = self.rng.random()
         ang = (np.arange(_N_DIRECTIONS) + offset) * (np.pi / _N_DIRECTIONS)
         proj = (xc @ np.stack([np.cos(ang), np.sin(ang)])).T  # (D, n)
-        orders = [np.argsort(proj, axis=1, kind="stable")]
-        if _N_GEODESIC and n > 3 and len(g.u):
-            d0, d1 = 0, _N_DIRECTIONS // 2
-            src = np.unique(
-                [orders[0][d0, 0], orders[0][d0, -1], orders[0][d1, 0], orders[0][d1, -1]]
-            )[:_N_GEODESIC]
-            a = sparse.csr_matrix((g.el, (g.u, g.v)), shape=(n, n))
-            dist = csgraph.dijkstra(a, directed=False, indices=src)
-            dist[~np.isfinite(dist)] = np.inf
-            # tie-break equal distances by the first projection (deterministic)
-            orders.append(np.lexsort((proj[0][None, :].repeat(len(src), 0), dist), axis=1))
-        return np.concatenate(orders, axis=0)
+        return np.argsort(proj, axis=1)
+
+    def _geodesic_orders(self, g: _Graph, straight: np.ndarray) -> np.ndarray:
+        """Atom orders by shortest-path distance from extreme atoms (prefixes are
+        geodesic balls, which are connected and follow bends of the piece)."""
+        n = g.n
+        d1 = straight.shape[0] // 2
+        src = np.unique([straight[0, 0], straight[0, -1], straight[d1, 0], straight[d1, -1]])
+        src = src[:_N_GEODESIC]
+        a = sparse.csr_matrix((g.el, (g.u, g.v)), shape=(n, n))
+        dist = csgraph.dijkstra(a, directed=False, indices=src)
+        # tie-break equal distances by the position along the first direction
+        tie = np.empty(n, dtype=np.int64)
+        tie[straight[0]] = np.arange(n)
+        return np.lexsort((np.broadcast_to(tie, dist.shape), dist), axis=1)
 
     @staticmethod
     def _windows(wtot: float, k: int, lo: float, hi: float):
@@ -251,80 +279,106 @@ class _Solver:
             out.append((ka, kb, lw, uw, wtot * ka / k))
         return out
 
-    def _score(self, w1, cut, lw, uw, tw, valid):
+    def _score(self, w1, cut, lw, uw, tw, valid, cref=None):
         t = np.where(
             w1 >= tw,
             (w1 - tw) / max(uw - tw, 1e-9),
             (tw - w1) / max(tw - lw, 1e-9),
         )
-        pos = cut[valid]
-        cref = max(float(pos.min()), 1e-9) if pos.size else 1.0
+        if cref is None:
+            pos = cut[valid]
+            cref = max(float(pos.min()), 1e-9) if pos.size else 1.0
         s = cut / cref + _BETA * t * t
         return np.where(valid, s, np.inf), t
 
-    def _relaxed_score(self, w1, cut, lw, uw, tw, valid):
+    def _relaxed_score(self, w1, cut, lw, uw, tw, valid, cref=None):
         """Score for soft windows: distance from the window dominates the cut cost."""
         dist = np.maximum(np.maximum(lw - w1, w1 - uw), 0.0)
-        pos = cut[valid]
-        cref = max(float(pos.min()), 1e-9) if pos.size else 1.0
+        if cref is None:
+            pos = cut[valid]
+            cref = max(float(pos.min()), 1e-9) if pos.size else 1.0
         s = 100.0 * dist / max(self.hi - self.lo, 1.0) + cut / cref
         return np.where(valid, s, np.inf), np.abs(w1 - tw)
 
-    def _ordering_candidates(self, g: _Graph, k: int, relaxed: bool = False):
-        """Yield (score, prefix mask, k_prefix, k_rest) candidate cuts, best first.
+    def _evaluate(self, g: _Graph, k: int, orders: np.ndarray, relaxed: bool, cref):
+        """Score every prefix cut of every order.
 
-        With ``relaxed`` the weight windows are soft: cuts are ranked by their distance
-        from the window first and by cut cost second."""
+        Returns the candidate list ``(score, row, prefix length, k_prefix, k_rest)``
+        (per order and side assignment: the best-scored and the best-balanced prefix),
+        the rank matrix and the reference cut used for normalising."""
         n = g.n
-        orders = self._orders(g)
         n_ord = orders.shape[0]
         ranks = np.empty_like(orders)
         np.put_along_axis(ranks, orders, np.arange(n)[None, :].repeat(n_ord, 0), axis=1)
         w1 = np.cumsum(g.w[orders], axis=1)[:, :-1]  # prefix length p = 1..n-1
         ru = ranks[:, g.u]
         rv = ranks[:, g.v]
-        a = np.minimum(ru, rv)
-        b = np.maximum(ru, rv)
+        # edge (u, v) is cut by the prefix of length p iff min(rank) < p <= max(rank):
+        # a difference array over p gives the cut cost of all prefixes at once
+        lo_r = np.minimum(ru, rv)
+        hi_r = np.maximum(ru, rv)
         off = (np.arange(n_ord) * (n + 1))[:, None]
-        cw = np.broadcast_to(g.c, a.shape).ravel()
+        cw = np.broadcast_to(g.c, lo_r.shape).ravel()
         size = n_ord * (n + 1)
-        diff = np.bincount((a + 1 + off).ravel(), weights=cw, minlength=size) - np.bincount(
-            (b + 1 + off).ravel(), weights=cw, minlength=size
-        )
-        cut = np.cumsum(diff.reshape(n_ord, n + 1), axis=1)[:, 1:n]
-        cut = np.round(cut, 9)
+        diff = np.bincount((lo_r + (off + 1)).ravel(), weights=cw, minlength=size)
+        diff -= np.bincount((hi_r + (off + 1)).ravel(), weights=cw, minlength=size)
+        cut = np.round(np.cumsum(diff.reshape(n_ord, n + 1), axis=1)[:, 1:n], 9)
         p = np.arange(1, n)[None, :]
         wtot = float(g.w.sum())
         cands = []
         for ka, kb, lw, uw, tw in self._windows(wtot, k, self.lo, self.hi):
             if relaxed:
                 valid = np.broadcast_to((p >= ka) & (n - p >= kb), w1.shape)
-                if not valid.any():
-                    continue
-                s, t = self._relaxed_score(w1, cut, lw, uw, tw, valid)
             else:
                 if lw > uw:
                     continue
                 valid = (w1 >= lw - 1e-9) & (w1 <= uw + 1e-9) & (p >= ka) & (n - p >= kb)
-                if not valid.any():
-                    continue
-                s, t = self._score(w1, cut, lw, uw, tw, valid)
+            if not valid.any():
+                continue
+            if cref is None:
+                cref = max(float(cut[valid].min()), 1e-9)
+            scorer = self._relaxed_score if relaxed else self._score
+            s, t = scorer(w1, cut, lw, uw, tw, valid, cref)
             rows = np.flatnonzero(valid.any(axis=1))
             best = np.argmin(s[rows], axis=1)
-            tt = np.where(valid[rows], np.abs(t[rows]), np.inf)
-            bal = np.argmin(tt, axis=1)
-            for r, pb, pt in zip(rows, best, bal, strict=True):
-                cands.append((float(s[r, pb]), int(r), int(pb) + 1, ka, kb))
+            bal = np.argmin(np.where(valid[rows], np.abs(t[rows]), np.inf), axis=1)
+            for r, pb, pt in zip(rows.tolist(), best.tolist(), bal.tolist(), strict=True):
+                cands.append((float(s[r, pb]), r, pb + 1, ka, kb))
                 if pt != pb:
-                    cands.append((float(s[r, pt]), int(r), int(pt) + 1, ka, kb))
-        cands.sort(key=lambda c: (c[0], c[1], c[2]))
-        seen = set()
-        for sc, r, pp, ka, kb in cands:
-            mask = ranks[r] < pp
-            key = (ka, hash(np.packbits(mask).tobytes()))
+                    cands.append((float(s[r, pt]), r, pt + 1, ka, kb))
+        return cands, ranks, cref
+
+    def _ordering_candidates(self, g: _Graph, k: int, relaxed: bool = False):
+        """Yield (score, prefix mask, k_prefix, k_rest) candidate cuts, best first.
+
+        Straight orders are scored first; geodesic orders are added (lazily, they need
+        shortest paths) once ``_LAZY_GEODESIC`` straight cuts have been turned down.
+        With ``relaxed`` the weight windows are soft: cuts are ranked by their distance
+        from the window first and by cut cost second."""
+        straight = self._straight_orders(g)
+        cands, ranks, cref = self._evaluate(g, k, straight, relaxed, None)
+        pool = sorted((c[0], 0, c[1], c[2], c[3], c[4]) for c in cands)
+        all_ranks = [ranks]
+        geodesic = _N_GEODESIC > 0 and g.n > 3 and len(g.u) > 0
+        seen: set = set()
+        yielded = 0
+        while pool or geodesic:
+            if geodesic and (yielded >= _LAZY_GEODESIC or not pool):
+                geodesic = False
+                orders = self._geodesic_orders(g, straight)
+                more, ranks, _ = self._evaluate(g, k, orders, relaxed, cref)
+                all_ranks.append(ranks)
+                pool += [(c[0], 1, c[1], c[2], c[3], c[4]) for c in more]
+                pool.sort()
+                if not pool:
+                    break
+            sc, bi, r, pp, ka, kb = pool.pop(0)
+            mask = all_ranks[bi][r] < pp
+            key = (ka, np.packbits(mask).tobytes())
             if key in seen:
                 continue
             seen.add(key)
+            yielded += 1
             yield sc, mask, ka, kb
 
     def _tree_candidates(self, g: _Graph, k: int, relaxed: bool = False):
@@ -465,7 +519,11 @@ class _Solver:
 
 # --- local moves: repair and refinement -------------------------------------------------
 class _Mover:
-    """Boundary-atom moves between regions with a local connectivity guard."""
+    """Boundary-atom moves between regions with a connectivity guard.
+
+    Region statistics (weight, atom count, coordinate sums) are kept in Python lists
+    because the move loops touch them one at a time.
+    """
 
     def __init__(self, w, xy, u, v, labels, k, lo, hi):
         n = len(w)
@@ -474,60 +532,41 @@ class _Mover:
         self.xy = np.asarray(xy, dtype=np.float64)
         self.u = u
         self.v = v
-        a = sparse.csr_matrix(
-            (np.ones(2 * len(u), dtype=np.int8), (np.r_[u, v], np.r_[v, u])), shape=(n, n)
-        )
-        self.indptr = a.indptr.tolist()
-        self.indices = a.indices.tolist()
+        a = sparse.csr_matrix((np.ones(2 * len(u)), (np.r_[u, v], np.r_[v, u])), shape=(n, n))
+        ind = a.indices.tolist()
+        ptr = a.indptr.tolist()
+        self.adj = [ind[ptr[i] : ptr[i + 1]] for i in range(n)]
+        self.wl = self.w.tolist()
+        self.xl = self.xy[:, 0].tolist()
+        self.yl = self.xy[:, 1].tolist()
         self.lab = np.asarray(labels, dtype=np.int64).copy()
+        self.labl = self.lab.tolist()
         self.k = k
         self.lo = float(lo)
         self.hi = float(hi)
-        self.rw = np.bincount(self.lab, weights=self.w, minlength=k)
-        self.rn = np.bincount(self.lab, minlength=k).astype(np.float64)
-        self.sx = np.bincount(self.lab, weights=self.xy[:, 0], minlength=k)
-        self.sy = np.bincount(self.lab, weights=self.xy[:, 1], minlength=k)
-        self.labl = self.lab.tolist()
+        self.rw = np.bincount(self.lab, weights=self.w, minlength=k).tolist()
+        self.rn = np.bincount(self.lab, minlength=k).astype(np.float64).tolist()
+        self.sx = np.bincount(self.lab, weights=self.xy[:, 0], minlength=k).tolist()
+        self.sy = np.bincount(self.lab, weights=self.xy[:, 1], minlength=k).tolist()
 
-    def _nbrs(self, a: int) -> list[int]:
-        return self.indices[self.indptr[a] : self.indptr[a + 1]]
+    # basic operations --------------------------------------------------------------------
+    def region_weights(self) -> np.ndarray:
+        return np.asarray(self.rw, dtype=np.float64)
 
-    def _stays_connected(self, a: int, r: int) -> bool:
-        """True if region ``r`` stays connected without atom ``a`` (sufficient check on
-        the two-hop neighbourhood of ``a``)."""
-        lab = self.labl
-        nb = [x for x in self._nbrs(a) if lab[x] == r]
-        if len(nb) <= 1:
-            return len(nb) == 1 and self.rn[r] > 1
-        targets = set(nb)
-        # neighbourhood allowed for the search: within 2 hops of a, inside r, not a
-        allowed = set(nb)
-        for x in nb:
-            for y in self._nbrs(x):
-                if y != a and lab[y] == r:
-                    allowed.add(y)
-        seen = {nb[0]}
-        stack = [nb[0]]
-        found = 1
-        while stack:
-            x = stack.pop()
-            for y in self._nbrs(x):
-                if y in allowed and y not in seen:
-                    seen.add(y)
-                    stack.append(y)
-                    if y in targets:
-                        found += 1
-                        if found == len(targets):
-                            return True
-        return found == len(targets)
+    def _viol(self, wr: float) -> float:
+        return max(self.lo - wr, 0.0) + max(wr - self.hi, 0.0)
+
+    def total_violation(self) -> float:
+        return _violation(self.region_weights(), self.lo, self.hi)
 
     def _move(self, a: int, r: int, s: int) -> None:
-        wa = self.w[a]
-        x, y = self.xy[a]
+        wa = self.wl[a]
+        x = self.xl[a]
+        y = self.yl[a]
         self.rw[r] -= wa
         self.rw[s] += wa
-        self.rn[r] -= 1
-        self.rn[s] += 1
+        self.rn[r] -= 1.0
+        self.rn[s] += 1.0
         self.sx[r] -= x
         self.sx[s] += x
         self.sy[r] -= y
@@ -536,88 +575,127 @@ class _Mover:
         self.labl[a] = s
 
     def _gain(self, a: int, r: int, s: int) -> float:
-        """Decrease of the total inertia when ``a`` moves from ``r`` to ``s``."""
-        nr, ns = self.rn[r], self.rn[s]
-        if nr <= 1:
+        """Decrease of the total inertia when ``a`` moves from ``r`` to ``s`` (exact)."""
+        nr = self.rn[r]
+        ns = self.rn[s]
+        if nr <= 1.0:
             return -np.inf
-        x, y = self.xy[a]
+        x = self.xl[a]
+        y = self.yl[a]
         dr = (x - self.sx[r] / nr) ** 2 + (y - self.sy[r] / nr) ** 2
         ds = (x - self.sx[s] / ns) ** 2 + (y - self.sy[s] / ns) ** 2
         return nr / (nr - 1.0) * dr - ns / (ns + 1.0) * ds
 
-    def _boundary_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+    def _stays_connected(self, a: int, r: int) -> bool:
+        """True if region ``r`` stays connected without atom ``a``.
+
+        A sufficient local test: the neighbours of ``a`` inside ``r`` must be connected
+        to each other through atoms of ``r`` within two hops of ``a``. Any path through
+        ``a`` can then be rerouted, so the region stays connected.
+        """
+        lab = self.labl
+        adj = self.adj
+        nb = [x for x in adj[a] if lab[x] == r]
+        if len(nb) <= 1:
+            return len(nb) == 1
+        targets = set(nb)
+        seen = {nb[0]}
+        stack = [nb[0]]
+        while stack:  # one hop: through the other neighbours only
+            x = stack.pop()
+            for y in adj[x]:
+                if y in targets and y not in seen:
+                    seen.add(y)
+                    stack.append(y)
+        if len(seen) == len(targets):
+            return True
+        allowed = set(targets)
+        for x in nb:
+            for y in adj[x]:
+                if y != a and lab[y] == r:
+                    allowed.add(y)
+        stack = list(seen)
+        while stack:  # two hops
+            x = stack.pop()
+            for y in adj[x]:
+                if y in allowed and y not in seen:
+                    seen.add(y)
+                    stack.append(y)
+        return targets.issubset(seen)
+
+    def _region_connected(self, r: int) -> bool:
+        nodes = np.flatnonzero(self.lab == r)
+        if len(nodes) <= 1:
+            return len(nodes) == 1
+        inside = (self.lab[self.u] == r) & (self.lab[self.v] == r)
+        loc = np.full(self.n, -1, dtype=np.int64)
+        loc[nodes] = np.arange(len(nodes))
+        return _components(len(nodes), loc[self.u[inside]], loc[self.v[inside]])[0] == 1
+
+    def _boundary_moves(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """All boundary moves (atom, from, to) with their inertia gain, vectorised."""
         lu = self.lab[self.u]
         lv = self.lab[self.v]
         cut = lu != lv
         a = np.r_[self.u[cut], self.v[cut]]
         s = np.r_[lv[cut], lu[cut]]
-        if not len(a):
-            return a, s
-        key = np.unique(a * self.k + s)
-        return key // self.k, key % self.k
+        if len(a):
+            key = np.unique(a * self.k + s)
+            a, s = key // self.k, key % self.k
+        r = self.lab[a]
+        rn = np.asarray(self.rn)
+        nr = rn[r]
+        ns = rn[s]
+        cx = np.asarray(self.sx) / np.maximum(rn, 1.0)
+        cy = np.asarray(self.sy) / np.maximum(rn, 1.0)
+        px, py = self.xy[a, 0], self.xy[a, 1]
+        dr = (px - cx[r]) ** 2 + (py - cy[r]) ** 2
+        ds = (px - cx[s]) ** 2 + (py - cy[s]) ** 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gain = np.where(nr > 1, nr / (nr - 1) * dr - ns / (ns + 1) * ds, -np.inf)
+        return a, r, s, gain
 
-    def _viol(self, wr: float) -> float:
-        return max(self.lo - wr, 0.0) + max(wr - self.hi, 0.0)
-
+    # compactness refinement -----------------------------------------------------------------
     def refine(self, passes: int = _REFINE_PASSES) -> int:
-        """Inertia-lowering moves that keep every region in range and connected."""
+        """Inertia-lowering moves that keep every region in range (regions already out
+        of range may only get closer) and connected. Returns the number of moves."""
         total = 0
-        scale = float(np.ptp(self.xy, axis=0).max() ** 2) if self.n else 1.0
+        if self.n < 2:
+            return 0
+        scale = float(np.ptp(self.xy, axis=0).max() ** 2)
         tol = 1e-9 * max(scale, 1.0)
+        lo, hi = self.lo, self.hi
+        rw, labl, wl, adj = self.rw, self.labl, self.wl, self.adj
         for _ in range(passes):
-            a, s = self._boundary_pairs()
-            if not len(a):
-                break
-            r = self.lab[a]
-            nr = self.rn[r]
-            ns = self.rn[s]
-            cx = self.sx / np.maximum(self.rn, 1)
-            cy = self.sy / np.maximum(self.rn, 1)
-            px, py = self.xy[a, 0], self.xy[a, 1]
-            dr = (px - cx[r]) ** 2 + (py - cy[r]) ** 2
-            ds = (px - cx[s]) ** 2 + (py - cy[s]) ** 2
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gain = np.where(nr > 1, nr / (nr - 1) * dr - ns / (ns + 1) * ds, -np.inf)
-            wa = self.w[a]
-            rw = self.rw
-            ok = (gain > tol) & (rw[r] - wa >= self.lo - 1e-9) & (rw[s] + wa <= self.hi + 1e-9)
-            # keep in-range regions in range; regions already out of range may only improve
-            ok |= (gain > tol) & (
-                (np.maximum(self.lo - (rw[r] - wa), 0) + np.maximum(rw[r] - wa - self.hi, 0))
-                + (np.maximum(self.lo - (rw[s] + wa), 0) + np.maximum(rw[s] + wa - self.hi, 0))
-                < (np.maximum(self.lo - rw[r], 0) + np.maximum(rw[r] - self.hi, 0))
-                + (np.maximum(self.lo - rw[s], 0) + np.maximum(rw[s] - self.hi, 0))
-                - 1e-9
-            )
-            idx = np.flatnonzero(ok)
+            a, r, s, gain = self._boundary_moves()
+            idx = np.flatnonzero(gain > tol)
             if not len(idx):
                 break
             idx = idx[np.argsort(-gain[idx], kind="stable")]
             moved = 0
-            for j in idx.tolist():
-                aa = int(a[j])
-                ss = int(s[j])
-                rr = self.labl[aa]
+            for aa, ss in zip(a[idx].tolist(), s[idx].tolist(), strict=True):
+                rr = labl[aa]
                 if rr == ss:
                     continue
-                wa_ = self.w[aa]
-                v_before = self._viol(self.rw[rr]) + self._viol(self.rw[ss])
-                v_after = self._viol(self.rw[rr] - wa_) + self._viol(self.rw[ss] + wa_)
-                if v_after > v_before + 1e-9:
-                    continue
+                wa = wl[aa]
+                if not (rw[rr] - wa >= lo - 1e-9 and rw[ss] + wa <= hi + 1e-9):
+                    before = self._viol(rw[rr]) + self._viol(rw[ss])
+                    if self._viol(rw[rr] - wa) + self._viol(rw[ss] + wa) > before + 1e-9:
+                        continue
                 if self._gain(aa, rr, ss) <= tol:
                     continue
-                if not any(self.labl[x] == ss for x in self._nbrs(aa)):
+                if not any(labl[x] == ss for x in adj[aa]):
                     continue
                 if not self._stays_connected(aa, rr):
                     continue
                 self._move(aa, rr, ss)
                 moved += 1
             total += moved
-            if not moved:
+            if moved * 200 < len(idx):  # converged: the last pass changed almost nothing
                 break
         return total
 
+    # range repair ---------------------------------------------------------------------------
     def repair(self, rounds: int = _REPAIR_ROUNDS) -> bool:
         """Lower the total range violation by moving boundary atoms along chains of
         neighbouring regions (a chain of length one is a direct move).
@@ -628,8 +706,10 @@ class _Mover:
             True if every region ends in range.
         """
         banned: set[int] = set()
+        rounds = max(rounds, 10 * self.k)
         for _ in range(rounds):
-            viol = np.maximum(self.lo - self.rw, 0) + np.maximum(self.rw - self.hi, 0)
+            rw = self.region_weights()
+            viol = np.maximum(self.lo - rw, 0) + np.maximum(rw - self.hi, 0)
             if not (viol > 1e-9).any():
                 return True
             arcs = self._arcs()
@@ -637,146 +717,105 @@ class _Mover:
             for b in np.argsort(-viol, kind="stable").tolist():
                 if viol[b] <= 1e-9:
                     break
+                if self._viol(self.rw[b]) <= 1e-9:
+                    continue  # fixed by an earlier chain of this round
                 path = self._find_chain(b, arcs, banned)
                 if path is not None and self._apply(path, banned):
                     improved = True
-                    break
             if not improved:
                 return False
-        return _violation(self.rw, self.lo, self.hi) <= 1e-9
+        return self.total_violation() <= 1e-9
 
     def _arcs(self) -> dict[tuple[int, int], list[int]]:
-        """Boundary atoms per (region, neighbouring region), best inertia gain first."""
-        a, s = self._boundary_pairs()
-        arcs: dict[tuple[int, int], list[int]] = {}
-        if not len(a):
-            return arcs
-        r = self.lab[a]
-        nr = self.rn[r]
-        ns = self.rn[s]
-        cx = self.sx / np.maximum(self.rn, 1)
-        cy = self.sy / np.maximum(self.rn, 1)
-        px, py = self.xy[a, 0], self.xy[a, 1]
-        dr = (px - cx[r]) ** 2 + (py - cy[r]) ** 2
-        ds = (px - cx[s]) ** 2 + (py - cy[s]) ** 2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gain = np.where(nr > 1, nr / (nr - 1) * dr - ns / (ns + 1) * ds, -np.inf)
-        keep = (self.w[a] > 0) & (nr > 1)
+        """Movable boundary atoms per (region, neighbouring region), best gain first."""
+        a, r, s, gain = self._boundary_moves()
+        keep = (self.w[a] > 0) & np.isfinite(gain)
         a, r, s, gain = a[keep], r[keep], s[keep], gain[keep]
         order = np.lexsort((-gain, s, r))
+        arcs: dict[tuple[int, int], list[int]] = {}
         for aa, rr, ss in zip(a[order].tolist(), r[order].tolist(), s[order].tolist(), strict=True):
             arcs.setdefault((rr, ss), []).append(aa)
         return arcs
 
-    def _pick(self, atoms: list[int], r: int, wmin: float, wmax: float, banned: set[int]):
-        """Lightest atom of ``atoms`` (in region ``r``) with weight in [wmin, wmax] whose
-        removal keeps ``r`` connected; else None."""
-        best, best_w = None, np.inf
+    def _pick(
+        self, atoms, r: int, dst: int, wmin: float, wmax: float, banned: set[int], heaviest=False
+    ):
+        """The lightest (or heaviest) atom of ``atoms`` in region ``r`` next to region
+        ``dst`` with weight in ``[wmin, wmax]`` whose removal keeps ``r`` connected; None
+        if there is none."""
+        best, best_w = None, (-np.inf if heaviest else np.inf)
+        labl = self.labl
         for aa in atoms:
-            wa = self.w[aa]
-            if wa < wmin - 1e-9 or wa > wmax + 1e-9 or wa >= best_w or aa in banned:
+            wa = self.wl[aa]
+            if wa < wmin - 1e-9 or wa > wmax + 1e-9 or aa in banned:
                 continue
-            if self.labl[aa] != r or not self._stays_connected(aa, r):
+            if (wa <= best_w) if heaviest else (wa >= best_w):
+                continue
+            if labl[aa] != r or not any(labl[x] == dst for x in self.adj[aa]):
+                continue
+            if not self._stays_connected(aa, r):
                 continue
             best, best_w = aa, wa
         return best
 
     def _find_chain(self, b: int, arcs, banned: set[int]):
-        """Breadth-first search for a chain of single-atom moves that lowers the
-        violation of region ``b``. Returns a list of (atom, from, to) or None."""
+        """Breadth-first search over regions for a chain of single-atom moves that
+        lowers the violation of region ``b``: an over-full ``b`` pushes an atom to a
+        neighbour, which pushes one on if it overflows, and so on; an under-full ``b``
+        pulls atoms the same way. Returns a list of (atom, from, to) or None."""
         lo, hi = self.lo, self.hi
         over = self.rw[b] > hi
-        out_arcs: dict[int, list[int]] = {}
-        in_arcs: dict[int, list[int]] = {}
+        nbrs_of: dict[int, list[int]] = {}
         for rr, ss in arcs:
-            out_arcs.setdefault(rr, []).append(ss)
-            in_arcs.setdefault(ss, []).append(rr)
-        # state per region: the chain reaching it; 'carry' = weight received (push) or
-        # given away (pull) by that region along the chain
+            if over:
+                nbrs_of.setdefault(rr, []).append(ss)
+            else:
+                nbrs_of.setdefault(ss, []).append(rr)
         queue = [(b, 0.0, [])]
         seen = {b}
         partial = None
         while queue:
             nxt = []
             for x, carry, chain in queue:
+                # weight of x once the previous hop is applied
                 wx = self.rw[x] + carry if over else self.rw[x] - carry
-                nbrs = out_arcs.get(x, []) if over else in_arcs.get(x, [])
-                for y in nbrs:
+                for y in nbrs_of.get(x, []):
                     if y in seen:
                         continue
-                    if over:  # x gives an atom to y
-                        wmin, wmax = wx - hi, wx - lo
-                        atoms = arcs[(x, y)]
-                        a = self._pick(atoms, x, max(wmin, 1e-9), wmax, banned)
-                        if a is None and x == b and partial is None:
-                            a = self._pick_heaviest(atoms, x, wx - lo, banned)
-                            if a is not None:
-                                partial = [(a, x, y)]
-                            continue
-                        if a is None:
-                            continue
-                        step = (a, x, y)
-                        wy = self.rw[y] + self.w[a]
-                        done = wy <= hi + 1e-9
-                    else:  # x takes an atom from y
-                        wmin, wmax = lo - wx, hi - wx
-                        atoms = arcs[(y, x)]
-                        a = self._pick(atoms, y, max(wmin, 1e-9), wmax, banned)
-                        if a is None and x == b and partial is None:
-                            a = self._pick_heaviest(atoms, y, hi - wx, banned)
-                            if a is not None:
-                                partial = [(a, y, x)]
-                            continue
-                        if a is None:
-                            continue
-                        step = (a, y, x)
-                        wy = self.rw[y] - self.w[a]
-                        done = wy >= lo - 1e-9
-                    if done:
+                    if over:  # x gives one atom to y and must end in range
+                        src, dst, wmin, wmax = x, y, wx - hi, wx - lo
+                    else:  # x takes one atom from y and must end in range
+                        src, dst, wmin, wmax = y, x, lo - wx, hi - wx
+                    atoms = arcs[(src, dst)]
+                    a = self._pick(atoms, src, dst, max(wmin, 1e-9), wmax, banned)
+                    if a is None:
+                        if x == b:  # partial direct move: y must stay in range
+                            if over:
+                                cap = min(wx - lo, hi - self.rw[y])
+                            else:
+                                cap = min(hi - wx, self.rw[y] - lo)
+                            a = self._pick(atoms, src, dst, 1e-9, cap, banned, heaviest=True)
+                            if a is not None and (partial is None or self.wl[a] > partial[1]):
+                                partial = ([(a, src, dst)], self.wl[a])
+                        continue
+                    wa = self.wl[a]
+                    wy = self.rw[y] + wa if over else self.rw[y] - wa
+                    step = (a, src, dst)
+                    if (wy <= hi + 1e-9) if over else (wy >= lo - 1e-9):
                         return chain + [step]
                     seen.add(y)
-                    nxt.append((y, float(self.w[a]), chain + [step]))
+                    nxt.append((y, wa, chain + [step]))
             queue = nxt
-        if partial is not None:
-            a, x, y = partial[0]
-            # a partial direct move is only useful if it lowers the violation overall
-            wa = self.w[a]
-            before = self._viol(self.rw[x]) + self._viol(self.rw[y])
-            after = self._viol(self.rw[x] - wa) + self._viol(self.rw[y] + wa)
-            if after < before - 1e-9:
-                return partial
-        return None
-
-    def _pick_heaviest(self, atoms: list[int], r: int, wmax: float, banned: set[int]):
-        """Heaviest atom of ``atoms`` not above ``wmax`` whose removal keeps ``r``
-        connected; else None."""
-        best, best_w = None, 0.0
-        for aa in atoms:
-            wa = self.w[aa]
-            if wa > wmax + 1e-9 or wa <= best_w or aa in banned:
-                continue
-            if self.labl[aa] != r or not self._stays_connected(aa, r):
-                continue
-            best, best_w = aa, wa
-        return best
-
-    def _region_connected(self, r: int) -> bool:
-        nodes = np.flatnonzero(self.lab == r)
-        if len(nodes) <= 1:
-            return len(nodes) == 1
-        inside = self.lab[self.u] == r
-        inside &= self.lab[self.v] == r
-        loc = np.full(self.n, -1, dtype=np.int64)
-        loc[nodes] = np.arange(len(nodes))
-        return _components(len(nodes), loc[self.u[inside]], loc[self.v[inside]])[0] == 1
+        return None if partial is None else partial[0]
 
     def _apply(self, chain, banned: set[int]) -> bool:
-        """Apply a chain of moves; undo it (and ban its first atom) if a region breaks."""
-        v0 = _violation(self.rw, self.lo, self.hi)
+        """Apply a chain of moves; undo it (and ban its first atom) unless it lowers the
+        total violation and keeps every touched region connected."""
+        v0 = self.total_violation()
         for a, r, s in chain:
             self._move(a, r, s)
         touched = {r for _, r, _ in chain} | {s for _, _, s in chain}
-        ok = _violation(self.rw, self.lo, self.hi) < v0 - 1e-9
+        ok = self.total_violation() < v0 - 1e-9
         ok = ok and all(self._region_connected(x) for x in touched)
         if not ok:
             for a, r, s in reversed(chain):
@@ -842,14 +881,15 @@ def _partition_connected(
         )
         return lab, [STATUS_INFEASIBLE] * kk, note
     best_lab, best_v, best_k = None, np.inf, ks[0]
-    for k in ks[:_MAX_K_TRIES]:
-        for budget in _BUDGETS(k):
-            lab, v = _attempt(g, k, lo, hi, rng, budget)
-            if v < best_v - 1e-9:
-                best_lab, best_v, best_k = lab, v, k
-            if v <= 1e-9:
-                break
-        if best_v <= 1e-9:
+    # greedy bisection (+ repair) for the preferred k values first, then the same with
+    # a backtracking budget; stop at the first partition with every region in range
+    tries = [(k, 0) for k in ks[:_MAX_K_TRIES]]
+    tries += [(k, _BACKTRACK_BUDGET + 4 * k) for k in ks[:_MAX_K_BACKTRACK]]
+    for k, budget in tries:
+        lab, v = _attempt(g, k, lo, hi, rng, budget)
+        if v < best_v - 1e-9:
+            best_lab, best_v, best_k = lab, v, k
+        if v <= 1e-9:
             break
     best_lab = _refined(g, best_lab, lo, hi)
     lab = _relabel(best_lab)
@@ -878,7 +918,7 @@ def _solve_relaxed(g: _Graph, k: int, lo: float, hi: float, rng) -> np.ndarray:
             lo_e, hi_e = lo, max(hi, avg) * (1 + frac)
         else:
             lo_e, hi_e = min(lo, avg) * (1 - frac), hi
-        lab, v = _attempt(g, k, lo_e, hi_e, rng, 40 + 4 * k)
+        lab, v = _attempt(g, k, lo_e, hi_e, rng, _BACKTRACK_BUDGET + 4 * k)
         if v < best_v:
             best, best_v = _refined(g, lab, lo_e, hi_e), v
         if v <= 1e-9:
@@ -895,7 +935,7 @@ def _attempt(
     lab = _relabel(lab)
     mover = _Mover(g.w, g.xy, g.u, g.v, lab, int(lab.max()) + 1, lo, hi)
     mover.repair()
-    return mover.lab.copy(), _violation(mover.rw, lo, hi)
+    return mover.lab.copy(), mover.total_violation()
 
 
 def _refined(g: _Graph, lab: np.ndarray, lo: float, hi: float) -> np.ndarray:

@@ -273,3 +273,66 @@ def test_sample_town(sample_town_path):
         out.loc[given, "households"].to_numpy() == raw.loc[given, "户数"].astype(int).to_numpy()
     ).all()
     assert 15_000 <= out["households"].sum() <= 40_000
+
+
+def test_re_estimate_keeps_only_given_numbers():
+    rows = [
+        {"use": "apartments", "w": 20, "h": 30, "levels": 6},
+        {"use": "apartments", "w": 20, "h": 30, "households": 50, "units": 4},
+        {"use": "apartments", "w": 20, "h": 30},  # default levels
+    ]
+    first = gridmap.estimate_households(_buildings(rows))
+    again = gridmap.estimate_households(first, dwelling_size=60)
+    assert again["households_source"].tolist() == ["area_estimate", "given", "area_estimate"]
+    assert again["households"].tolist() == [45, 50, 45]
+    assert again["levels_source"].tolist() == ["given", "default", "default"]
+    assert again["units_source"].tolist()[1] == "given" and again["units"].iloc[1] == 4
+
+
+def test_height_text_and_read_buildings_output():
+    src = gpd.GeoDataFrame(
+        {"building": ["apartments"], "height": ["18 m"]},
+        geometry=[shapely.box(X0, Y0, X0 + 20, Y0 + 30)],
+        crs=UTM52,
+    )
+    out = gridmap.estimate_households(src.rename(columns={"building": "use"}))
+    assert out["levels"].iloc[0] == 6 and out["levels_source"].iloc[0] == "height"
+    read = gridmap.read_buildings(src)
+    again = gridmap.read_buildings(read)  # reading the schema again changes nothing
+    cols = ["building_id", "use", "levels", "households", "units", "height"]
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(read[cols]), pd.DataFrame(again[cols]), check_dtype=True
+    )
+
+
+def test_long_sides_match_geos():
+    # the numpy rotating-calipers path agrees with GEOS's minimum rotated rectangle
+    from gridmap.households import _MetricFootprints
+
+    rng = np.random.default_rng(5)
+    n = 500
+    w, h, sk = rng.uniform(6, 70, n), rng.uniform(6, 15, n), rng.uniform(1, 4, n)
+    trapezoids = shapely.polygons(
+        np.stack([np.c_[X0 + 0 * w, Y0 + 0 * h], np.c_[X0 + w, Y0 + 0 * h],
+                  np.c_[X0 + w - sk, Y0 + h], np.c_[X0 + sk, Y0 + h],
+                  np.c_[X0 + 0 * w, Y0 + 0 * h]], axis=1)
+    )  # fmt: skip
+    rotated = np.array(
+        [
+            shapely.affinity.rotate(shapely.box(X0, Y0, X0 + a, Y0 + 12), ang, origin="centroid")
+            for a, ang in zip(w[:50], rng.uniform(0, 180, 50), strict=True)
+        ]
+    )
+    hexagon = shapely.Point(X0, Y0).buffer(20, quad_segs=1).simplify(0)  # 8-gon
+    l_shape = shapely.Polygon([(0, 0), (30, 0), (30, 10), (10, 10), (10, 25), (0, 25)])
+    courtyard = shapely.box(0, 0, 40, 20).difference(shapely.box(5, 5, 10, 10))
+    pair = shapely.MultiPolygon([shapely.box(0, 0, 10, 10), shapely.box(20, 0, 30, 8)])
+    geoms = np.concatenate([trapezoids, rotated, [hexagon, l_shape, courtyard, pair]])
+    rect = shapely.minimum_rotated_rectangle(geoms)
+    coords = shapely.get_coordinates(rect).reshape(-1, 5, 2)
+    sides = np.hypot(*np.diff(coords, axis=1)[:, :2].transpose(2, 0, 1))
+    # GEOS loses ~1e-4 of precision at UTM coordinates (millimetres here)
+    metric = _MetricFootprints(gpd.GeoDataFrame(geometry=geoms, crs=UTM52))
+    ours = metric.long_sides(np.ones(len(geoms), dtype=bool))
+    assert ours == pytest.approx(sides.max(axis=1), rel=1e-3)
+    assert metric.area() == pytest.approx(shapely.area(geoms), rel=1e-9)

@@ -1,0 +1,252 @@
+"""The gridmap web app: :func:`create_app` builds the FastAPI application.
+
+Routers (one per resource) live in :mod:`api.routers`; the app keeps its settings,
+project store, plan cache and job runner on ``app.state``. OpenAPI is at
+``/openapi.json``; ``/docs`` serves Swagger UI from the app's own static files (no CDN);
+ReDoc is switched off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import gridmap
+
+from .errors import error_body, install_error_handlers
+from .geo import PlanCache, clean_json
+from .jobs import JobRunner
+from .routers import buildings, events, grids, jobs, pages, plans, stats
+from .routers import settings as settings_router
+from .settings import Settings
+from .store import Store, plan_to_bytes
+
+log = logging.getLogger("gridmap.api")
+_STATIC = Path(__file__).resolve().parent / "static"
+
+#: Start-up warning when no token is configured.
+NO_TOKEN_WARNING = (
+    "GRIDMAP_TOKEN is not set: the API is read-only and every write (POST/PUT/PATCH) is "
+    "refused with 403. Set GRIDMAP_TOKEN=<secret> and send 'Authorization: Bearer <secret>' "
+    "to allow writes."
+)
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies larger than `max_bytes` with 413 (JSON error body).
+
+    A declared ``Content-Length`` over the limit is refused before the body is read;
+    a body without one is counted as it streams in.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = None
+        for key, value in scope.get("headers", []):
+            if key == b"content-length":
+                length = value
+                break
+        if length is not None:
+            try:
+                n = int(length)
+            except ValueError:
+                await self._reply(send, 400, "bad_request", "Content-Length is not a number")
+                return
+            if n > self.max_bytes:
+                await self._reply(
+                    send,
+                    413,
+                    "payload_too_large",
+                    f"the request body ({n} bytes) exceeds the limit of {self.max_bytes} bytes "
+                    "(GRIDMAP_MAX_UPLOAD_MB)",
+                )
+                return
+        seen = 0
+        limit = self.max_bytes
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise StarletteHTTPException(
+                        413, f"the request body exceeds the limit of {limit} bytes"
+                    )
+            return message
+
+        await self.app(scope, limited, send)
+
+    @staticmethod
+    async def _reply(send: Send, status: int, code: str, message: str) -> None:
+        body = json.dumps(error_body(code, message)).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def create_app(store_path: str | Path | None = None, settings: Settings | None = None) -> FastAPI:
+    """Build the gridmap web app.
+
+    Parameters
+    ----------
+    store_path : path-like, optional
+        The project store; overrides ``settings.store_path``.
+    settings : Settings, optional
+        Server settings (default: :meth:`Settings.from_env`).
+
+    Returns
+    -------
+    fastapi.FastAPI
+    """
+    settings = settings or Settings.from_env()
+    if store_path is not None:
+        settings = settings.with_values(store_path=Path(store_path))
+    store = Store(settings.store_path)
+    failed = store.fail_unfinished_jobs()
+    if failed:
+        log.warning("%d unfinished job(s) from an earlier run marked failed", failed)
+    runner = JobRunner(store, settings.job_workers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        runner.shutdown(wait=False)
+        store.close()
+
+    app = FastAPI(
+        title="gridmap API",
+        version=gridmap.__version__,
+        summary="Grid management (网格化管理): plans, grids, buildings, events, statistics.",
+        description=(
+            "Reads are public unless `GRIDMAP_PRIVATE_READS=1`; writes need "
+            "`Authorization: Bearer <GRIDMAP_TOKEN>`. GeoJSON is WGS84 (EPSG:4326). "
+            'Every error has the body `{"error": {"code": ..., "message": ...}}`.'
+        ),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.cache = PlanCache(store, settings.plan_cache)
+    app.state.jobs = runner
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    for module in (plans, grids, buildings, events, stats, jobs, settings_router, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=_STATIC), name="static")
+    if not settings.token:
+        log.warning(NO_TOKEN_WARNING)
+    return app
+
+
+def store_plan(store: Store, plan: Any, name: str, comment: str = "") -> int:
+    """Store a :class:`gridmap.Plan` as a new plan (version 1); return its id."""
+    summary = clean_json(plan.summary())
+    return store.add_plan(name, plan_to_bytes(plan), summary, list(plan.notes), comment).id
+
+
+def event_rows(events: Any, view: Any) -> list[dict[str, Any]]:
+    """Rows for :meth:`Store.add_events` from an events GeoDataFrame (any CRS).
+
+    Events outside the plan are skipped. Times without an offset are taken as +08:00.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from gridmap.crs import to_wgs84
+
+    from .geo import CST
+
+    ev = to_wgs84(events, "events").reset_index(drop=True)
+    pts = ev.geometry
+    lon, lat = pts.x.to_numpy(float), pts.y.to_numpy(float)
+    gidx = view.locate(lon, lat)
+
+    def times(col: str) -> pd.Series:
+        if col not in ev:
+            return pd.Series([pd.NaT] * len(ev))
+        t = pd.to_datetime(ev[col], errors="coerce", format="ISO8601")
+        if getattr(t.dt, "tz", None) is None:
+            t = t.dt.tz_localize(CST)
+        return t.dt.tz_convert(CST)
+
+    rep, dl, cl = times("reported_at"), times("deadline"), times("closed_at")
+    rows = []
+    for i in np.flatnonzero((gidx >= 0) & rep.notna().to_numpy()):
+        rows.append(
+            {
+                "event_id": str(ev["event_id"].iloc[i]) if "event_id" in ev else f"S{i:07d}",
+                "plan_id": view.plan_id,
+                "grid_code": str(view.codes[gidx[i]]),
+                "reported_at": rep.iloc[i].isoformat(),
+                "reported_ts": rep.iloc[i].timestamp(),
+                "category": str(ev["category"].iloc[i]) if "category" in ev else "",
+                "source": str(ev["source"].iloc[i]) if "source" in ev else "grid_worker",
+                "status": str(ev["status"].iloc[i]) if "status" in ev else "open",
+                "deadline": None if pd.isna(dl.iloc[i]) else dl.iloc[i].isoformat(),
+                "closed_at": None if pd.isna(cl.iloc[i]) else cl.iloc[i].isoformat(),
+                "lon": float(lon[i]),
+                "lat": float(lat[i]),
+            }
+        )
+    return rows
+
+
+def seed_sample(store: Store, data: str | Path | None = None) -> int | None:
+    """Fill an empty store with the sample town's plan (version 1) and its events.
+
+    Returns the plan id, or None when the store already had a plan. The events are
+    loaded only when the sample has an ``events`` layer.
+    """
+    if store.latest_plan_id() is not None:
+        return None
+    from gridmap.pipeline import plan_sample
+
+    log.info("the store has no plan: planning the sample town (takes a little while)")
+    plan = plan_sample(data)
+    plan_id = store_plan(store, plan, "示例城镇 Sample town", "gridmap serve: sample town")
+    try:
+        from gridmap.sample import load_sample
+
+        layers = load_sample(data)
+    except Exception as exc:  # noqa: BLE001 - events are optional
+        log.info("sample events not loaded: %s", exc)
+        return plan_id
+    events = layers.get("events") if isinstance(layers, dict) else None
+    if events is not None and len(events):
+        cache = PlanCache(store, 1)
+        view = cache.view(store.plan(plan_id))
+        rows = event_rows(events, view)
+        existing = store.existing_event_ids(r["event_id"] for r in rows)
+        rows = [r for r in rows if r["event_id"] not in existing]
+        if rows:
+            store.add_events(rows)
+        log.info("sample events stored: %d", len(rows))
+    return plan_id

@@ -1,0 +1,78 @@
+"""Grids as GeoJSON (WGS84), filtered by community or bounding box."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from ..deps import ReadAccess, get_cache, parse_bbox, plan_view
+from ..errors import ApiError
+from ..geo import PlanCache, PlanView, feature_collection, grid_stats
+from ..schemas import ErrorBody
+
+router = APIRouter(prefix="/api/grids", tags=["grids"], dependencies=[ReadAccess])
+
+_GEOJSON = {"content": {"application/geo+json": {"schema": {"type": "object"}}}}
+_ERRORS = {
+    404: {"model": ErrorBody, "description": "no such plan or grid"},
+    422: {"model": ErrorBody, "description": "invalid parameter"},
+}
+
+
+@router.get("", responses={200: _GEOJSON, 304: {"description": "not modified"}, **_ERRORS})
+def list_grids(
+    request: Request,
+    view: Annotated[PlanView, Depends(plan_view)],
+    community: Annotated[
+        str | None, Query(max_length=32, description="3-digit community code")
+    ] = None,
+    bbox: Annotated[
+        str | None,
+        Query(max_length=200, description="minx,miny,maxx,maxy in WGS84 (lon/lat)"),
+    ] = None,
+) -> Response:
+    """The grids of a plan (default the newest) as a GeoJSON FeatureCollection in WGS84.
+
+    Properties: ``grid_code``, ``community_code``, ``street_code``, ``community_name``,
+    ``kind``, ``households``, ``buildings``, ``range_min``, ``range_max``,
+    ``difficult``, ``flags``, ``flag_reason``, ``name``, ``worker``, ``area_m2``,
+    ``polsby_popper``. The answer is cached per plan version (``ETag``).
+    """
+    box = parse_bbox(bbox)
+    headers = {"ETag": view.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+    if community is None and box is None:
+        if request.headers.get("if-none-match") == view.etag:
+            return Response(status_code=304, headers=headers)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(
+                view.geojson_gz,
+                media_type="application/geo+json",
+                headers={**headers, "Content-Encoding": "gzip"},
+            )
+        return Response(view.geojson, media_type="application/geo+json", headers=headers)
+    idx = view.select(community=community, bbox=box)
+    data = feature_collection(
+        [view.features[i] for i in idx], plan_id=view.plan_id, version=view.version
+    )
+    return Response(data, media_type="application/geo+json", headers={"Vary": "Accept-Encoding"})
+
+
+@router.get("/{code}", responses={200: _GEOJSON, **_ERRORS})
+def get_grid(
+    code: Annotated[str, Path(max_length=64, description="15-digit grid code")],
+    view: Annotated[PlanView, Depends(plan_view)],
+    cache: Annotated[PlanCache, Depends(get_cache)],
+) -> JSONResponse:
+    """One grid as a GeoJSON Feature (with ``bbox``); ``events`` figures when there are events."""
+    feat = view.grid_feature(code)
+    if feat is None:
+        raise ApiError(404, "unknown_grid", f"no grid {code[:64]!r} in plan {view.plan_id}")
+    if cache.store.events_revision()[0]:
+        stats = grid_stats(cache, view)
+        row: dict[str, Any] = stats["grids"][view.code_index[code]]
+        feat["properties"]["events"] = {k: v for k, v in row.items() if k != "grid_code"}
+    feat["plan_id"] = view.plan_id
+    feat["version"] = view.version
+    return JSONResponse(feat, media_type="application/geo+json")

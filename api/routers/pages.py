@@ -1,0 +1,148 @@
+"""HTML pages: the map view, the sign-in form for private servers, the API docs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from ..deps import (
+    TOKEN_COOKIE,
+    effective_settings,
+    get_settings,
+    get_store,
+    page_lang,
+    reads_allowed,
+    token_matches,
+)
+from ..i18n import page_strings
+from ..settings import Settings, tile_config
+from ..store import NotFound, Store
+
+router = APIRouter(include_in_schema=False)
+
+_HERE = Path(__file__).resolve().parent.parent
+templates = Jinja2Templates(directory=str(_HERE / "templates"))
+STATIC = "/static"
+
+
+def _json_for_script(value: Any) -> str:
+    """JSON that is safe inside a ``<script>`` element."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _login(request: Request, lang: str, failed: bool = False) -> HTMLResponse:
+    s = page_strings(lang)
+    return templates.TemplateResponse(
+        request,
+        "login.html",
+        {
+            "html_lang": "zh-CN" if lang == "zh" else "en",
+            "title": s["login_title"],
+            "message": s["login_failed"] if failed else s["login_message"],
+            "button": s["login_button"],
+            "lang": lang,
+            "static": STATIC,
+        },
+        status_code=401,
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+def map_page(
+    request: Request,
+    store: Annotated[Store, Depends(get_store)],
+    lang: Annotated[str | None, Query(max_length=8)] = None,
+    plan: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """The map view (Leaflet): grids, buildings, events, search and a per-grid panel."""
+    lang = page_lang(request, lang)
+    if not reads_allowed(request):
+        return _login(request, lang)
+    eff = effective_settings(request)
+    plans = store.plans()
+    current = None
+    if plan is not None and plan.isdigit():
+        try:
+            current = store.plan(int(plan))
+        except NotFound:
+            current = None
+    if current is None and plans:
+        current = plans[0]
+    config = {
+        "lang": lang,
+        "api": "/api",
+        "strings": page_strings(lang),
+        "tiles": tile_config(eff["tiles"], eff["tianditu_key"], eff["tiles_attribution"]),
+        "plan": None
+        if current is None
+        else {
+            "id": current.id,
+            "name": current.name,
+            "version": current.version,
+            "summary": current.summary,
+        },
+        "plans": [{"id": p.id, "name": p.name, "version": p.version} for p in plans],
+        "has_events": store.events_revision()[0] > 0,
+    }
+    strings = config["strings"]
+    return templates.TemplateResponse(
+        request,
+        "map.html",
+        {
+            "html_lang": "zh-CN" if lang == "zh" else "en",
+            "title": strings["title"],
+            "app_name": strings["app_name"],
+            "config_json": _json_for_script(config),
+            "static": STATIC,
+        },
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    settings: Annotated[Settings, Depends(get_settings)],
+    token: Annotated[str, Form(max_length=500)] = "",
+    lang: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """Check the token and keep it in an HttpOnly cookie for private reads of the page."""
+    lang = page_lang(request, lang or None)
+    if not settings.token or not token_matches(token, settings.token):
+        return _login(request, lang, failed=True)
+    resp = RedirectResponse(f"/?lang={lang}", status_code=303)
+    resp.set_cookie(
+        TOKEN_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        max_age=12 * 3600,
+    )
+    return resp
+
+
+@router.get("/docs")
+def swagger_ui() -> HTMLResponse:
+    """Swagger UI for ``/openapi.json``, with its assets served by this app (no CDN)."""
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="gridmap API",
+        swagger_js_url=f"{STATIC}/vendor/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url=f"{STATIC}/vendor/swagger-ui/swagger-ui.css",
+        swagger_favicon_url=f"{STATIC}/favicon.svg",
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The page icon."""
+    return FileResponse(_HERE / "static" / "favicon.svg", media_type="image/svg+xml")

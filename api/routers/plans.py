@@ -1,0 +1,307 @@
+"""Plans: list, read, edit (optimistic concurrency), upload footprints to build one."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path as FsPath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile
+
+from gridmap.errors import GridmapError
+
+from ..deps import ReadAccess, WriteAccess, get_cache, get_settings, get_store
+from ..errors import ApiError, validation_details
+from ..geo import PLAN_LAYERS, PlanCache, clean_json
+from ..jobs import UPLOAD_KINDS, PartitionParams, sniff_upload
+from ..schemas import ErrorBody, JobAccepted, PlanOut, PlanPatch
+from ..settings import Settings
+from ..store import NotFound, PlanRecord, Store, VersionConflict, plan_to_bytes
+
+router = APIRouter(prefix="/api/plans", tags=["plans"])
+
+_ERRORS = {
+    401: {"model": ErrorBody, "description": "token missing"},
+    403: {"model": ErrorBody, "description": "wrong token or writes disabled"},
+    404: {"model": ErrorBody, "description": "no such plan"},
+    422: {"model": ErrorBody, "description": "invalid input"},
+}
+PlanId = Annotated[int, Path(ge=1, le=2**62, description="plan id")]
+
+
+def _record_or_404(store: Store, plan_id: int) -> PlanRecord:
+    try:
+        return store.plan(plan_id)
+    except NotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
+
+
+def _plan_out(store: Store, record: PlanRecord, with_versions: bool = False) -> dict[str, Any]:
+    out = record.as_dict()
+    if with_versions:
+        out["versions"] = store.versions(record.id)
+    return clean_json(out)
+
+
+@router.get("", response_model=list[PlanOut], dependencies=[ReadAccess])
+def list_plans(store: Annotated[Store, Depends(get_store)]) -> list[dict[str, Any]]:
+    """Every plan (its current version), newest first."""
+    return [_plan_out(store, r) for r in store.plans()]
+
+
+@router.get("/{plan_id}", response_model=PlanOut, responses=_ERRORS, dependencies=[ReadAccess])
+def get_plan(plan_id: PlanId, store: Annotated[Store, Depends(get_store)]) -> dict[str, Any]:
+    """One plan: summary, notes, current version and the list of saved versions."""
+    return _plan_out(store, _record_or_404(store, plan_id), with_versions=True)
+
+
+@router.get(
+    "/{plan_id}/gpkg",
+    responses={**_ERRORS, 200: {"content": {"application/geopackage+sqlite3": {}}}},
+    dependencies=[ReadAccess],
+)
+def download_plan(
+    plan_id: PlanId,
+    store: Annotated[Store, Depends(get_store)],
+    version: Annotated[int | None, Query(ge=1, le=2**31)] = None,
+) -> Response:
+    """The plan as a GeoPackage (:func:`gridmap.read_plan` reads it), any saved version."""
+    record = _record_or_404(store, plan_id)
+    v = version or record.version
+    try:
+        data = store.plan_bytes(plan_id, v)
+    except NotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
+    return Response(
+        data,
+        media_type="application/geopackage+sqlite3",
+        headers={"Content-Disposition": f'attachment; filename="plan_{plan_id}_v{v}.gpkg"'},
+    )
+
+
+@router.get(
+    "/{plan_id}/layers/{name}",
+    responses={**_ERRORS, 200: {"content": {"application/geo+json": {}}}},
+    dependencies=[ReadAccess],
+)
+def plan_layer(
+    plan_id: PlanId,
+    name: Annotated[str, Path(description="communities, barriers or compounds")],
+    store: Annotated[Store, Depends(get_store)],
+    cache: Annotated[PlanCache, Depends(get_cache)],
+) -> Response:
+    """A background layer of the plan in WGS84 GeoJSON (roads, rivers, communities)."""
+    if name not in PLAN_LAYERS:
+        raise ApiError(
+            404, "not_found", f"unknown layer {name[:40]!r}; use one of {list(PLAN_LAYERS)}"
+        )
+    view = cache.view(_record_or_404(store, plan_id))
+    data = view.layer(name)
+    if data is None:
+        data = b'{"type":"FeatureCollection","features":[]}'
+    return Response(data, media_type="application/geo+json")
+
+
+@router.patch(
+    "/{plan_id}",
+    response_model=PlanOut,
+    responses={
+        **_ERRORS,
+        400: {"model": ErrorBody, "description": "malformed JSON"},
+        409: {"model": ErrorBody, "description": "stale version"},
+    },
+    dependencies=[WriteAccess],
+)
+def edit_plan(
+    plan_id: PlanId,
+    patch: PlanPatch,
+    store: Annotated[Store, Depends(get_store)],
+    cache: Annotated[PlanCache, Depends(get_cache)],
+) -> dict[str, Any]:
+    """Edit a plan's name or grids' names and workers; saved as a new version.
+
+    Send the ``version`` you edited. When somebody saved a newer version meanwhile
+    the answer is 409 with ``current_version``: reload, re-apply, send again.
+    """
+    record = _record_or_404(store, plan_id)
+    if patch.version != record.version:
+        raise VersionConflict(plan_id, patch.version, record.version)
+    if patch.name is None and not patch.grids:
+        raise ApiError(422, "nothing_to_change", "give a new name or at least one grid edit")
+    plan = cache.view(record).plan
+    grids = plan.grids.copy()
+    codes = grids["grid_code"].astype(str)
+    pos = {c: i for i, c in enumerate(codes)}
+    seen: set[str] = set()
+    unknown = [g.grid_code for g in patch.grids if g.grid_code not in pos]
+    if unknown:
+        raise ApiError(
+            422, "unknown_grid", f"no grid {unknown[0]} in plan {plan_id}", grids=unknown[:20]
+        )
+    for g in patch.grids:
+        if g.grid_code in seen:
+            raise ApiError(422, "duplicate_grid", f"grid {g.grid_code} is edited twice")
+        seen.add(g.grid_code)
+        for col in ("name", "worker"):
+            value = getattr(g, col)
+            if value is not None:
+                grids.iloc[pos[g.grid_code], grids.columns.get_loc(col)] = value
+    history = list(plan.history) + [
+        {
+            "what": "edit",
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "grids": sorted(seen)[:100],
+            "name": patch.name,
+            "reason": patch.comment,
+            "from_version": record.version,
+        }
+    ]
+    new_plan = dataclasses.replace(plan, grids=grids, history=history)
+    data = plan_to_bytes(new_plan)
+    updated = store.update_plan(
+        plan_id,
+        patch.version,
+        data,
+        record.summary,
+        record.notes,
+        name=patch.name,
+        comment=patch.comment or f"edited {len(seen)} grid(s)",
+    )
+    return _plan_out(store, updated, with_versions=True)
+
+
+class _UploadForm(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    admin_code: str | None = Field(None, pattern=r"^\d{6}$")
+    household_min: int = Field(300, ge=1, le=100_000)
+    household_max: int = Field(500, ge=1, le=100_000)
+    crs: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9:_.\- ]+$")
+    seed: int = Field(0, ge=0, le=2**31)
+
+
+_UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "footprints: .gpkg, .geojson/.json or zipped Shapefile (.zip)",
+                        },
+                        "name": {"type": "string", "maxLength": 200},
+                        "admin_code": {"type": "string", "pattern": "^[0-9]{6}$"},
+                        "household_min": {"type": "integer", "minimum": 1, "default": 300},
+                        "household_max": {"type": "integer", "minimum": 1, "default": 500},
+                        "crs": {"type": "string", "description": "CRS of a source without one"},
+                        "seed": {"type": "integer", "minimum": 0, "default": 0},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobAccepted,
+    responses={
+        **_ERRORS,
+        400: {"model": ErrorBody, "description": "malformed multipart body"},
+        413: {"model": ErrorBody, "description": "upload too large"},
+    },
+    openapi_extra=_UPLOAD_SCHEMA,
+    dependencies=[WriteAccess],
+)
+async def upload_plan(
+    request: Request,
+    store: Annotated[Store, Depends(get_store)],
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> JSONResponse:
+    """Upload building footprints; a background job partitions them into a new plan.
+
+    Multipart form: ``file`` (GeoPackage, GeoJSON or zipped Shapefile; at most
+    ``GRIDMAP_MAX_UPLOAD_MB``), optional ``name``, ``admin_code`` (6 digits),
+    ``household_min``/``household_max``, ``crs``, ``seed``. Answers 202 with the job id;
+    follow it at ``GET /api/jobs/{id}``.
+    """
+    form = await request.form(max_files=1, max_fields=20)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise ApiError(422, "missing_file", "send the footprints as the multipart field 'file'")
+    fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str) and v != ""}
+    try:
+        params = _UploadForm.model_validate(fields)
+    except ValidationError as exc:
+        details = validation_details(exc.errors())
+        raise ApiError(
+            422,
+            "validation_error",
+            f"{details[0]['field']}: {details[0]['message']}",
+            details=details,
+        ) from exc
+    if params.household_min > params.household_max:
+        raise ApiError(422, "validation_error", "household_min must not exceed household_max")
+    filename = FsPath(upload.filename or "").name
+    suffix = FsPath(filename).suffix.lower()
+    if suffix not in UPLOAD_KINDS:
+        raise ApiError(
+            422,
+            "unsupported_file",
+            f"unsupported file type {suffix or '(none)'}: upload a GeoPackage (.gpkg), "
+            "GeoJSON (.geojson/.json) or a zipped Shapefile (.zip)",
+        )
+    workdir = store.path.parent / "uploads" / uuid.uuid4().hex
+    workdir.mkdir(parents=True)
+    target = workdir / f"upload{suffix}"
+    try:
+        size = 0
+        with target.open("wb") as fh:
+            while chunk := await upload.read(1 << 20):
+                size += len(chunk)
+                if size > settings.max_upload_bytes:
+                    raise ApiError(
+                        413,
+                        "payload_too_large",
+                        f"the upload exceeds {settings.max_upload_mb:g} MB",
+                    )
+                fh.write(chunk)
+        source = sniff_upload(target, suffix, settings.max_upload_bytes)
+    except GridmapError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        message = str(exc).replace(target.name, filename or target.name)
+        raise ApiError(422, "invalid_upload", message) from exc
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    label = re.sub(r"[^\w.\-]", "_", filename)[:100] or target.name
+    params_ = PartitionParams(
+        name=params.name or FsPath(label).stem,
+        admin_code=params.admin_code,
+        household_range=(params.household_min, params.household_max),
+        difficult_range=(min(200, params.household_min), min(300, params.household_max)),
+        crs=params.crs,
+        seed=params.seed,
+    )
+    job_id = store.create_job("partition", f"queued: {label}")
+    request.app.state.jobs.submit_partition(job_id, source, workdir, params_, label)
+    return JSONResponse(
+        {"job": job_id, "status_url": f"/api/jobs/{job_id}"},
+        status_code=202,
+        headers={"Location": f"/api/jobs/{job_id}"},
+    )

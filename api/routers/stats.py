@@ -1,0 +1,41 @@
+"""Per-grid event figures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from ..deps import ReadAccess, get_cache, plan_view
+from ..errors import ApiError
+from ..geo import PlanCache, PlanView, grid_stats, parse_time
+from ..schemas import ErrorBody
+
+router = APIRouter(prefix="/api/stats", tags=["stats"], dependencies=[ReadAccess])
+
+
+@router.get(
+    "/grids",
+    responses={
+        404: {"model": ErrorBody, "description": "no such plan"},
+        422: {"model": ErrorBody, "description": "invalid parameter"},
+    },
+)
+def stats_grids(
+    view: Annotated[PlanView, Depends(plan_view)],
+    cache: Annotated[PlanCache, Depends(get_cache)],
+    start: Annotated[datetime | None, Query(description="reported_at >= start (ISO 8601)")] = None,
+    end: Annotated[datetime | None, Query(description="reported_at < end (ISO 8601)")] = None,
+) -> dict[str, Any]:
+    """Events per grid: count, events per 100 households, open/closed, on-time rate.
+
+    ``on_time_rate`` is closed-on-time / due, where an event is due when it has a
+    deadline and is closed or past it (null when nothing is due). With the events
+    module installed the figures come from :func:`gridmap.event_stats` (more columns:
+    categories, overdue, median handling hours).
+    """
+    if start is not None and end is not None and parse_time(start) >= parse_time(end):
+        raise ApiError(422, "invalid_window", "start must be earlier than end")
+    stats = grid_stats(cache, view, start, end)
+    return {"plan_id": view.plan_id, "version": view.version, **stats}

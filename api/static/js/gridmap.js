@@ -1,0 +1,515 @@
+/* gridmap map page.
+ *
+ * Everything the page shows comes from the server: strings (config.strings), the base
+ * map (config.tiles) and the data (the JSON API). Layers live in a registry: to add a
+ * layer (flood colours, evacuation routes, ...) call registerLayer({...}) with
+ *   id        unique name, also the key of its label in the strings (layer_<id>)
+ *   available (ctx) -> bool: whether the layer has data for this plan
+ *   show      (ctx) -> bool: on when the page opens
+ *   create    async (ctx) -> L.Layer
+ *   legend    (ctx) -> HTML string, shown while the layer is on
+ * The page exposes window.gridmap (ready flag, gridCount(), search(code), ...) for
+ * tests and for scripting from the browser console.
+ */
+(function () {
+  'use strict';
+
+  const CFG = JSON.parse(document.getElementById('gridmap-config').textContent);
+  const S = CFG.strings;
+  const API = CFG.api;
+  const KIND_COLOURS = { community: '#4e79a7', rural: '#59a14f', special: '#b07aa1' };
+  const FLAG_COLOUR = '#d62728';
+  const RATE_COLOURS = ['#ffffb2', '#fecc5c', '#fd8d3c', '#f03b20', '#bd0026'];
+  const BUILDING_MIN_ZOOM = 15;
+
+  const gm = (window.gridmap = {
+    ready: false,
+    readyAt: null,
+    error: null,
+    map: null,
+    layers: {},
+    selected: null,
+    gridCount: () => gridIndex.size,
+    gridCodes: () => Array.from(gridIndex.keys()),
+    search: (code) => searchGrid(code),
+    select: (code) => selectGrid(code, { zoom: true }),
+    gridBounds: (code) => {
+      const l = gridIndex.get(code);
+      return l ? boundsArray(l.getBounds()) : null;
+    },
+    mapBounds: () => boundsArray(map.getBounds()),
+    popupCode: () => {
+      const p = map._popup;
+      return p && map.hasLayer(p) && p.options.gridCode ? p.options.gridCode : null;
+    },
+    registerLayer: (def) => registerLayer(def),
+  });
+
+  // ------------------------------------------------------------------ helpers
+  function esc(value) {
+    return String(value ?? '').replace(/[&<>"']/g, (c) => ({
+      '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;',
+    }[c]));
+  }
+  function fmt(template, vars) {
+    return String(template).replace(/\{(\w+)\}/g, (m, k) => (k in vars ? vars[k] : m));
+  }
+  function num(v, digits) {
+    if (v === null || v === undefined || Number.isNaN(v)) return '–';
+    return Number(v).toLocaleString(CFG.lang === 'zh' ? 'zh-CN' : 'en-US', {
+      maximumFractionDigits: digits ?? 0,
+    });
+  }
+  function boundsArray(b) {
+    return [[b.getSouth(), b.getWest()], [b.getNorth(), b.getEast()]];
+  }
+  function planQuery() {
+    return CFG.plan ? 'plan=' + encodeURIComponent(CFG.plan.id) : '';
+  }
+  async function getJSON(url) {
+    const res = await fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+    if (!res.ok) {
+      let message = res.status + ' ' + res.statusText;
+      try {
+        const body = await res.json();
+        if (body && body.error) message = body.error.message;
+      } catch (e) { /* not JSON */ }
+      throw new Error(message);
+    }
+    return res.json();
+  }
+  let statusTimer = null;
+  function status(text, isError, sticky) {
+    const el = document.getElementById('status');
+    clearTimeout(statusTimer);
+    if (!text) { el.hidden = true; return; }
+    el.textContent = text;
+    el.className = isError ? 'error' : '';
+    el.hidden = false;
+    if (!sticky) statusTimer = setTimeout(() => { el.hidden = true; }, 4000);
+  }
+  function kindLabel(kind) { return S.kinds[kind] || kind || '–'; }
+  function flagList(flags) {
+    return String(flags || '').split(';').filter(Boolean);
+  }
+  function flagHtml(flags) {
+    const list = flagList(flags);
+    if (!list.length) return '–';
+    return list.map((f) => '<span class="flag">' + esc(S.flag_labels[f] || f) + '</span>').join('');
+  }
+  function rows(pairs) {
+    return '<table class="figures">' + pairs.map(([k, v]) =>
+      '<tr><th>' + esc(k) + '</th><td>' + v + '</td></tr>').join('') + '</table>';
+  }
+
+  // --------------------------------------------------------------------- map
+  const mapEl = document.getElementById('map');
+  const map = (gm.map = L.map(mapEl, { preferCanvas: true, zoomControl: true, minZoom: 3, maxZoom: 19 }));
+  L.control.scale({ imperial: false }).addTo(map);
+  map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
+  if (CFG.tiles.kind === 'none' || !CFG.tiles.layers.length) {
+    mapEl.classList.add('no-tiles');
+    map.attributionControl.addAttribution(esc(S.tiles_none));
+  } else {
+    for (const t of CFG.tiles.layers) {
+      L.tileLayer(t.url, {
+        subdomains: t.subdomains || 'abc',
+        attribution: esc(t.attribution || ''),
+        maxZoom: 19,
+      }).addTo(map);
+    }
+  }
+  if (CFG.tiles.warning) status(CFG.tiles.warning, true);
+  map.setView([47.73, 128.9], 12); // replaced by the plan extent when it loads
+
+  // ----------------------------------------------------------- header / i18n
+  document.title = S.title;
+  document.getElementById('search-input').placeholder = S.search_placeholder;
+  document.getElementById('search-button').textContent = S.search_button;
+  const langLink = document.getElementById('lang-switch');
+  langLink.textContent = S.lang_switch;
+  {
+    const params = new URLSearchParams(window.location.search);
+    params.set('lang', CFG.lang === 'zh' ? 'en' : 'zh');
+    langLink.href = '?' + params.toString();
+  }
+  if (CFG.plan) {
+    const s = CFG.plan.summary || {};
+    document.getElementById('plan-info').textContent =
+      S.plan + '：' + CFG.plan.name + '（' + S.version + ' ' + CFG.plan.version + '） · ' +
+      S.grids_total + ' ' + num(s.grids) + ' · ' + S.households_total + ' ' + num(s.households);
+  }
+  if (CFG.plans.length > 1) {
+    const sel = document.getElementById('plan-select');
+    for (const p of CFG.plans) {
+      const o = document.createElement('option');
+      o.value = p.id;
+      o.textContent = '#' + p.id + ' ' + p.name + ' (v' + p.version + ')';
+      if (CFG.plan && p.id === CFG.plan.id) o.selected = true;
+      sel.appendChild(o);
+    }
+    sel.hidden = false;
+    sel.addEventListener('change', () => {
+      const params = new URLSearchParams(window.location.search);
+      params.set('plan', sel.value);
+      window.location.search = params.toString();
+    });
+  }
+
+  // ---------------------------------------------------------- layer registry
+  const REGISTRY = [];
+  function registerLayer(def) { REGISTRY.push(def); }
+  const ctx = { cfg: CFG, strings: S, map, gridData: null, stats: null };
+  const gridIndex = new Map(); // grid_code -> L.Path
+
+  const legend = L.control({ position: 'bottomleft' });
+  legend.onAdd = () => {
+    const div = L.DomUtil.create('div', 'legend');
+    L.DomEvent.disableClickPropagation(div);
+    return div;
+  };
+  legend.addTo(map);
+  function updateLegend() {
+    const parts = [];
+    for (const def of REGISTRY) {
+      const layer = gm.layers[def.id];
+      if (layer && map.hasLayer(layer) && def.legend) {
+        parts.push('<h4>' + esc(S['layer_' + def.id] || def.id) + '</h4>' + def.legend(ctx));
+      }
+    }
+    const el = legend.getContainer();
+    el.innerHTML = parts.join('');
+    el.style.display = parts.length ? '' : 'none';
+  }
+  map.on('overlayadd overlayremove', updateLegend);
+
+  // background: roads, rivers and railways from the plan's barrier layer
+  registerLayer({
+    id: 'background',
+    available: (c) => !!c.cfg.plan,
+    show: (c) => c.cfg.tiles.kind === 'none',
+    create: async (c) => {
+      const data = await getJSON(API + '/plans/' + c.cfg.plan.id + '/layers/barriers');
+      const styles = {
+        water: { color: '#6baed6', weight: 4, opacity: 0.9 },
+        rail: { color: '#555', weight: 2, dashArray: '6 4', opacity: 0.9 },
+        road: { color: '#bdb7aa', weight: 5, opacity: 0.95 },
+      };
+      return L.geoJSON(data, {
+        interactive: false,
+        style: (f) => {
+          const st = styles[f.properties.class] || styles.road;
+          const poly = /Polygon/.test(f.geometry.type);
+          return poly ? { ...st, weight: 1, fill: true, fillColor: st.color, fillOpacity: 0.6 } : st;
+        },
+      });
+    },
+    legend: () =>
+      '<div><span class="ln" style="border-top:5px solid #bdb7aa"></span>' + esc(S.legend_road) + '</div>' +
+      '<div><span class="ln" style="border-top:4px solid #6baed6"></span>' + esc(S.legend_water) + '</div>',
+  });
+
+  registerLayer({
+    id: 'communities',
+    available: (c) => !!c.cfg.plan,
+    show: () => true,
+    create: async (c) => {
+      const data = await getJSON(API + '/plans/' + c.cfg.plan.id + '/layers/communities');
+      return L.geoJSON(data, {
+        interactive: false,
+        style: { color: '#1f2933', weight: 2.5, fill: false, dashArray: '8 4' },
+      });
+    },
+    legend: () => '<div><span class="ln" style="border-top:2.5px dashed #1f2933"></span>' +
+      esc(S.legend_community) + '</div>',
+  });
+
+  function gridStyle(f) {
+    const flagged = flagList(f.properties.flags).length > 0;
+    return {
+      color: flagged ? FLAG_COLOUR : '#334e68',
+      weight: flagged ? 2.5 : 1,
+      fillColor: KIND_COLOURS[f.properties.kind] || '#999',
+      fillOpacity: 0.3,
+    };
+  }
+  function popupHtml(p) {
+    const range = p.kind === 'special' ? '–' : esc(p.range_min) + '–' + esc(p.range_max);
+    return '<b>' + esc(S.grid_code) + ' ' + esc(p.grid_code) + '</b>' + rows([
+      [S.community, esc(p.community_name || p.community_code || '–')],
+      [S.kind, esc(kindLabel(p.kind))],
+      [S.households, esc(num(p.households))],
+      [S.range, range],
+      [S.flags, flagHtml(p.flags)],
+    ]) + '<a data-grid="' + esc(p.grid_code) + '" class="details">' + esc(S.panel_title) + ' »</a>';
+  }
+  registerLayer({
+    id: 'grids',
+    available: (c) => !!c.cfg.plan,
+    show: () => true,
+    create: async (c) => {
+      const data = c.gridData;
+      const layer = L.geoJSON(data, {
+        style: gridStyle,
+        onEachFeature: (f, l) => {
+          gridIndex.set(f.properties.grid_code, l);
+          l.bindTooltip(esc(f.properties.grid_code.slice(-6)) + ' · ' + esc(num(f.properties.households)) +
+            ' ' + esc(S.unit_households), { sticky: true, direction: 'top' });
+          l.bindPopup(() => popupHtml(f.properties), { gridCode: f.properties.grid_code, maxWidth: 320 });
+          l.on('click', () => selectGrid(f.properties.grid_code, { zoom: false, popup: false }));
+        },
+      });
+      return layer;
+    },
+    legend: () => Object.keys(KIND_COLOURS).map((k) =>
+      '<div><span class="sw" style="background:' + KIND_COLOURS[k] + ';opacity:.6"></span>' +
+      esc(S.kinds[k]) + '</div>').join('') +
+      '<div><span class="sw" style="background:transparent;border:2.5px solid ' + FLAG_COLOUR + '"></span>' +
+      esc(S.legend_flagged) + '</div>',
+  });
+
+  // buildings, fetched for the current view only (they can be many)
+  let buildingSeq = 0;
+  function buildingColour(hh) {
+    if (!hh) return '#bbbbbb';
+    if (hh < 20) return '#c6dbef';
+    if (hh < 60) return '#6baed6';
+    if (hh < 120) return '#2171b5';
+    return '#08306b';
+  }
+  registerLayer({
+    id: 'buildings',
+    available: (c) => !!c.cfg.plan,
+    show: () => false,
+    create: async (c) => {
+      const group = L.geoJSON(null, {
+        style: (f) => ({ color: '#222', weight: 0.5, fillColor: buildingColour(f.properties.households), fillOpacity: 0.9 }),
+        onEachFeature: (f, l) => l.bindTooltip(esc(f.properties.building_id) + ' · ' +
+          esc(num(f.properties.households)) + ' ' + esc(S.unit_households) + ' · ' + esc(f.properties.grid_code || '')),
+      });
+      async function refresh() {
+        if (!map.hasLayer(group)) return;
+        const seq = ++buildingSeq;
+        if (map.getZoom() < BUILDING_MIN_ZOOM) {
+          group.clearLayers();
+          status(S.zoom_for_buildings);
+          return;
+        }
+        const b = map.getBounds();
+        const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(6)).join(',');
+        try {
+          const data = await getJSON(API + '/buildings?' + planQuery() + '&limit=4000&bbox=' + bbox);
+          if (seq !== buildingSeq) return;
+          group.clearLayers();
+          group.addData(data);
+          if (data.truncated) status(fmt(S.buildings_truncated, { shown: data.features.length, total: data.total }));
+        } catch (e) {
+          status(fmt(S.load_failed, { message: e.message }), true);
+        }
+      }
+      map.on('moveend', refresh);
+      group.on('add', refresh);
+      return group;
+    },
+    legend: () => [[0, 'legend_no_data'], [10], [40], [90], [150]].map(([hh, key], i) =>
+      '<div><span class="sw" style="background:' + buildingColour(hh) + '"></span>' +
+      (key ? esc(S[key]) : ['', '<20', '20–59', '60–119', '≥120'][i] + ' ' + esc(S.unit_households)) + '</div>').join(''),
+  });
+
+  registerLayer({
+    id: 'events_heat',
+    available: (c) => !!c.cfg.plan && c.cfg.has_events,
+    show: () => false,
+    create: async (c) => {
+      const data = await getJSON(API + '/events?' + planQuery() + '&limit=100000');
+      const pts = data.features.map((f) => [f.geometry.coordinates[1], f.geometry.coordinates[0], 1]);
+      return L.heatLayer(pts, { radius: 16, blur: 14, maxZoom: 17, minOpacity: 0.3 });
+    },
+    legend: () => '<div><span class="ramp"></span></div><div class="note">' + esc(S.legend_heat) + '</div>',
+  });
+
+  let rateBreaks = [];
+  function rateColour(v) {
+    if (v === null || v === undefined) return '#dddddd';
+    let i = 0;
+    while (i < rateBreaks.length && v > rateBreaks[i]) i += 1;
+    return RATE_COLOURS[Math.min(i, RATE_COLOURS.length - 1)];
+  }
+  registerLayer({
+    id: 'event_rates',
+    available: (c) => !!c.cfg.plan && c.cfg.has_events,
+    show: () => false,
+    create: async (c) => {
+      const stats = await loadStats();
+      const rate = new Map(stats.grids.map((g) => [g.grid_code, g.per_100_households]));
+      const values = stats.grids.map((g) => g.per_100_households).filter((v) => v !== null).sort((a, b) => a - b);
+      rateBreaks = [0.2, 0.4, 0.6, 0.8].map((q) => values.length ? values[Math.floor(q * (values.length - 1))] : 0);
+      return L.geoJSON(c.gridData, {
+        interactive: false,
+        style: (f) => ({ color: '#555', weight: 0.5, fillColor: rateColour(rate.get(f.properties.grid_code)), fillOpacity: 0.75 }),
+      });
+    },
+    legend: () => {
+      const edges = [0, ...rateBreaks];
+      return RATE_COLOURS.map((col, i) => '<div><span class="sw" style="background:' + col + '"></span>' +
+        (i < rateBreaks.length ? '≤ ' + num(rateBreaks[i], 2) : '> ' + num(edges[edges.length - 1], 2)) + '</div>').join('') +
+        '<div><span class="sw" style="background:#dddddd"></span>' + esc(S.legend_no_data) + '</div>';
+    },
+  });
+
+  let statsPromise = null;
+  function loadStats() {
+    if (!statsPromise) {
+      statsPromise = getJSON(API + '/stats/grids?' + planQuery()).then((s) => { ctx.stats = s; return s; });
+    }
+    return statsPromise;
+  }
+
+  // ------------------------------------------------------------ grid panel
+  let highlighted = null;
+  function highlight(layer) {
+    if (highlighted) highlighted.setStyle(gridStyle(highlighted.feature));
+    highlighted = layer;
+    if (layer) {
+      layer.setStyle({ color: '#f2b134', weight: 4 });
+      layer.bringToFront();
+    }
+  }
+  function eventFigures(code) {
+    if (!CFG.has_events) return Promise.resolve(null);
+    return loadStats().then((s) => s.grids.find((g) => g.grid_code === code) || null);
+  }
+  function panelHtml(p, ev) {
+    const pairs = [
+      [S.grid_code, esc(p.grid_code)],
+      [S.grid_name, esc(p.name || '–')],
+      [S.community, esc((p.community_name || '') + (p.community_code ? ' (' + p.community_code + ')' : ''))],
+      [S.kind, esc(kindLabel(p.kind))],
+      [S.households, esc(num(p.households))],
+      [S.buildings, esc(num(p.buildings))],
+      [S.range, p.kind === 'special' ? '–' : esc(p.range_min) + '–' + esc(p.range_max)],
+      [S.difficult, esc(p.difficult ? S.yes : S.no)],
+      [S.flags, flagHtml(p.flags)],
+    ];
+    if (p.flag_reason) pairs.push([S.flag_reason, esc(p.flag_reason)]);
+    pairs.push([S.worker, esc(p.worker || S.unassigned)]);
+    pairs.push([S.area, esc(num(p.area_m2)) + ' ' + esc(S.unit_m2)]);
+    pairs.push([S.compactness, esc(num(p.polsby_popper, 3))]);
+    if (ev) {
+      pairs.push([S.events, esc(num(ev.events))]);
+      pairs.push([S.per_100, esc(num(ev.per_100_households, 2))]);
+      if (ev.open !== undefined) pairs.push([S.open_events, esc(num(ev.open))]);
+      if (ev.on_time_rate !== null && ev.on_time_rate !== undefined) {
+        pairs.push([S.on_time_rate, esc(num(ev.on_time_rate * 100, 1)) + '%']);
+      }
+    }
+    return rows(pairs);
+  }
+  function openPanel(code) {
+    const layer = gridIndex.get(code);
+    if (!layer) return;
+    const panel = document.getElementById('panel');
+    document.getElementById('panel-title').textContent = S.panel_title + ' ' + code.slice(-6);
+    const body = document.getElementById('panel-body');
+    body.innerHTML = panelHtml(layer.feature.properties, null);
+    panel.hidden = false;
+    panel.dataset.grid = code;
+    map.invalidateSize();
+    eventFigures(code).then((ev) => {
+      if (ev && panel.dataset.grid === code) body.innerHTML = panelHtml(layer.feature.properties, ev);
+    }).catch((e) => status(fmt(S.load_failed, { message: e.message }), true));
+  }
+  function selectGrid(code, opts) {
+    const layer = gridIndex.get(code);
+    if (!layer) return false;
+    gm.selected = code;
+    highlight(layer);
+    if (opts.zoom) map.fitBounds(layer.getBounds(), { padding: [40, 40], maxZoom: 18, animate: false });
+    openPanel(code);
+    if (opts.popup !== false) layer.openPopup(layer.getBounds().getCenter());
+    return true;
+  }
+  document.getElementById('panel-close').addEventListener('click', () => {
+    document.getElementById('panel').hidden = true;
+    highlight(null);
+    gm.selected = null;
+    map.invalidateSize();
+  });
+  map.on('popupopen', (e) => {
+    const a = e.popup.getElement().querySelector('a.details');
+    if (a) a.addEventListener('click', () => selectGrid(a.dataset.grid, { zoom: true, popup: false }));
+  });
+
+  function searchGrid(text) {
+    const q = String(text || '').trim();
+    if (!q) return false;
+    let code = gridIndex.has(q) ? q : null;
+    if (!code) {
+      const hits = gm.gridCodes().filter((c) => c.endsWith(q));
+      if (hits.length === 1) code = hits[0];
+      else if (hits.length > 1) { status(fmt(S.search_many, { n: hits.length, code: q })); return false; }
+    }
+    if (!code) { status(fmt(S.search_not_found, { code: q }), true); return false; }
+    return selectGrid(code, { zoom: true });
+  }
+  document.getElementById('search').addEventListener('submit', (e) => {
+    e.preventDefault();
+    searchGrid(document.getElementById('search-input').value);
+  });
+
+  // ------------------------------------------------------------------ start
+  async function start() {
+    if (!CFG.plan) {
+      status(S.no_plan, false, true);
+      gm.ready = true;
+      gm.readyAt = performance.now();
+      return;
+    }
+    status(S.loading, false, true);
+    ctx.gridData = await getJSON(API + '/grids?' + planQuery());
+    const overlays = {};
+    for (const def of REGISTRY) {
+      if (!def.available(ctx)) continue;
+      const label = esc(S['layer_' + def.id] || def.id);
+      if (def.id === 'grids' || def.id === 'buildings' || def.show(ctx)) {
+        try {
+          gm.layers[def.id] = await def.create(ctx);
+          if (def.show(ctx)) gm.layers[def.id].addTo(map);
+          overlays[label] = gm.layers[def.id];
+        } catch (e) {
+          status(fmt(S.load_failed, { message: e.message }), true);
+        }
+      } else {
+        // created on first use, so the page opens fast
+        const placeholder = L.layerGroup();
+        placeholder.once('add', async () => {
+          try {
+            const layer = await def.create(ctx);
+            placeholder.addLayer(layer);
+            gm.layers[def.id + '_inner'] = layer;
+          } catch (e) {
+            status(fmt(S.load_failed, { message: e.message }), true);
+          }
+        });
+        gm.layers[def.id] = placeholder;
+        overlays[label] = placeholder;
+      }
+    }
+    L.control.layers(null, overlays, { collapsed: false, position: 'topright' }).addTo(map);
+    if (gm.layers.grids) {
+      gm.layers.grids.bringToFront();
+      const b = gm.layers.grids.getBounds();
+      if (b.isValid()) map.fitBounds(b, { padding: [10, 10], animate: false });
+    }
+    updateLegend();
+    status(null);
+    const params = new URLSearchParams(window.location.search);
+    if (params.get('grid')) searchGrid(params.get('grid'));
+    gm.ready = true;
+    gm.readyAt = performance.now();
+  }
+  start().catch((e) => {
+    gm.error = e.message;
+    status(fmt(S.load_failed, { message: e.message }), true, true);
+  });
+})();

@@ -1,0 +1,621 @@
+"""The project store: one SQLite file holding plans, events, settings and jobs.
+
+Design
+------
+* **One file**, SQLite in WAL mode (``PRAGMA journal_mode=WAL``, ``synchronous=FULL``).
+  It is also a minimal **GeoPackage** (application id ``GPKG``, the three required
+  ``gpkg_*`` tables), with ``events`` registered as a point feature table in EPSG:4326,
+  so QGIS or ``ogrinfo`` can open the store and show the events. The other tables are
+  plain SQLite tables that GIS tools ignore.
+* ``plans`` holds one row per plan (id, name, current ``version``); ``plan_versions``
+  one row per saved version: the plan as the bytes of :meth:`gridmap.Plan.to_file`
+  (a GeoPackage inside a BLOB), a JSON summary and the JSON notes. Versions are never
+  overwritten, so every earlier state of a plan can be read back.
+* ``events`` holds one row per event with its point, times (ISO 8601 with offset plus
+  a UNIX timestamp for range queries), category, source, status and the grid code it
+  was assigned when it arrived.
+* ``settings`` is a key/value table; ``jobs`` tracks background jobs.
+
+Every write is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``); an exception or a
+crash before ``COMMIT`` leaves the previous state (SQLite's journal guarantees it).
+Plan updates use optimistic concurrency: :meth:`Store.update_plan` takes the version
+the caller edited and raises :class:`VersionConflict` when the plan has moved on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import struct
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+#: Version of the store's own table layout (kept in the ``settings`` table).
+STORE_FORMAT = 1
+_GPKG_APPLICATION_ID = 0x47504B47  # "GPKG"
+_GPKG_USER_VERSION = 10400  # GeoPackage 1.4
+_WGS84_WKT = (
+    'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,'
+    'AUTHORITY["EPSG","7030"]],AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,'
+    'AUTHORITY["EPSG","8901"]],UNIT["degree",0.0174532925199433,AUTHORITY["EPSG","9122"]],'
+    'AUTHORITY["EPSG","4326"]]'
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gpkg_spatial_ref_sys (
+    srs_name TEXT NOT NULL,
+    srs_id INTEGER NOT NULL PRIMARY KEY,
+    organization TEXT NOT NULL,
+    organization_coordsys_id INTEGER NOT NULL,
+    definition TEXT NOT NULL,
+    description TEXT
+);
+CREATE TABLE IF NOT EXISTS gpkg_contents (
+    table_name TEXT NOT NULL PRIMARY KEY,
+    data_type TEXT NOT NULL,
+    identifier TEXT UNIQUE,
+    description TEXT DEFAULT '',
+    last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    min_x DOUBLE, min_y DOUBLE, max_x DOUBLE, max_y DOUBLE,
+    srs_id INTEGER,
+    CONSTRAINT fk_gc_r_srs_id FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys(srs_id)
+);
+CREATE TABLE IF NOT EXISTS gpkg_geometry_columns (
+    table_name TEXT NOT NULL,
+    column_name TEXT NOT NULL,
+    geometry_type_name TEXT NOT NULL,
+    srs_id INTEGER NOT NULL,
+    z TINYINT NOT NULL,
+    m TINYINT NOT NULL,
+    CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name),
+    CONSTRAINT uk_gc_table_name UNIQUE (table_name),
+    CONSTRAINT fk_gc_tn FOREIGN KEY (table_name) REFERENCES gpkg_contents(table_name),
+    CONSTRAINT fk_gc_srs FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys (srs_id)
+);
+CREATE TABLE IF NOT EXISTS plans (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS plan_versions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    plan_id INTEGER NOT NULL REFERENCES plans(id),
+    version INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    summary TEXT NOT NULL,
+    notes TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    gpkg BLOB NOT NULL,
+    UNIQUE (plan_id, version)
+);
+CREATE TABLE IF NOT EXISTS events (
+    fid INTEGER PRIMARY KEY AUTOINCREMENT,
+    geom POINT,
+    event_id TEXT NOT NULL UNIQUE,
+    plan_id INTEGER,
+    grid_code TEXT,
+    reported_at TEXT NOT NULL,
+    reported_ts REAL NOT NULL,
+    category TEXT NOT NULL,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    deadline TEXT,
+    closed_at TEXT,
+    lon REAL NOT NULL,
+    lat REAL NOT NULL,
+    received TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_reported_ts ON events (reported_ts);
+CREATE INDEX IF NOT EXISTS events_grid_code ON events (grid_code);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    progress REAL NOT NULL DEFAULT 0,
+    message TEXT NOT NULL DEFAULT '',
+    plan_id INTEGER,
+    error TEXT,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+"""
+
+#: Event columns as stored (besides ``fid`` and ``geom``).
+EVENT_FIELDS = (
+    "event_id",
+    "plan_id",
+    "grid_code",
+    "reported_at",
+    "reported_ts",
+    "category",
+    "source",
+    "status",
+    "deadline",
+    "closed_at",
+    "lon",
+    "lat",
+    "received",
+)
+#: Job states.
+JOB_STATES = ("queued", "running", "done", "failed")
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked (base class)."""
+
+
+class NotFound(StoreError):
+    """A plan, version or job does not exist."""
+
+
+class VersionConflict(StoreError):
+    """A plan update was based on a version that is no longer the current one.
+
+    Attributes
+    ----------
+    current : int
+        The plan's current version.
+    """
+
+    def __init__(self, plan_id: int, expected: int, current: int):
+        self.plan_id = plan_id
+        self.expected = expected
+        self.current = current
+        super().__init__(
+            f"plan {plan_id} is at version {current}, not {expected}: reload it and "
+            "apply your change again"
+        )
+
+
+@dataclass(frozen=True)
+class PlanRecord:
+    """One plan's current state as listed by the store."""
+
+    id: int
+    name: str
+    version: int
+    created: str
+    updated: str
+    summary: dict[str, Any]
+    notes: list[str]
+    comment: str
+    sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the record as a JSON-ready dict."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "created": self.created,
+            "updated": self.updated,
+            "summary": self.summary,
+            "notes": self.notes,
+            "comment": self.comment,
+        }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def gpkg_point(lon: float, lat: float, srs_id: int = 4326) -> bytes:
+    """Encode a point as a GeoPackage geometry blob (little endian, no envelope)."""
+    return b"GP\x00\x01" + struct.pack("<i", srs_id) + struct.pack("<BIdd", 1, 1, lon, lat)
+
+
+class Store:
+    """The project store (see the module docstring).
+
+    Parameters
+    ----------
+    path : path-like
+        The SQLite file; created with its folder when missing.
+
+    Notes
+    -----
+    Each thread gets its own connection. All methods are safe to call from several
+    threads and from several processes at once.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._init_schema()
+
+    # ------------------------------------------------------------ connections
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            con.row_factory = sqlite3.Row
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            con.execute("PRAGMA foreign_keys=ON")
+            self._local.con = con
+            with self._all_lock:
+                self._all.append(con)
+        return con
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._all_lock:
+            for con in self._all:
+                try:
+                    con.close()
+                except sqlite3.Error:  # pragma: no cover - closing twice
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run a block as one write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``).
+
+        An exception inside the block rolls everything back; a crash before the end
+        of the block leaves the store as it was before it.
+        """
+        con = self._con()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    def _init_schema(self) -> None:
+        con = self._con()
+        with self.transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    con.execute(statement)
+            con.execute(
+                "INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES "
+                "('Undefined cartesian SRS', -1, 'NONE', -1, 'undefined', "
+                "'undefined cartesian coordinate reference system'),"
+                "('Undefined geographic SRS', 0, 'NONE', 0, 'undefined', "
+                "'undefined geographic coordinate reference system'),"
+                "('WGS 84 geodetic', 4326, 'EPSG', 4326, ?, 'longitude/latitude WGS84')",
+                (_WGS84_WKT,),
+            )
+            con.execute(
+                "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, "
+                "description, srs_id) VALUES ('events', 'features', 'events', "
+                "'gridmap events (事件)', 4326)"
+            )
+            con.execute(
+                "INSERT OR IGNORE INTO gpkg_geometry_columns VALUES "
+                "('events', 'geom', 'POINT', 4326, 0, 0)"
+            )
+            con.execute(
+                "INSERT OR IGNORE INTO settings (key, value) VALUES ('store_format', ?)",
+                (str(STORE_FORMAT),),
+            )
+        con.execute(f"PRAGMA application_id={_GPKG_APPLICATION_ID}")
+        con.execute(f"PRAGMA user_version={_GPKG_USER_VERSION}")
+
+    # ------------------------------------------------------------------ plans
+    def add_plan(
+        self, name: str, gpkg: bytes, summary: dict[str, Any], notes: list[str], comment: str = ""
+    ) -> PlanRecord:
+        """Store a new plan as version 1 and return its record."""
+        now = _now()
+        with self.transaction() as con:
+            cur = con.execute(
+                "INSERT INTO plans (name, version, created, updated) VALUES (?, 1, ?, ?)",
+                (name, now, now),
+            )
+            plan_id = int(cur.lastrowid)
+            self._insert_version(con, plan_id, 1, now, gpkg, summary, notes, comment)
+        return self.plan(plan_id)
+
+    def update_plan(
+        self,
+        plan_id: int,
+        expected_version: int,
+        gpkg: bytes,
+        summary: dict[str, Any],
+        notes: list[str],
+        *,
+        name: str | None = None,
+        comment: str = "",
+    ) -> PlanRecord:
+        """Save a new version of a plan, if nobody else saved one since `expected_version`.
+
+        Raises
+        ------
+        NotFound
+            No such plan.
+        VersionConflict
+            The plan's current version is not `expected_version`.
+        """
+        now = _now()
+        with self.transaction() as con:
+            row = con.execute("SELECT version FROM plans WHERE id = ?", (plan_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"plan {plan_id} does not exist")
+            current = int(row["version"])
+            if current != int(expected_version):
+                raise VersionConflict(plan_id, int(expected_version), current)
+            new = current + 1
+            self._insert_version(con, plan_id, new, now, gpkg, summary, notes, comment)
+            con.execute(
+                "UPDATE plans SET version = ?, updated = ?, name = COALESCE(?, name) WHERE id = ?",
+                (new, now, name, plan_id),
+            )
+        return self.plan(plan_id)
+
+    @staticmethod
+    def _insert_version(
+        con: sqlite3.Connection,
+        plan_id: int,
+        version: int,
+        now: str,
+        gpkg: bytes,
+        summary: dict[str, Any],
+        notes: list[str],
+        comment: str,
+    ) -> None:
+        con.execute(
+            "INSERT INTO plan_versions (plan_id, version, created, comment, summary, notes, "
+            "sha256, gpkg) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                plan_id,
+                version,
+                now,
+                comment,
+                json.dumps(summary, ensure_ascii=False, default=str),
+                json.dumps(notes, ensure_ascii=False, default=str),
+                hashlib.sha256(gpkg).hexdigest(),
+                sqlite3.Binary(gpkg),
+            ),
+        )
+
+    _PLAN_SQL = (
+        "SELECT p.id, p.name, p.version, p.created, p.updated, v.summary, v.notes, v.comment, "
+        "v.sha256 FROM plans p JOIN plan_versions v ON v.plan_id = p.id AND v.version = p.version"
+    )
+
+    @staticmethod
+    def _record(row: sqlite3.Row) -> PlanRecord:
+        return PlanRecord(
+            id=int(row["id"]),
+            name=row["name"],
+            version=int(row["version"]),
+            created=row["created"],
+            updated=row["updated"],
+            summary=json.loads(row["summary"]),
+            notes=json.loads(row["notes"]),
+            comment=row["comment"],
+            sha256=row["sha256"],
+        )
+
+    def plans(self) -> list[PlanRecord]:
+        """Return every plan (current versions), newest first."""
+        rows = self._con().execute(self._PLAN_SQL + " ORDER BY p.id DESC").fetchall()
+        return [self._record(r) for r in rows]
+
+    def plan(self, plan_id: int) -> PlanRecord:
+        """Return one plan's record; raise :class:`NotFound` when it does not exist."""
+        row = self._con().execute(self._PLAN_SQL + " WHERE p.id = ?", (plan_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"plan {plan_id} does not exist")
+        return self._record(row)
+
+    def latest_plan_id(self) -> int | None:
+        """Return the id of the newest plan, or None when the store has none."""
+        row = self._con().execute("SELECT MAX(id) AS id FROM plans").fetchone()
+        return None if row is None or row["id"] is None else int(row["id"])
+
+    def plan_bytes(self, plan_id: int, version: int) -> bytes:
+        """Return the GeoPackage bytes of one plan version."""
+        row = (
+            self._con()
+            .execute(
+                "SELECT gpkg FROM plan_versions WHERE plan_id = ? AND version = ?",
+                (plan_id, version),
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise NotFound(f"plan {plan_id} has no version {version}")
+        return bytes(row["gpkg"])
+
+    def versions(self, plan_id: int) -> list[dict[str, Any]]:
+        """Return the saved versions of a plan (without the plan bytes), oldest first."""
+        rows = (
+            self._con()
+            .execute(
+                "SELECT version, created, comment, sha256 FROM plan_versions WHERE plan_id = ? "
+                "ORDER BY version",
+                (plan_id,),
+            )
+            .fetchall()
+        )
+        return [dict(r) for r in rows]
+
+    # ----------------------------------------------------------------- events
+    def existing_event_ids(self, ids: Iterable[str]) -> set[str]:
+        """Return which of `ids` are already stored."""
+        ids = list(ids)
+        found: set[str] = set()
+        con = self._con()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            q = f"SELECT event_id FROM events WHERE event_id IN ({marks})"
+            found.update(r[0] for r in con.execute(q, chunk))
+        return found
+
+    def add_events(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Insert events (dicts with :data:`EVENT_FIELDS`) in one transaction.
+
+        Returns
+        -------
+        list of str
+            The stored event ids.
+
+        Raises
+        ------
+        sqlite3.IntegrityError
+            An event id is already stored (nothing is inserted then).
+        """
+        now = _now()
+        cols = ("geom",) + EVENT_FIELDS
+        sql = f"INSERT INTO events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        values = []
+        for r in rows:
+            r = {**r, "received": r.get("received") or now}
+            values.append(
+                (gpkg_point(float(r["lon"]), float(r["lat"])),)
+                + tuple(r.get(c) for c in EVENT_FIELDS)
+            )
+        with self.transaction() as con:
+            con.executemany(sql, values)
+            if values:
+                self._update_event_extent(con)
+        return [r["event_id"] for r in rows]
+
+    @staticmethod
+    def _update_event_extent(con: sqlite3.Connection) -> None:
+        con.execute(
+            "UPDATE gpkg_contents SET (min_x, min_y, max_x, max_y, last_change) = "
+            "(SELECT MIN(lon), MIN(lat), MAX(lon), MAX(lat), "
+            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM events) WHERE table_name = 'events'"
+        )
+
+    def events(
+        self,
+        *,
+        start_ts: float | None = None,
+        end_ts: float | None = None,
+        grid_code: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return stored events (oldest first), optionally in ``[start_ts, end_ts)``."""
+        where, args = [], []
+        if start_ts is not None:
+            where.append("reported_ts >= ?")
+            args.append(start_ts)
+        if end_ts is not None:
+            where.append("reported_ts < ?")
+            args.append(end_ts)
+        if grid_code is not None:
+            where.append("grid_code = ?")
+            args.append(grid_code)
+        sql = f"SELECT fid, {', '.join(EVENT_FIELDS)} FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY reported_ts, fid"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        return [dict(r) for r in self._con().execute(sql, args)]
+
+    def events_revision(self) -> tuple[int, int]:
+        """Return ``(count, max fid)`` of the events: changes whenever events change."""
+        row = self._con().execute("SELECT COUNT(*), COALESCE(MAX(fid), 0) FROM events").fetchone()
+        return int(row[0]), int(row[1])
+
+    # --------------------------------------------------------------- settings
+    def settings(self) -> dict[str, str]:
+        """Return every stored setting."""
+        return {
+            r["key"]: r["value"] for r in self._con().execute("SELECT key, value FROM settings")
+        }
+
+    def set_settings(self, values: dict[str, str | None]) -> dict[str, str]:
+        """Store settings in one transaction (None deletes a key); return all settings."""
+        with self.transaction() as con:
+            for key, value in values.items():
+                if value is None:
+                    con.execute("DELETE FROM settings WHERE key = ?", (key,))
+                else:
+                    con.execute(
+                        "INSERT INTO settings (key, value) VALUES (?, ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                        (key, str(value)),
+                    )
+        return self.settings()
+
+    # ------------------------------------------------------------------- jobs
+    def create_job(self, kind: str, message: str = "") -> str:
+        """Create a queued job and return its id."""
+        job_id = uuid.uuid4().hex[:16]
+        now = _now()
+        with self.transaction() as con:
+            con.execute(
+                "INSERT INTO jobs (id, kind, status, progress, message, created, updated) "
+                "VALUES (?, ?, 'queued', 0, ?, ?, ?)",
+                (job_id, kind, message, now, now),
+            )
+        return job_id
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        """Update a job's ``status``, ``progress``, ``message``, ``plan_id`` or ``error``."""
+        allowed = {"status", "progress", "message", "plan_id", "error"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"unknown job fields {sorted(bad)}")
+        if "status" in fields and fields["status"] not in JOB_STATES:
+            raise ValueError(f"unknown job status {fields['status']!r}")
+        sets = ", ".join(f"{k} = ?" for k in fields) + ", updated = ?"
+        with self.transaction() as con:
+            con.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*fields.values(), _now(), job_id))
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """Return a job as a dict; raise :class:`NotFound` when it does not exist."""
+        row = self._con().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"job {job_id} does not exist")
+        return dict(row)
+
+    def fail_unfinished_jobs(self, reason: str = "the server stopped before the job ended") -> int:
+        """Mark queued and running jobs failed (called at start-up); return how many."""
+        with self.transaction() as con:
+            cur = con.execute(
+                "UPDATE jobs SET status = 'failed', error = ?, updated = ? "
+                "WHERE status IN ('queued', 'running')",
+                (reason, _now()),
+            )
+        return int(cur.rowcount)
+
+
+# -------------------------------------------------------------- plan <-> bytes
+def plan_to_bytes(plan: Any) -> bytes:
+    """Serialise a :class:`gridmap.Plan` to GeoPackage bytes (via :meth:`Plan.to_file`)."""
+    with tempfile.TemporaryDirectory(prefix="gridmap-plan-") as tmp:
+        path = Path(tmp) / "plan.gpkg"
+        plan.to_file(path)
+        return path.read_bytes()
+
+
+def plan_from_bytes(data: bytes) -> Any:
+    """Read a plan back from the bytes of :func:`plan_to_bytes`."""
+    from gridmap.plan import read_plan
+
+    with tempfile.TemporaryDirectory(prefix="gridmap-plan-") as tmp:
+        path = Path(tmp) / "plan.gpkg"
+        path.write_bytes(data)
+        return read_plan(path)
