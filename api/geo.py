@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import math
 import threading
 from collections import OrderedDict
@@ -335,6 +336,27 @@ class PlanCache:
                 self._locks.pop(key, None)
             return view
 
+    def has(self, record: PlanRecord) -> bool:
+        """Whether `record`'s version is decoded already."""
+        with self._lock:
+            return (record.id, record.version) in self._views
+
+    def warm(self, record: PlanRecord) -> None:
+        """Decode `record`'s version in a background thread (no-op when cached).
+
+        The map page calls this so that the plan is ready when the page asks for it.
+        """
+        if self.has(record):
+            return
+
+        def run() -> None:
+            try:
+                self.view(record)
+            except Exception:  # noqa: BLE001 - the request that needs it will report it
+                logging.getLogger("gridmap.api").exception("warming plan %s failed", record.id)
+
+        threading.Thread(target=run, name=f"gridmap-warm-{record.id}", daemon=True).start()
+
     def derived(self, key: tuple, build: Callable[[], Any], size: int = 16) -> Any:
         """Memoise a value derived from plan views and events under `key` (small LRU)."""
         with self._lock:
@@ -460,8 +482,6 @@ def _compute_stats(
         try:
             return _stats_with_module(event_stats, view, df, start, end)
         except Exception:  # noqa: BLE001 - fall back to plain counts, never fail the request
-            import logging
-
             logging.getLogger("gridmap.api").exception("event_stats failed; using plain counts")
     return _simple_stats(view, df)
 

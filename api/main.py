@@ -134,6 +134,9 @@ def create_app(store_path: str | Path | None = None, settings: Settings | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        latest = store.latest_plan_id()
+        if latest is not None:
+            app.state.cache.warm(store.plan(latest))  # the newest plan is shown first
         yield
         runner.shutdown(wait=False)
         store.close()

@@ -1374,8 +1374,9 @@ class EventStats:
         ``closed_on_time``, ``on_time_rate``, ``overdue``, ``no_deadline``,
         ``median_handling_hours``. See the module docstring for the definitions.
     communities : pandas.DataFrame or None
-        The same per ``community_code`` (plus ``street_code``, ``community_name``,
-        ``grids``); None when the grids have no ``community_code``.
+        The same per community (``community_code`` with ``street_code``: community codes
+        repeat across streets), plus ``community_name`` and ``grids``; None when the
+        grids have no ``community_code``.
     streets : pandas.DataFrame or None
         The same per ``street_code`` (plus ``grids``, ``communities``); None when the
         grids have no ``street_code``.
@@ -1499,19 +1500,19 @@ def event_stats(
         grid_attrs, gidx, flags, cat_idx, src_idx, hours, period_idx, periods
     )
 
-    # communities
+    # communities: a community code is unique only within its street
     if "community_code" in grids.columns:
-        comm_codes, comm_of_grid = np.unique(
-            grids["community_code"].fillna("").to_numpy(dtype=object), return_inverse=True
-        )
-        comm = pd.DataFrame({"community_code": comm_codes})
+        key_cols = [c for c in ("street_code", "community_code") if c in grids.columns]
+        keys = grids[key_cols].astype(object).fillna("")
+        comm_of_grid = keys.groupby(key_cols, sort=True).ngroup().to_numpy(dtype=np.int64)
+        n_comm = int(comm_of_grid.max()) + 1
         grp = grids.groupby(comm_of_grid, sort=True)
-        if "street_code" in grids.columns:
-            comm["street_code"] = grp["street_code"].first().to_numpy()
+        comm = pd.DataFrame({c: grp[c].first().to_numpy() for c in key_cols})
+        comm = comm[["community_code", *[c for c in key_cols if c != "community_code"]]]
         if "community_name" in grids.columns:
             comm["community_name"] = grp["community_name"].first().to_numpy()
         comm["grids"] = grp.size().to_numpy()
-        comm["households"] = _sum_strict(grids["households"], comm_of_grid, len(comm_codes))
+        comm["households"] = _sum_strict(grids["households"], comm_of_grid, n_comm)
         cidx = np.where(assigned, comm_of_grid[np.maximum(gidx, 0)], -1)
         unit_tables["communities"] = _kpi_table(
             comm, cidx, flags, cat_idx, src_idx, hours, period_idx, periods

@@ -201,7 +201,7 @@ def roster(plan: Plan) -> pd.DataFrame:
             "grid_code": whole["grid_code"].to_numpy(),
             "building_id": whole["building_id"].astype(str).to_numpy(),
             "part": 0,
-            "units": np.where(units > 1, "1-" + units.astype(str), units.astype(str)),
+            "units": np.where(units > 1, "1-" + units.astype(str), np.where(units == 1, "1", "")),
             "floors": "",
             "households": pd.to_numeric(whole["households"], errors="coerce")
             .fillna(0)
@@ -384,7 +384,7 @@ def grid_sheet(
                 continue
             label = f"{hh}{txt('户', ' hh')}"
         if n_lab <= 60:
-            label = f"{_short_id(bid)}\n{label}"
+            label = f"{_building_label(bid, ctx.b_name[i], zh)}\n{label}"
         p = ctx.b_rep[i]
         if not view.contains(p):
             continue
@@ -469,6 +469,7 @@ class _SheetContext:
     b_id: np.ndarray
     b_grid: np.ndarray
     b_hh: np.ndarray
+    b_name: np.ndarray
     building_tree: shapely.STRtree
     barrier_lines: np.ndarray
     barrier_tree: shapely.STRtree | None
@@ -496,6 +497,11 @@ class _SheetContext:
             b_id=plan.buildings["building_id"].astype(str).to_numpy(),
             b_grid=plan.buildings["grid_code"].astype(object).to_numpy(),
             b_hh=pd.to_numeric(plan.buildings["households"], errors="coerce").fillna(0).to_numpy(),
+            b_name=(
+                plan.buildings["name"].fillna("").astype(str).to_numpy()
+                if "name" in plan.buildings.columns
+                else np.full(len(bg), "", dtype=object)
+            ),
             building_tree=shapely.STRtree(bg),
             barrier_lines=lines,
             barrier_tree=shapely.STRtree(lines) if len(lines) else None,
@@ -549,7 +555,10 @@ def _bold(fp):
     return fp
 
 
-def _short_id(bid: str) -> str:
+def _building_label(bid: str, name: str, zh: bool) -> str:
+    """The building's name when it is short and printable, else its id (shortened)."""
+    if name and len(name) <= 12 and (zh or name.isascii()):
+        return name
     return bid if len(bid) <= 10 else "…" + bid[-8:]
 
 

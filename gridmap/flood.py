@@ -374,8 +374,8 @@ def _as_list(value: Any) -> list[Any]:
 def _read_vector(layer: Any, what: str) -> tuple[gpd.GeoDataFrame, str]:
     """Return (GeoDataFrame, name) from a GeoDataFrame or a path."""
     if isinstance(layer, gpd.GeoDataFrame):
-        name = str(layer.attrs.get("name", what))
-        require_crs(layer, name)
+        name = str(layer.attrs.get("name", ""))
+        require_crs(layer, name or what)
         return layer, name
     path = Path(layer)
     if not path.exists():
@@ -466,7 +466,7 @@ def _depth_hazard(path: Any, cache: _GeomCache) -> tuple[_Hazard, dict[str, Any]
 
 def _extent_hazard(layer: Any, geoms: gpd.GeoSeries) -> tuple[_Hazard, dict[str, Any]]:
     gdf, stem = _read_vector(layer, "extent")
-    name = f"extent:{stem}"
+    name = f"extent:{stem}" if stem else "extent"
     gdf = gdf.to_crs(geoms.crs) if CRS.from_user_input(gdf.crs) != CRS(geoms.crs) else gdf
     col = next((c for c in _DEPTH_COLUMNS if c in gdf.columns), None)
     n = len(geoms)
@@ -1209,7 +1209,13 @@ def _legend_html(grading: FloodGrading) -> str:
     )
 
 
-def flood_map(grading: FloodGrading, *, depth: str | os.PathLike | None = None):
+def flood_map(
+    grading: FloodGrading,
+    *,
+    depth: str | os.PathLike | None = None,
+    tiles: str | None = "osm",
+    attribution: str | None = None,
+):
     """Folium map of a flood grading.
 
     Shows the buildings in the four colours (red #e60000, orange #ff8c00,
@@ -1225,6 +1231,11 @@ def flood_map(grading: FloodGrading, *, depth: str | os.PathLike | None = None):
     depth : path, optional
         Depth raster to overlay; by default the first depth raster of the grading, or
         the connected DEM flood when the grading used only a DEM.
+    tiles : str or None
+        Base map: a preset of :data:`gridmap.maps.TILES` (``"osm"``), a tile URL
+        template, or None for no base map (usable offline).
+    attribution : str, optional
+        Attribution of a custom tile URL.
 
     Returns
     -------
@@ -1233,7 +1244,12 @@ def flood_map(grading: FloodGrading, *, depth: str | os.PathLike | None = None):
     import folium
 
     b = to_wgs84(grading.buildings, "buildings")
-    m = folium.Map(tiles="cartodbpositron", control_scale=True)
+    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
+    if tiles is not None and tiles != "none":
+        from .maps import TILES
+
+        url, attr = TILES.get(tiles, (tiles, attribution or "base map"))
+        folium.TileLayer(url, attr=attr, name="底图 Base map", max_zoom=19).add_to(m)
     overlay = _depth_overlay_image(grading, depth)
     if overlay is not None:
         img, bounds, name = overlay

@@ -16,12 +16,16 @@ footprint < 20 m² (sheds, kiosks)                  0           ``non_residentia
 ``unknown``, footprint < 40 m²                     0           ``non_residential``
 residential\\*, levels ≤ 1 and footprint < 200 m²  1           ``single_storey``
 other residential\\*, footprint < 40 m²            1           ``single_storey``
+residential\\*, units+levels given, levels ≥ 4    unit rule   ``unit_estimate``
 residential\\*, footprint ≥ 40 m²                  area rule   ``area_estimate``
 any other use                                      0           ``non_residential``
 =================================================  ==========  =====================
 
 \\* residential = ``apartments``, ``residential``, ``dormitory``, and ``unknown`` when
 ``unknown_as_residential`` (OSM ``building=yes`` is mostly housing in Chinese towns).
+
+Unit rule: ``households = units × levels × households_per_unit_floor`` (the survey
+convention 一梯两户: two households per unit per floor by default).
 
 Area rule: ``households = round(footprint × levels × net_to_gross / dwelling_size)``,
 at least 1, with the footprint measured in m² in a metric CRS.
@@ -135,7 +139,14 @@ SINGLE_STOREY_MAX_M2 = 200.0
 MIN_LEVELS_FOR_UNITS = 4.0
 
 _RESIDENTIAL_ESTIMATED = ("apartments", "residential", "dormitory")
-_HH_SOURCES = ("given", "area_estimate", "single_storey", "rural_house", "non_residential")
+_HH_SOURCES = (
+    "given",
+    "unit_estimate",
+    "area_estimate",
+    "single_storey",
+    "rural_house",
+    "non_residential",
+)
 _LEVELS_SOURCES = ("given", "height", "default")
 _UNITS_SOURCES = ("given", "long_side", "single")
 _CALIPER_MAX_VERTICES = 8  # convex footprints up to this many corners are measured in numpy
@@ -256,6 +267,20 @@ def estimate_households(
     households_source[rural] = _HH_SOURCES.index("rural_house")
     households[single] = 1
     households_source[single] = _HH_SOURCES.index("single_storey")
+    # Survey registers give 单元数 and 层数 more often than 户数: a walk-up with known
+    # units and storeys holds units x storeys x households per unit-floor (一梯两户).
+    by_unit = (
+        by_area
+        & ~np.isnan(units_given)
+        & (units_given > 0)
+        & ~np.isnan(levels_given)
+        & (levels >= MIN_LEVELS_FOR_UNITS)
+    )
+    households[by_unit] = (units_given[by_unit] * levels[by_unit] * households_per_unit_floor).astype(
+        np.int64
+    )
+    households_source[by_unit] = _HH_SOURCES.index("unit_estimate")
+    by_area = by_area & ~by_unit
     raw = area[by_area] * levels[by_area] * ntg[by_area] / ds[by_area]
     households[by_area] = np.maximum(1, np.floor(raw + 0.5)).astype(np.int64)
     households_source[by_area] = _HH_SOURCES.index("area_estimate")
@@ -522,11 +547,14 @@ def _rectangle_long_sides(rect: np.ndarray) -> np.ndarray:
 
 def _apply_overrides(
     overrides: gpd.GeoDataFrame,
-    geoms: np.ndarray,
+    centroids: np.ndarray,
     crs: Any,
     targets: Mapping[str, np.ndarray],
 ) -> None:
-    """Write per-area parameter values into `targets` (arrays by column), in place."""
+    """Write per-area parameter values into `targets` (arrays by column), in place.
+
+    `centroids` are the buildings' centroids in the metric CRS `crs`.
+    """
     cols = [c for c in _OVERRIDE_COLUMNS if c in overrides.columns]
     if not cols:
         raise SchemaError(
@@ -535,10 +563,9 @@ def _apply_overrides(
             source="area_overrides",
         )
     require_crs(overrides, "area_overrides")
-    if len(overrides) == 0 or len(geoms) == 0:
+    if len(overrides) == 0 or len(centroids) == 0:
         return
     zones = to_metric(overrides, crs, source="area_overrides")
-    centroids = shapely.centroid(geoms)
     inp, tree = zones.sindex.query(centroids, predicate="within")
     for col in cols:
         values = pd.to_numeric(zones[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)

@@ -605,6 +605,22 @@ def _floodplain_width(x, north, params) -> np.ndarray:
     return rural * (1 - town) + town_w * town
 
 
+def _distance_along(river: _River, pts: np.ndarray, xmin: float, xmax: float):
+    """Distance of `pts` to the river line and x of the nearest river point.
+
+    A coarse search (20 m samples) for all points is refined with 2 m samples near
+    the river; a single fine search is slow because the samples are collinear.
+    """
+    cx = np.arange(xmin, xmax, 20.0)
+    dist, idx = cKDTree(np.column_stack([cx, river.y(cx)])).query(pts)
+    near_x = cx[idx]
+    close = dist < 300.0
+    fx = np.arange(xmin, xmax, 2.0)
+    fd, fi = cKDTree(np.column_stack([fx, river.y(fx)])).query(pts[close])
+    dist[close], near_x[close] = fd, fx[fi]
+    return dist, near_x
+
+
 def _terrain(rng: np.random.Generator, river: _River, study: shapely.Polygon, water) -> _Terrain:
     minx, miny, maxx, maxy = study.bounds
     x0 = np.floor((minx - _MARGIN) / _CELL) * _CELL
@@ -617,12 +633,9 @@ def _terrain(rng: np.random.Generator, river: _River, study: shapely.Polygon, wa
     gx, gy = np.meshgrid(xc, yc)
     pts = np.column_stack([gx.ravel(), gy.ravel()])
 
-    rx = np.arange(x0 - 400.0, x1 + 400.0, 2.0)
-    ry = river.y(rx)
-    dist, idx = cKDTree(np.column_stack([rx, ry])).query(pts)
-    dist = dist.reshape(gx.shape)
-    near_x = rx[idx].reshape(gx.shape)
-    north = gy > ry[idx].reshape(gx.shape)
+    dist, near_x = _distance_along(river, pts, x0 - 400.0, x1 + 400.0)
+    dist, near_x = dist.reshape(gx.shape), near_x.reshape(gx.shape)
+    north = gy > river.y(near_x)
     half = river.width(near_x) / 2
 
     z0, slope = 246.0 + rng.uniform(-2.0, 2.0), rng.uniform(0.0012, 0.0016)
@@ -919,7 +932,9 @@ class _Village:
     b: float = 0.0
 
 
-def _village_sites(rng: np.random.Generator, study, river: _River, terrain: _Terrain) -> list[_Village]:
+def _village_sites(
+    rng: np.random.Generator, study, river: _River, terrain: _Terrain
+) -> list[_Village]:
     """Natural villages (自然屯): in the valleys, away from the town and from each other.
 
     The first two are isolated: more than 2.6 km from the town and 2.3 km from any other
@@ -1066,7 +1081,9 @@ def _village_houses(
         jx, jy = _rotate(jx, jy, v.angle)
         rects = _rects(x + jx, y + jy, w, d, v.angle + rng.normal(0, 0.02, n))
         home = shapely.contains(comm_geoms, shapely.Point(cx, cy))
-        region = shapely.difference(comm_geoms[home][0], shapely.clip_by_rect(block, *ellipse.buffer(50.0).bounds))
+        region = shapely.difference(
+            comm_geoms[home][0], shapely.clip_by_rect(block, *ellipse.buffer(50.0).bounds)
+        )
         shapely.prepare(region)
         ok = shapely.contains(region, rects)
         ok &= shapely.contains(ellipse, shapely.centroid(rects))
@@ -1088,7 +1105,12 @@ def _village_houses(
         uses += list(use)
         levels += list(lv)
         village_of += [k] * len(take)
-    return np.array(geoms, dtype=object), np.array(uses, dtype=object), np.array(levels), np.array(village_of)
+    return (
+        np.array(geoms, dtype=object),
+        np.array(uses, dtype=object),
+        np.array(levels),
+        np.array(village_of),
+    )
 
 
 # =======================================================================================
@@ -1158,7 +1180,9 @@ def _max_distance(geoms: np.ndarray, line) -> np.ndarray:
     return out
 
 
-def _old_district(rng, blocks: gpd.GeoDataFrame, community, river: _River, roads: _Roads, water, n_target: int):
+def _old_district(
+    rng, blocks: gpd.GeoDataFrame, community, river: _River, roads: _Roads, water, n_target: int
+):
     """The old-house district (棚户区): outline, alleys (胡同) and one-storey houses.
 
     The district fills the blocks of `community` between the river and the arterial
@@ -1174,7 +1198,9 @@ def _old_district(rng, blocks: gpd.GeoDataFrame, community, river: _River, roads
     lo, hi = 60.0, 900.0
     for _ in range(25):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if shapely.intersection(region, rline.buffer(mid)).area < need else (lo, mid)
+        lo, hi = (
+            (mid, hi) if shapely.intersection(region, rline.buffer(mid)).area < need else (lo, mid)
+        )
     reach = rline.buffer(hi)
     closed = region.buffer(25.0, join_style="mitre").buffer(-25.0, join_style="mitre")
     outline = shapely.intersection(shapely.intersection(community, reach), closed)
@@ -1368,10 +1394,10 @@ def _street_front(rng, arterials: _Roads, zone, clear_zone):
 # events
 # =======================================================================================
 def _scale_capacities(caps: np.ndarray, total: float) -> np.ndarray:
-    """Scale shelter capacities to about `total` persons, each within 200..2,500."""
-    for _ in range(50):
-        caps = np.clip(caps * total / caps.sum(), 200.0, 2500.0)
-    return np.ceil(caps / 10.0) * 10.0
+    """Scale the capacity above 200 persons so that the shelters hold about `total`."""
+    excess = caps - 200.0
+    factor = max(total - 200.0 * len(caps), 0.0) / excess.sum()
+    return np.ceil(np.clip(200.0 + excess * factor, 200.0, 2500.0) / 10.0) * 10.0
 
 
 def _events(rng, communities, buildings, market, district_houses, hot_geoms, town):
@@ -1513,7 +1539,9 @@ def _build(seed: int) -> _Built:
 
     b = _Buildings()
     n_old = int(rng.integers(1900, 2200))
-    comm006 = communities.geometry.values[communities["community_code"] == _OLD_DISTRICT_COMMUNITY][0]
+    comm006 = communities.geometry.values[communities["community_code"] == _OLD_DISTRICT_COMMUNITY][
+        0
+    ]
     district, band, alleys, houses = _old_district(rng, blocks, comm006, river, roads, water, n_old)
     b.add(houses, use="house", levels=1.0, difficult=True, hh=1)
 
@@ -1608,7 +1636,9 @@ def _build(seed: int) -> _Built:
     clear_zone = shapely.union_all(
         [roads.zone(_CLEAR), alleys.zone({"service": _ALLEY_CLEAR}), lane_zone]
     )
-    front, front_units, front_street = _street_front(rng, art, shapely.union_all(strips), clear_zone)
+    front, front_units, front_street = _street_front(
+        rng, art, shapely.union_all(strips), clear_zone
+    )
     shop = rng.random(len(front)) < 0.2
     f_levels = np.where(shop, rng.integers(2, 4, len(front)), rng.choice([5, 6, 7], len(front)))
     f_hh = np.where(shop, 0, f_levels * front_units * 2)
@@ -1624,7 +1654,10 @@ def _build(seed: int) -> _Built:
         use=np.where(shop, "commercial", "residential")[order],
         levels=f_levels_given[order],
         hh=f_hh[order],
-        name=[f"{nm}商铺" if s else None for s, nm in zip(shop[order], front_street[order], strict=True)],
+        name=[
+            f"{nm}商铺" if s else None
+            for s, nm in zip(shop[order], front_street[order], strict=True)
+        ],
     )
 
     # fill the compounds of each community up to its household target
@@ -1726,7 +1759,9 @@ def _build(seed: int) -> _Built:
     for k, v in enumerate(villages):
         home = int(np.flatnonzero(shapely.contains(comm_geoms, shapely.Point(v.centre)))[0])
         village_name[k] = communities["name"].iloc[home]
-    v_names = [f"{village_name[k]}党群服务中心" if p else None for k, p in zip(vof, public, strict=True)]
+    v_names = [
+        f"{village_name[k]}党群服务中心" if p else None for k, p in zip(vof, public, strict=True)
+    ]
     for k in np.flatnonzero(public):
         cap = int(round(rng.uniform(200, 320), -1))
         shelters.append((v_names[k], "service_centre", cap, shapely.centroid(vg[k])))

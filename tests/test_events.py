@@ -25,9 +25,7 @@ from gridmap.errors import InputError, SchemaError
 X0, Y0 = 500000.0, 5290000.0  # EPSG:32652 (UTM 52N), near Yichun
 METRIC = "EPSG:32652"
 NOW = "2025-03-31 00:00"
-G1, G2, G3, G4 = "230717001001001", "230717001001002", "230717001002001", "230717002003001"
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "jakarta"
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample_town.gpkg"
+G1, G2, G3, G4 = "230717001001001", "230717001001002", "230717001002001", "230717002001001"
 
 
 def _t(text: str) -> str:
@@ -67,7 +65,8 @@ def grids() -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
         {
             "grid_code": [G1, G2, G3, G4],
-            "community_code": ["001", "001", "002", "003"],
+            # community 001 of street 002 is not community 001 of street 001
+            "community_code": ["001", "001", "002", "001"],
             "street_code": ["001", "001", "001", "002"],
             "community_name": ["东风社区", "东风社区", "学府社区", "河西村"],
             "kind": ["community", "community", "special", "rural"],
@@ -118,8 +117,10 @@ def _lonlat(x, y):
     return tr.transform(X0 + np.asarray(x, float), Y0 + np.asarray(y, float))
 
 
-def _row(table: pd.DataFrame, key: str, code: str) -> pd.Series:
+def _row(table: pd.DataFrame, key: str, code: str, street: str | None = None) -> pd.Series:
     hit = table[table[key] == code]
+    if street is not None:
+        hit = hit[hit["street_code"] == street]
     assert len(hit) == 1, f"{key}={code}: {len(hit)} rows"
     return hit.iloc[0]
 
@@ -204,14 +205,17 @@ def test_grid_kpis_hand_computed(grids, events):
 
 def test_rollups_recompute_rates_from_sums(grids, events):
     st = ev.event_stats(grids, events, now=NOW)
-    c = _row(st.communities, "community_code", "001")
+    assert len(st.communities) == 3
+    c = _row(st.communities, "community_code", "001", street="001")
     assert c["households"] == 250 and c["events"] == 7 and c["grids"] == 2
     assert c["per_100_households"] == pytest.approx(2.8)
     assert (c["due"], c["closed_on_time"], c["open"], c["overdue"]) == (6, 2, 3, 2)
     assert c["on_time_rate"] == pytest.approx(1 / 3)  # mean of grid rates would be 0.25
     assert c["median_handling_hours"] == pytest.approx(48.0)  # raw events, not 60
-    c2 = _row(st.communities, "community_code", "002")
+    c2 = _row(st.communities, "community_code", "002", street="001")
     assert math.isnan(c2["on_time_rate"]) and math.isnan(c2["per_100_households"])
+    c3 = _row(st.communities, "community_code", "001", street="002")
+    assert (c3["events"], c3["households"], c3["due"]) == (4, 100, 3)
     s = _row(st.streets, "street_code", "001")
     assert (s["events"], s["households"], s["due"], s["closed_on_time"]) == (8, 250, 6, 2)
     assert s["per_100_households"] == pytest.approx(3.2)
@@ -586,10 +590,11 @@ def test_write_event_outputs(tmp_path, grids):
 
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_jakarta_flood_reports(tmp_path):
-    if not (REALDATA / "flood_reports_2016.csv").exists():
-        pytest.skip("shared real data not available")
-    rw = gpd.read_file(REALDATA / "rw_boundaries.shp")
+def test_jakarta_flood_reports(tmp_path, realdata):
+    jakarta = realdata / "jakarta"
+    if not (jakarta / "flood_reports_2016.csv").exists():
+        pytest.skip("jakarta flood reports absent")
+    rw = gpd.read_file(jakarta / "rw_boundaries.shp")
     # RW neighbourhoods as grids; households unknown -> NA, per_100_households NaN
     grids = gpd.GeoDataFrame(
         {
@@ -600,18 +605,22 @@ def test_jakarta_flood_reports(tmp_path):
         geometry=rw.geometry,
         crs=rw.crs,
     )
-    events = ev.read_events(REALDATA / "flood_reports_2016.csv", plan=grids, tz="Asia/Jakarta")
+    events = ev.read_events(jakarta / "flood_reports_2016.csv", plan=grids, tz="Asia/Jakarta")
     rej = ev.rejects_of(events)
     assert len(events) + len(rej) == 8997
     # README: ~350 reports lie outside Jakarta. Against the RW polygons 475 fall
     # outside: ~390 are > 2 km from any RW, the rest at the edges and in small gaps.
     assert 350 <= len(rej) <= 550
     assert set(rej["reason"]) == {"outside_plan"}
+    assert rej["row"].min() >= 2 and {"datetime", "longitude", "latitude"} <= set(rej.columns)
     assert events["grid_code"].notna().all()
-    st = ev.event_stats(grids, events)
+    assert events["reported_at"].min() >= pd.Timestamp("2015-12-01", tz="Asia/Jakarta")
+    st = ev.event_stats(grids, events, by=None)
     assert len(st.grids) == 2685 and st.grids["events"].sum() == len(events)
     assert st.grids["per_100_households"].isna().all()
     assert st.communities["events"].sum() == len(events)
+    monthly = ev.event_stats(grids, events, by="month")
+    assert monthly.grids["period"].nunique() == 12
     hot = ev.hotspots(grids, st, value="events", permutations=199)
     assert (hot["hotspot"] == "hot").sum() > 0
     fmap = ev.event_map(grids, events, stats=st, hot=hot)
@@ -623,16 +632,35 @@ def test_jakarta_flood_reports(tmp_path):
 
 
 @pytest.mark.slow
-def test_sample_town_events():
-    if not SAMPLE.exists():
-        pytest.skip("data/sample_town.gpkg not generated yet")
+def test_sample_town_events(sample_town_path):
     import pyogrio
 
-    if "events" not in [row[0] for row in pyogrio.list_layers(SAMPLE)]:
+    if "events" not in [row[0] for row in pyogrio.list_layers(sample_town_path)]:
         pytest.skip("sample_town.gpkg has no events layer yet")
-    out = ev.read_events(SAMPLE, layer="events")
+    out = ev.read_events(sample_town_path, layer="events")
     assert len(out) > 0
     assert len(ev.rejects_of(out)) == 0
     assert set(out["category"].dropna()) <= set(ev.CATEGORIES)
     assert set(out["source"].dropna()) <= {"grid_worker", "resident"}
     assert set(out["status"].dropna()) <= {"closed", "open"}
+    # the communities as coarse grids: nearly every event falls in one
+    comm = gpd.read_file(sample_town_path, layer="communities")
+    grids = comm.assign(grid_code="230717" + comm["street_code"] + comm["community_code"] + "000")
+    st = ev.event_stats(grids, out)
+    assert st.summary["assigned"] >= 0.95 * len(out)
+    assert 0.0 < st.summary["on_time_rate"] <= 1.0
+
+
+@pytest.mark.slow
+def test_sample_town_plan_end_to_end(sample_town_path, tmp_path):
+    """A real Plan from the partition engine, through write_event_outputs."""
+    pipeline = pytest.importorskip("gridmap.pipeline")
+    if not hasattr(pipeline, "plan_sample"):
+        pytest.skip("gridmap.pipeline.plan_sample not available")
+    plan = pipeline.plan_sample()
+    paths = ev.write_event_outputs(plan, sample_town_path, tmp_path, permutations=99)
+    assert (tmp_path / "events_map.html").exists()
+    kpi = pd.read_csv(tmp_path / "event_kpis_grids.csv", dtype={"grid_code": str})
+    assert len(kpi) == len(plan.grids) and kpi["events"].sum() > 0
+    assert set(kpi["grid_code"]) == set(plan.grids["grid_code"])
+    assert any(p.name == "event_hotspots.xlsx" for p in paths)

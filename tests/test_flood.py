@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import rasterio
 import shapely
+from pyproj import CRS
 from rasterio.transform import from_origin
 from scipy import ndimage
 
@@ -20,9 +21,6 @@ from gridmap.errors import CRSError, InputError, SchemaError
 
 METRIC = "EPSG:32652"  # UTM 52N, the sample town's metric CRS
 X0, Y0 = 500_000.0, 5_300_000.0  # top-left corner of the synthetic rasters (UTM 52N)
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
-if not REALDATA.exists():
-    REALDATA = Path("/work/shared/realdata")
 DATA = Path(__file__).resolve().parents[1] / "data"
 RANK = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
 
@@ -349,7 +347,7 @@ def test_plan_input_with_split_building(tmp_path):
             "grid_code": ["G1", "G2"],
         }
     )
-    plan = SimpleNamespace(buildings=b, grids=grids, splits=splits, crs=METRIC)
+    plan = gridmap.Plan(grids=grids, buildings=b, crs=CRS.from_user_input(METRIC), splits=splits)
     g = gridmap.grade_flood(plan, depth=path)
     assert g.buildings["households_at_risk"].iloc[0] == 8  # 2 of 6 floors of 24
     gr = g.grids.set_index("grid_code")
@@ -595,8 +593,8 @@ def _centroid_depth(path, gdf):
 
 
 @pytest.mark.realdata
-def test_jakarta_depth_grid_four_colours():
-    folder = REALDATA / "jakarta"
+def test_jakarta_depth_grid_four_colours(realdata):
+    folder = realdata / "jakarta"
     if not (folder / "flood_depth_current.tif").exists():
         pytest.skip("real data not available")
     raw = gpd.read_file(folder / "buildings_osm2012.gpkg")
@@ -638,8 +636,8 @@ def test_jakarta_depth_grid_four_colours():
 
 
 @pytest.mark.realdata
-def test_jakarta_historical_extent_adds_blue():
-    folder = REALDATA / "jakarta"
+def test_jakarta_historical_extent_adds_blue(realdata):
+    folder = realdata / "jakarta"
     if not (folder / "rw_flooded_2007.shp").exists():
         pytest.skip("real data not available")
     raw = gpd.read_file(folder / "buildings_osm2012.gpkg")
@@ -664,8 +662,8 @@ def test_jakarta_historical_extent_adds_blue():
 
 
 @pytest.mark.realdata
-def test_lyon_dem_connected_flooding_is_less_than_bathtub(tmp_path):
-    folder = REALDATA / "lyon"
+def test_lyon_dem_connected_flooding_is_less_than_bathtub(realdata, tmp_path):
+    folder = realdata / "lyon"
     if not (folder / "dem_10m.tif").exists():
         pytest.skip("real data not available")
     b = gpd.read_file(folder / "roofs.gpkg")

@@ -119,19 +119,20 @@ def test_units():
     rows = [
         {"use": "apartments", "w": 45, "h": 12, "levels": 6},  # 27 hh, 45/15 = 3 units
         {"use": "apartments", "w": 60, "h": 12, "levels": 6},  # 36 hh, 4 -> capped at 3
-        {"use": "apartments", "w": 45, "h": 12, "levels": 6, "units": 5},
+        {"use": "apartments", "w": 45, "h": 12, "levels": 6, "units": 5},  # 5 x 6 x 2 = 60
         {"use": "apartments", "w": 45, "h": 12, "levels": 3},  # low: single
         {"use": "house", "w": 10, "h": 12},
         {"use": "school", "w": 45, "h": 12, "levels": 4},
         {"use": "apartments", "w": 8, "h": 8, "levels": 6},  # 3 hh, long side 8 m -> 1
     ]
     out = gridmap.estimate_households(_buildings(rows))
-    assert out["households"].tolist() == [27, 36, 27, 14, 1, 0, 3]
+    assert out["households"].tolist() == [27, 36, 60, 14, 1, 0, 3]
+    assert out["households_source"].iloc[2] == "unit_estimate"
     assert out["units"].tolist() == [3, 3, 5, 1, 1, 0, 1]
     assert out["units_source"].tolist() == [
         "long_side", "long_side", "given", "single", "single", "single", "long_side",
     ]  # fmt: skip
-    assert out["households_per_unit"].tolist() == pytest.approx([9, 12, 5.4, 14, 1, 0, 3])
+    assert out["households_per_unit"].tolist() == pytest.approx([9, 12, 12, 14, 1, 0, 3])
     assert out["units"].dtype == np.int64 and out["households"].dtype == np.int64
     assert out["households_per_unit"].dtype == np.float64
 

@@ -75,6 +75,8 @@ def map_page(
             current = None
     if current is None and plans:
         current = plans[0]
+    if current is not None:
+        request.app.state.cache.warm(current)  # decode while the browser loads the assets
     config = {
         "lang": lang,
         "api": "/api",

@@ -40,8 +40,10 @@
     mapBounds: () => boundsArray(map.getBounds()),
     popupCode: () => {
       const p = map._popup;
-      return p && map.hasLayer(p) && p.options.gridCode ? p.options.gridCode : null;
+      const src = p && map.hasLayer(p) ? p._source : null;
+      return src && src.feature ? src.feature.properties.grid_code : null;
     },
+    timings: { script: performance.now() },
     registerLayer: (def) => registerLayer(def),
   });
 
@@ -135,9 +137,11 @@
   }
   if (CFG.plan) {
     const s = CFG.plan.summary || {};
+    const zh = CFG.lang === 'zh';
     document.getElementById('plan-info').textContent =
-      S.plan + '：' + CFG.plan.name + '（' + S.version + ' ' + CFG.plan.version + '） · ' +
-      S.grids_total + ' ' + num(s.grids) + ' · ' + S.households_total + ' ' + num(s.households);
+      S.plan + (zh ? '：' : ': ') + CFG.plan.name + (zh ? '（' : ' (') + S.version + ' ' +
+      CFG.plan.version + (zh ? '）' : ')') + ' · ' + S.grids_total + ' ' + num(s.grids) + ' · ' +
+      S.households_total + ' ' + num(s.households);
   }
   if (CFG.plans.length > 1) {
     const sel = document.getElementById('plan-select');
@@ -248,17 +252,16 @@
     available: (c) => !!c.cfg.plan,
     show: () => true,
     create: async (c) => {
-      const data = c.gridData;
+      const data = await c.gridPromise;
+      // one tooltip and one popup for the whole layer (cheap with thousands of grids)
       const layer = L.geoJSON(data, {
         style: gridStyle,
-        onEachFeature: (f, l) => {
-          gridIndex.set(f.properties.grid_code, l);
-          l.bindTooltip(esc(f.properties.grid_code.slice(-6)) + ' · ' + esc(num(f.properties.households)) +
-            ' ' + esc(S.unit_households), { sticky: true, direction: 'top' });
-          l.bindPopup(() => popupHtml(f.properties), { gridCode: f.properties.grid_code, maxWidth: 320 });
-          l.on('click', () => selectGrid(f.properties.grid_code, { zoom: false, popup: false }));
-        },
+        onEachFeature: (f, l) => { gridIndex.set(f.properties.grid_code, l); },
       });
+      layer.bindTooltip((l) => esc(l.feature.properties.grid_code.slice(-6)) + ' · ' +
+        esc(num(l.feature.properties.households)) + ' ' + esc(S.unit_households), { sticky: true, direction: 'top' });
+      layer.bindPopup((l) => popupHtml(l.feature.properties), { maxWidth: 320 });
+      layer.on('click', (e) => selectGrid(e.layer.feature.properties.grid_code, { zoom: false, popup: false }));
       return layer;
     },
     legend: () => Object.keys(KIND_COLOURS).map((k) =>
@@ -284,9 +287,10 @@
     create: async (c) => {
       const group = L.geoJSON(null, {
         style: (f) => ({ color: '#222', weight: 0.5, fillColor: buildingColour(f.properties.households), fillOpacity: 0.9 }),
-        onEachFeature: (f, l) => l.bindTooltip(esc(f.properties.building_id) + ' · ' +
-          esc(num(f.properties.households)) + ' ' + esc(S.unit_households) + ' · ' + esc(f.properties.grid_code || '')),
       });
+      group.bindTooltip((l) => esc(l.feature.properties.building_id) + ' · ' +
+        esc(num(l.feature.properties.households)) + ' ' + esc(S.unit_households) + ' · ' +
+        esc(l.feature.properties.grid_code || ''));
       async function refresh() {
         if (!map.hasLayer(group)) return;
         const seq = ++buildingSeq;
@@ -341,6 +345,7 @@
     show: () => false,
     create: async (c) => {
       const stats = await loadStats();
+      await c.gridPromise;
       const rate = new Map(stats.grids.map((g) => [g.grid_code, g.per_100_households]));
       const values = stats.grids.map((g) => g.per_100_households).filter((v) => v !== null).sort((a, b) => a - b);
       rateBreaks = [0.2, 0.4, 0.6, 0.8].map((q) => values.length ? values[Math.floor(q * (values.length - 1))] : 0);
@@ -424,9 +429,9 @@
     if (!layer) return false;
     gm.selected = code;
     highlight(layer);
+    openPanel(code); // first: the panel narrows the map
     if (opts.zoom) map.fitBounds(layer.getBounds(), { padding: [40, 40], maxZoom: 18, animate: false });
-    openPanel(code);
-    if (opts.popup !== false) layer.openPopup(layer.getBounds().getCenter());
+    if (opts.popup !== false) gm.layers.grids.openPopup(layer, layer.getBounds().getCenter());
     return true;
   }
   document.getElementById('panel-close').addEventListener('click', () => {
@@ -466,35 +471,48 @@
       return;
     }
     status(S.loading, false, true);
-    ctx.gridData = await getJSON(API + '/grids?' + planQuery());
+    ctx.gridPromise = getJSON(API + '/grids?' + planQuery()).then((d) => {
+      ctx.gridData = d;
+      gm.timings.grids = performance.now();
+      return d;
+    });
+    const defs = REGISTRY.filter((def) => def.available(ctx));
+    const eager = (def) => def.id === 'grids' || def.id === 'buildings' || def.show(ctx);
+    // the layers shown at start load in parallel ...
+    const created = await Promise.all(defs.map((def) => (eager(def)
+      ? def.create(ctx).catch((e) => {
+        if (def.id === 'grids') throw e;
+        status(fmt(S.load_failed, { message: e.message }), true);
+        return null;
+      })
+      : null)));
+    gm.timings.layers = performance.now();
+    // ... and are added in registry order (it is the drawing order)
     const overlays = {};
-    for (const def of REGISTRY) {
-      if (!def.available(ctx)) continue;
+    defs.forEach((def, i) => {
       const label = esc(S['layer_' + def.id] || def.id);
-      if (def.id === 'grids' || def.id === 'buildings' || def.show(ctx)) {
+      if (eager(def)) {
+        if (!created[i]) return;
+        gm.layers[def.id] = created[i];
+        if (def.show(ctx)) created[i].addTo(map);
+        overlays[label] = created[i];
+        return;
+      }
+      // the others are created on first use, so the page opens fast
+      const placeholder = L.layerGroup();
+      placeholder.once('add', async () => {
         try {
-          gm.layers[def.id] = await def.create(ctx);
-          if (def.show(ctx)) gm.layers[def.id].addTo(map);
-          overlays[label] = gm.layers[def.id];
+          const layer = await def.create(ctx);
+          placeholder.addLayer(layer);
+          gm.layers[def.id + '_inner'] = layer;
+          updateLegend();
         } catch (e) {
           status(fmt(S.load_failed, { message: e.message }), true);
         }
-      } else {
-        // created on first use, so the page opens fast
-        const placeholder = L.layerGroup();
-        placeholder.once('add', async () => {
-          try {
-            const layer = await def.create(ctx);
-            placeholder.addLayer(layer);
-            gm.layers[def.id + '_inner'] = layer;
-          } catch (e) {
-            status(fmt(S.load_failed, { message: e.message }), true);
-          }
-        });
-        gm.layers[def.id] = placeholder;
-        overlays[label] = placeholder;
-      }
-    }
+      });
+      gm.layers[def.id] = placeholder;
+      overlays[label] = placeholder;
+    });
     L.control.layers(null, overlays, { collapsed: false, position: 'topright' }).addTo(map);
     if (gm.layers.grids) {
       gm.layers.grids.bringToFront();
@@ -506,7 +524,7 @@
     const params = new URLSearchParams(window.location.search);
     if (params.get('grid')) searchGrid(params.get('grid'));
     gm.ready = true;
-    gm.readyAt = performance.now();
+    gm.readyAt = gm.timings.ready = performance.now();
   }
   start().catch((e) => {
     gm.error = e.message;

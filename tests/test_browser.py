@@ -1,0 +1,243 @@
+"""The map page in a real browser: uvicorn on 127.0.0.1 + headless Chromium (Playwright).
+
+Skipped when Playwright or the Debian Chromium (/usr/bin/chromium) is missing. The page
+must load without console errors and without any request leaving 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import shapely
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("GRIDMAP_CHROMIUM", "/usr/bin/chromium")
+TOKEN = "browser-token"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _require_browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (set GRIDMAP_CHROMIUM)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    pytest.importorskip("uvicorn")
+    return sync_api
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Server:
+    """uvicorn serving `app` on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        t = time.monotonic()
+        while not self.server.started:
+            if time.monotonic() - t > 30 or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A served store with a small synthetic plan and 120 events."""
+    sync_api = _require_browser()
+    from fastapi.testclient import TestClient
+
+    from api.demo import lattice_plan, sample_events
+    from api.main import create_app, store_plan
+    from api.settings import Settings
+
+    tmp = tmp_path_factory.mktemp("browser")
+    plan = lattice_plan(1000, 600)
+    app = create_app(settings=Settings(store_path=tmp / "store.gpkg", token=TOKEN))
+    store_plan(app.state.store, plan, "浏览器测试 browser town")
+    with TestClient(app) as c:
+        r = c.post(
+            "/api/events",
+            json=sample_events(plan, 120),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert r.status_code == 201, r.text
+    with _Server(app) as server:
+        yield sync_api, server, plan
+    app.state.store.close()
+
+
+@pytest.fixture
+def page(demo):
+    sync_api, server, plan = demo
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        pg = context.new_page()
+        pg.console_errors = []
+        pg.outside_requests = []
+        pg.failed_requests = []
+        pg.on(
+            "console",
+            lambda m: pg.console_errors.append(m.text) if m.type == "error" else None,
+        )
+        pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
+        pg.on("requestfailed", lambda r: pg.failed_requests.append(r.url))
+
+        def guard(route):
+            if route.request.url.startswith(server.url):
+                route.continue_()
+            else:  # nothing may leave the machine
+                pg.outside_requests.append(route.request.url)
+                route.abort()
+
+        pg.route("**/*", guard)
+        yield pg, server, plan
+        context.close()
+        browser.close()
+
+
+def _wait_ready(pg) -> None:
+    pg.wait_for_function("window.gridmap && window.gridmap.ready === true", timeout=30_000)
+    assert pg.evaluate("window.gridmap.error") is None
+
+
+def _assert_clean(pg) -> None:
+    assert pg.console_errors == [], pg.console_errors
+    assert pg.outside_requests == [], pg.outside_requests
+    assert pg.failed_requests == [], pg.failed_requests
+
+
+def _contains(outer, inner) -> bool:
+    (s1, w1), (n1, e1) = outer
+    (s2, w2), (n2, e2) = inner
+    return s1 <= s2 and w1 <= w2 and n1 >= n2 and e1 >= e2
+
+
+def test_map_page_grids_popup_search(page, tmp_path):
+    pg, server, plan = page
+    pg.goto(server.url + "/")
+    _wait_ready(pg)
+    assert pg.evaluate("window.gridmap.gridCount()") == len(plan.grids)
+    # Chinese by default
+    assert "网格" in pg.inner_text(".leaflet-control-layers")
+    assert "图例" not in pg.title()
+
+    # click inside a grid: its popup opens with its code
+    wgs = plan.grids_wgs84()
+    code = wgs["grid_code"].iloc[3]
+    pt = shapely.point_on_surface(wgs.geometry.iloc[3])
+    xy = pg.evaluate(
+        "([lat, lon]) => { const p = window.gridmap.map.latLngToContainerPoint([lat, lon]);"
+        " return [p.x, p.y]; }",
+        [pt.y, pt.x],
+    )
+    box = pg.locator("#map").bounding_box()
+    pg.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
+    pg.wait_for_selector(".leaflet-popup-content", timeout=5_000)
+    assert code in pg.inner_text(".leaflet-popup-content")
+    assert pg.evaluate("window.gridmap.popupCode()") == code
+    assert pg.is_visible("#panel")  # the side panel opens too
+    assert code[-6:] in pg.inner_text("#panel-title")
+
+    # search another grid by code: the map zooms to it and its panel opens
+    target = wgs["grid_code"].iloc[-1]
+    pg.fill("#search-input", target)
+    pg.press("#search-input", "Enter")
+    pg.wait_for_function(f"window.gridmap.selected === '{target}'", timeout=5_000)
+    bounds = pg.evaluate("window.gridmap.mapBounds()")
+    gbounds = pg.evaluate(f"window.gridmap.gridBounds('{target}')")
+    assert _contains(bounds, gbounds), (bounds, gbounds)
+    assert pg.evaluate("window.gridmap.map.getZoom()") >= 15
+    panel = pg.inner_text("#panel-body")
+    assert target in panel
+    assert "户数" in panel
+    # event figures arrive in the panel (the store has events)
+    pg.wait_for_function(
+        "document.getElementById('panel-body').innerText.includes('事件数')", timeout=10_000
+    )
+    # search by the last digits works too; an unknown code shows a message
+    pg.fill("#search-input", "999999")
+    pg.press("#search-input", "Enter")
+    pg.wait_for_selector("#status:not([hidden])", timeout=5_000)
+    assert "999999" in pg.inner_text("#status")
+
+    shot = tmp_path / "map.png"
+    pg.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    _assert_clean(pg)
+
+
+def test_layers_switch_and_legends(page, tmp_path):
+    pg, server, plan = page
+    pg.goto(server.url + "/?lang=en")
+    _wait_ready(pg)
+    control = pg.locator(".leaflet-control-layers")
+    assert "Grids" in control.inner_text()
+    assert "Event heat map" in control.inner_text()
+    for label in ("Event heat map", "Events per 100 households", "Buildings"):
+        control.get_by_text(label).click()
+    pg.wait_for_function(
+        "window.gridmap.layers.events_heat_inner && window.gridmap.layers.event_rates_inner",
+        timeout=10_000,
+    )
+    legend = pg.inner_text(".legend")
+    assert "Events per 100 households" in legend and "Event density" in legend
+    # zoom in: buildings of the view are fetched and drawn
+    code = plan.grids["grid_code"].iloc[0]
+    pg.evaluate(f"window.gridmap.select('{code}')")
+    pg.evaluate("window.gridmap.map.setZoom(17, {animate: false})")
+    pg.wait_for_function(
+        "Object.keys(window.gridmap.layers.buildings._layers).length > 0", timeout=10_000
+    )
+    pg.screenshot(path=str(tmp_path / "layers.png"))
+    _assert_clean(pg)
+
+
+def test_empty_store_page(tmp_path):
+    sync_api = _require_browser()
+    from api.main import create_app
+    from api.settings import Settings
+
+    app = create_app(settings=Settings(store_path=tmp_path / "empty.gpkg"))
+    with _Server(app) as server, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        pg = browser.new_page()
+        errors: list[str] = []
+        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(server.url + "/")
+        _wait_ready(pg)
+        assert pg.evaluate("window.gridmap.gridCount()") == 0
+        assert "POST /api/plans" in pg.inner_text("#status")
+        assert errors == []
+        browser.close()
