@@ -161,7 +161,7 @@ def plan_grids(
         comms["kind"].astype(str).to_numpy() if "kind" in comms.columns else np.full(len(comms), "")
     )
     b_rural = np.isin(b_use, list(rural_uses)) | (
-        (comm_kind[b_comm] == "village") & (hh > 0) & ~np.isin(b_use, list(institution_uses))
+        (comm_kind[b_comm] == "village") & ~np.isin(b_use, list(institution_uses))
     )
 
     specials, b_special = _special_areas(inst_m, comms, pts, b_comm, b_use, institution_uses)
@@ -226,6 +226,7 @@ def plan_grids(
     splits = splits.drop(columns="_grid")
     for col in ("part", "unit_from", "unit_to", "floor_from", "floor_to", "households"):
         splits[col] = splits[col].astype("int64")
+    _flag_split_compounds(grids, out_b["grid_code"].to_numpy(), b_comp, hh, b_diff, ctx.ranges)
     crossings = _crossings(grids, barrier_lines, barrier_labels)
     if len(crossings):
         crossed = set(crossings["grid_code"])
@@ -645,6 +646,32 @@ def _worker_count(n_communities: int, n_buildings: int) -> int:
 
 
 def _plan_community(ctx, ci, comm_geom, specials, barrier_lines):
+    """Plan one community; return its grid rows.
+
+    Compounds that fit in one grid are kept whole. Where that leaves no in-range split
+    (the compounds are too lumpy for the household range), the community is planned
+    again with those compounds broken into their buildings, and the better of the two
+    plans (less out-of-range) is kept. Grids holding part of a broken compound are
+    flagged ``split_compound`` later.
+    """
+    rows, lumpy = _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, frozenset())
+    if not lumpy:
+        return rows
+    rows2, _ = _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, frozenset(lumpy))
+    return rows2 if _range_excess(rows2) < _range_excess(rows) else rows
+
+
+def _range_excess(rows) -> int:
+    """Households outside the range, summed over a community's residential grids."""
+    total = 0
+    for r in rows:
+        if r["kind"] != "special":
+            h = r["households"]
+            total += max(0, r["range_min"] - h) + max(0, h - r["range_max"])
+    return total
+
+
+def _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, explode):
     (lo, hi), (dlo, dhi) = ctx.ranges
     bidx = np.flatnonzero(ctx.b_comm == ci)
     special_polys = [s for s in specials if s["geometry"] is not None]
@@ -656,7 +683,7 @@ def _plan_community(ctx, ci, comm_geom, specials, barrier_lines):
     in_poly_special = np.isin(ctx.b_special[bidx], [s["group"] for s in special_polys])
     free = bidx[~in_poly_special]  # buildings tessellated in the residential area
 
-    atoms = _build_atoms(ctx, free)
+    atoms = _build_atoms(ctx, free, explode)
     # ---------------------------------------------------------------- points
     geoms = ctx.b.geometry.values
     pt_xy, pt_atom = _seed_points(geoms, ctx.pts, atoms)
@@ -703,9 +730,7 @@ def _plan_community(ctx, ci, comm_geom, specials, barrier_lines):
         m = aedges[:, 0] != aedges[:, 1] if len(aedges) else np.zeros(0, bool)
         aedges, alens = aedges[m], plens[m]
         atom_block = _atom_block(pt_atom, pt_block, len(atoms["weight"]))
-        atom_label, region_meta = _partition_atoms(
-            ctx, ci, atoms, aedges, alens, atom_block, absorbed
-        )
+        atom_label, region_meta, lumpy = _partition_atoms(ctx, ci, atoms, aedges, alens, atom_block)
         cell_label = atom_label[pt_atom]
         n_res = len(region_meta)
         # Loose institution buildings were tessellated with the residential atoms: their
@@ -725,9 +750,9 @@ def _plan_community(ctx, ci, comm_geom, specials, barrier_lines):
         )
         anchors.append(np.array([], dtype=object))
         locked.append(False)
-        atom_label = np.zeros(0, dtype=np.int64)
+        lumpy = set()
     else:
-        atom_label = np.zeros(0, dtype=np.int64)
+        lumpy = set()
 
     # ------------------------------------------------ special grids from polygons
     for s in special_polys:
@@ -752,7 +777,7 @@ def _plan_community(ctx, ci, comm_geom, specials, barrier_lines):
         locked.append(True)
 
     if not grid_geoms:
-        return []
+        return [], lumpy
     geoms_arr = np.array(grid_geoms, dtype=object)
     geoms_arr = _g._repair_coverage(comm_geom, geoms_arr, anchors, np.array(locked))
     rows = []
@@ -762,7 +787,7 @@ def _plan_community(ctx, ci, comm_geom, specials, barrier_lines):
         row["buildings"] = int(len(meta["buildings_idx"]))
         row["geometry"] = geom
         rows.append(row)
-    return rows
+    return rows, lumpy
 
 
 def _empty_meta(kind, lo, hi, flag, reason) -> dict[str, Any]:
@@ -781,7 +806,7 @@ def _empty_meta(kind, lo, hi, flag, reason) -> dict[str, Any]:
     }
 
 
-def _build_atoms(ctx: _Context, free: np.ndarray) -> dict[str, Any]:
+def _build_atoms(ctx: _Context, free: np.ndarray, explode=frozenset()) -> dict[str, Any]:
     """Group the community's free buildings into atoms.
 
     Returns a dict of parallel arrays: ``weight``, ``difficult`` (bool), ``rural`` (bool),
@@ -844,7 +869,7 @@ def _build_atoms(ctx: _Context, free: np.ndarray) -> dict[str, Any]:
             d = diff[mem].mean() >= 0.5
             chi = dhi if d else hi
             total = hh[mem].sum() + (hh[big][comp[big] == cid].sum() if cid in big_ids else 0)
-            if total <= chi and cid not in big_ids:
+            if total <= chi and cid not in big_ids and cid not in explode:
                 add(hh[mem].sum(), d, False, f"compound{cid}", -1, mem)
             else:
                 big_comp.add(cid)
@@ -1018,7 +1043,7 @@ def _atom_block(pt_atom: np.ndarray, pt_block: np.ndarray, n_atoms: int) -> np.n
 
 
 # ======================================================================= pieces
-def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, absorbed):
+def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block):
     """Group atoms into pieces, merge infeasible pieces, and cut pieces into regions.
 
     Returns the region label of every atom and the metadata of every region.
@@ -1028,6 +1053,7 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, absorbed):
     w = atoms["weight"]
     label = np.full(n, -1, dtype=np.int64)
     metas: list[dict[str, Any]] = []
+    lumpy: set[str] = set()
 
     special = atoms["special"] >= 0
     # Pieces: components over edges joining atoms of the same zone and block.
@@ -1065,8 +1091,8 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, absorbed):
     pieces = _merge_pieces(pieces, pe, pdist, ctx.ranges, ctx.village_join_distance, isolated_flags)
 
     rng_seed = int(ctx.seed) * 100_003 + int(ci)
-    for pid in sorted(pieces, key=lambda p: min(pieces[p].atoms)):
-        pc = pieces[pid]
+
+    def solve(pc: _Piece):
         idx = np.array(sorted(pc.atoms), dtype=np.int64)
         d = (
             pc.difficult_households * 2 > pc.households
@@ -1078,12 +1104,69 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, absorbed):
         local[idx] = np.arange(len(idx))
         if len(edges):
             m = (local[edges[:, 0]] >= 0) & (local[edges[:, 1]] >= 0)
-            le = local[edges[m]]
-            ll = lens[m]
+            le, ll = local[edges[m]], lens[m]
         else:
             le, ll = np.empty((0, 2), np.int64), np.empty(0)
         res = partition_region(w[idx], axy[idx], le, plo, phi, seed=rng_seed, edge_lengths=ll)
+        return {"res": res, "idx": idx, "d": d, "lo": plo, "hi": phi}
+
+    def excess(sol) -> int:
+        wts = sol["res"].weights
+        return int(np.maximum(sol["lo"] - wts, 0).sum() + np.maximum(wts - sol["hi"], 0).sum())
+
+    solved = {pid: solve(pieces[pid]) for pid in pieces}
+    # Lumpy pieces: compounds kept whole may leave no in-range split (handled by the
+    # caller), and a piece alone may have no in-range split at all. Then try joining a
+    # neighbouring piece (crossing a barrier: the plan reports it) and keep the join
+    # only when it puts fewer households out of range.
+    piece_of = np.full(n, -1, dtype=np.int64)
+    for pid, pc in pieces.items():
+        piece_of[pc.atoms] = pid
+    if len(edges):
+        pp = piece_of[edges]
+        pp = pp[(pp[:, 0] >= 0) & (pp[:, 1] >= 0) & (pp[:, 0] != pp[:, 1])]
+    else:
+        pp = np.empty((0, 2), np.int64)
+    for pid in sorted(pieces, key=lambda p: min(pieces[p].atoms)):
+        if pid not in pieces or "unbalanced" not in solved[pid]["res"].status:
+            continue
+        if pieces[pid].rural:
+            continue
+        nbrs = np.unique(np.concatenate([pp[pp[:, 0] == pid, 1], pp[pp[:, 1] == pid, 0]]))
+        nbrs = sorted(
+            (q for q in nbrs.tolist() if q in pieces and not pieces[q].rural),
+            key=lambda q: (pieces[q].households, q),
+        )
+        for q in nbrs[:4]:
+            pc, qc = pieces[pid], pieces[q]
+            merged = _Piece(
+                pc.atoms + qc.atoms,
+                pc.households + qc.households,
+                pc.difficult_households + qc.difficult_households,
+                pc.rural and qc.rural,
+                pc.blocks | qc.blocks,
+            )
+            sol = solve(merged)
+            if excess(sol) < excess(solved[pid]) + excess(solved[q]):
+                pieces[pid] = merged
+                solved[pid] = sol
+                del pieces[q], solved[q]
+                piece_of[merged.atoms] = pid
+                pp = np.where(pp == q, pid, pp)
+                pp = pp[pp[:, 0] != pp[:, 1]]
+                if "unbalanced" not in sol["res"].status:
+                    break
+
+    for pid in sorted(pieces, key=lambda p: min(pieces[p].atoms)):
+        pc = pieces[pid]
+        sol = solved[pid]
+        res, idx, d, plo, phi = sol["res"], sol["idx"], sol["d"], sol["lo"], sol["hi"]
         kind = "rural" if pc.rural else "community"
+        if "unbalanced" in res.status:
+            for a in idx:
+                z = atoms["zone"][a]
+                if z.startswith("compound") and "|" not in z:
+                    lumpy.add(z[len("compound") :])
         for r in range(res.k):
             sel = idx[res.labels == r]
             label[sel] = len(metas)
@@ -1110,7 +1193,7 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, absorbed):
         use = ctx.b["use"].iloc[atoms["members"][a][0]] if "use" in ctx.b.columns else "institution"
         meta["name"] = str(use)
         metas.append(meta)
-    return label, metas
+    return label, metas, lumpy
 
 
 def _atom_xy(ctx, atoms) -> np.ndarray:
@@ -1316,6 +1399,34 @@ def _finish_grids(grids: gpd.GeoDataFrame, comms: gpd.GeoDataFrame, admin: str) 
         _add_flag(f, "out_of_range") if o else f for f, o in zip(grids["flags"], out, strict=True)
     ]
     return grids.drop(columns=["_community", "_multi_block"], errors="ignore")
+
+
+def _flag_split_compounds(grids, b_code, b_comp, hh, b_diff, ranges) -> None:
+    """Flag grids holding part of a compound that would fit in one grid but was split."""
+    (lo, hi), (dlo, dhi) = ranges
+    has = np.array([c is not None for c in b_comp], dtype=bool)
+    if not has.any():
+        return
+    df = pd.DataFrame({"c": b_comp[has], "g": b_code[has], "h": hh[has], "d": b_diff[has]})
+    df = df[df["g"].notna()]
+    agg = df.groupby("c").agg(n=("g", "nunique"), h=("h", "sum"), d=("d", "mean"))
+    cap = np.where(agg["d"] >= 0.5, dhi, hi)
+    split = agg[(agg["n"] > 1) & (agg["h"] <= cap)]
+    if len(split) == 0:
+        return
+    reasons: dict[str, list[str]] = {}
+    for cid, row in split.iterrows():
+        for code in df.loc[df["c"] == cid, "g"].unique():
+            reasons.setdefault(code, []).append(
+                f"compound {cid} ({int(row['h'])} households) split over {int(row['n'])} grids: "
+                "keeping it whole left no in-range plan"
+            )
+    m = grids["grid_code"].isin(list(reasons))
+    grids.loc[m, "flags"] = grids.loc[m, "flags"].map(lambda f: _add_flag(f, "split_compound"))
+    grids.loc[m, "flag_reason"] = [
+        "; ".join([r for r in (old,) if r] + reasons[c])
+        for old, c in zip(grids.loc[m, "flag_reason"], grids.loc[m, "grid_code"], strict=True)
+    ]
 
 
 def _add_flag(flags: str, flag: str) -> str:
