@@ -41,6 +41,9 @@ _EXPORTS: dict[str, str] = {
     "event_stats": "events",
     "hotspots": "events",
     "event_map": "events",
+    "rejects_of": "events",
+    "write_event_outputs": "events",
+    "EventStats": "events",
     # flood
     "grade_flood": "flood",
     "flood_map": "flood",

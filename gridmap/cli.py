@@ -122,10 +122,46 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--data", default=None, help="sample folder (default: the repository's data/)")
     s.set_defaults(func=_cmd_serve)
 
+    s = sub.add_parser("events", help="event heat maps, per-grid KPIs and hot spots")
+    s.add_argument("events", help="events: CSV (lon/lat or x/y), GeoJSON, GeoPackage[:layer], XLSX")
+    s.add_argument("-p", "--plan", required=True, help="plan GeoPackage")
+    s.add_argument("-o", "--out", required=True, help="output folder")
+    s.add_argument("--crs", default=None, help="CRS of x/y columns (lon/lat need none)")
+    s.add_argument("--tz", default="Asia/Shanghai", help="time zone of naive times")
+    s.add_argument("--start", default=None, help="window start (ISO date/time)")
+    s.add_argument("--end", default=None, help="window end (ISO date/time)")
+    s.add_argument("--now", default=None, help="evaluate deadlines at this time")
+    s.add_argument("--max-points", type=int, default=50_000, help="aggregate the heat map above this")
+    s.add_argument("--period", choices=("month", "week"), default="month")
+    s.set_defaults(func=_cmd_events)
+
     return p
 
 
 # --------------------------------------------------------------------- commands
+def _cmd_events(args) -> int:
+    from .events import write_event_outputs
+    from .plan import read_plan
+
+    src, layer = _split_layer(args.events)
+    written = write_event_outputs(
+        read_plan(args.plan),
+        src,
+        args.out,
+        layer=layer,
+        crs=args.crs,
+        tz=args.tz,
+        start=args.start,
+        end=args.end,
+        now=args.now,
+        max_points=args.max_points,
+        period=args.period,
+    )
+    for path in written:
+        print(path)
+    return 0
+
+
 def _cmd_sample(args) -> int:
     from .sample import sample_town
 

@@ -42,6 +42,11 @@ The history is saved with the plan by :meth:`Plan.to_file` and read back by
 object (up to :data:`MAX_UNDO`); those stacks are *not* saved: a plan read from a file
 starts with an empty undo stack, and its history says how it was made.
 
+Finding grids
+-------------
+Codes can be given in full or by a unique ending (the six digits the map labels show).
+:func:`neighbours` lists the grids sharing a border with a grid.
+
 Interactive selection
 ---------------------
 :func:`selection_map` draws the plan with folium's Draw plugin; draw a polygon and

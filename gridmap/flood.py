@@ -334,10 +334,19 @@ def _levels_int(buildings: pd.DataFrame) -> np.ndarray:
 
 
 def _units_int(buildings: pd.DataFrame) -> np.ndarray:
-    """Units (单元) as int >= 1 (missing or 0 units count as 1)."""
-    if "units" not in buildings.columns:
+    """Units (单元) as int >= 1 (missing or 0 units count as 1).
+
+    Without a ``units`` column, units are ``households / households_per_unit`` when
+    that column exists.
+    """
+    if "units" in buildings.columns:
+        u = pd.to_numeric(buildings["units"], errors="coerce")
+    elif "households_per_unit" in buildings.columns:
+        hpu = pd.to_numeric(buildings["households_per_unit"], errors="coerce")
+        u = pd.to_numeric(buildings["households"], errors="coerce") / hpu.where(hpu > 0)
+    else:
         return np.ones(len(buildings), dtype=np.int64)
-    u = pd.to_numeric(buildings["units"], errors="coerce").to_numpy(dtype=float, na_value=1.0)
+    u = u.astype("float64").to_numpy(dtype=float, na_value=1.0)
     return np.maximum(1, np.round(np.nan_to_num(u, nan=1.0))).astype(np.int64)
 
 
@@ -371,21 +380,45 @@ def _as_list(value: Any) -> list[Any]:
     return [value]
 
 
+_PREFERRED_LAYERS = {"extent": "flood_extent", "rivers": "rivers"}
+
+
 def _read_vector(layer: Any, what: str) -> tuple[gpd.GeoDataFrame, str]:
-    """Return (GeoDataFrame, name) from a GeoDataFrame or a path."""
+    """Return (GeoDataFrame, name) from a GeoDataFrame or a path.
+
+    A GeoDataFrame is named by ``attrs["name"]`` (empty when unset). A file with several
+    layers must hold a layer named ``flood_extent`` (extents) or ``rivers`` (rivers), as
+    the sample town does; otherwise pass a GeoDataFrame
+    (``gridmap.read_layer(path, layer=...)``).
+    """
     if isinstance(layer, gpd.GeoDataFrame):
         name = str(layer.attrs.get("name", ""))
         require_crs(layer, name or what)
         return layer, name
+    import pyogrio
+
     path = Path(layer)
     if not path.exists():
         raise InputError("file not found", source=str(path), where=what)
     try:
-        gdf = gpd.read_file(path)
+        layers = [str(x) for x in pyogrio.list_layers(path)[:, 0]]
+        name, chosen = path.stem, None
+        if len(layers) > 1:
+            chosen = _PREFERRED_LAYERS.get(what)
+            if chosen not in layers:
+                raise InputError(
+                    f"the file has several layers ({', '.join(layers)}); pass the {what} "
+                    "layer as a GeoDataFrame (gridmap.read_layer(path, layer=...))",
+                    source=str(path),
+                )
+            name = chosen
+        gdf = gpd.read_file(path, layer=chosen)
+    except InputError:
+        raise
     except Exception as exc:  # pyogrio raises several types
         raise InputError(f"cannot read {what} layer: {exc}", source=str(path)) from exc
     require_crs(gdf, str(path))
-    return gdf, path.stem
+    return gdf, name
 
 
 def _open_raster(path: Any, what: str):
@@ -528,6 +561,51 @@ def _river_grid(
     )
 
 
+def _numeric_column(gdf: pd.DataFrame, col: str, source: str) -> np.ndarray:
+    values = pd.to_numeric(gdf[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if np.isnan(values).any():
+        raise SchemaError(
+            f"{int(np.isnan(values).sum())} rows have no numeric value", source=source, where=col
+        )
+    return values
+
+
+def _river_stage_grid(
+    rivers: gpd.GeoDataFrame, shape: tuple[int, int], transform: Affine
+) -> np.ndarray:
+    """River cells carrying their water level (stage); NaN elsewhere.
+
+    ``stage``: one level per line. ``stage_start`` and ``stage_end``: a level varying
+    linearly along the line from its first to its last vertex (a sloping river).
+    """
+    cols = set(rivers.columns)
+    if "stage" in cols:
+        return _river_grid(rivers, _numeric_column(rivers, "stage", "rivers"), shape, transform)
+    if not {"stage_start", "stage_end"} <= cols:
+        raise SchemaError(
+            "rivers need a stage column (water level, m), or stage_start and stage_end, "
+            "when no water_level is given",
+            source="rivers",
+            where="stage",
+        )
+    s0 = _numeric_column(rivers, "stage_start", "rivers")
+    s1 = _numeric_column(rivers, "stage_end", "rivers")
+    geoms = rivers.geometry.to_numpy()
+    step = min(abs(transform.a), abs(transform.e)) / 2
+    dense = shapely.segmentize(geoms, step)
+    xy, line = shapely.get_coordinates(dense, return_index=True)
+    frac = shapely.line_locate_point(geoms[line], shapely.points(xy), normalized=True)
+    stage = s0[line] + (s1[line] - s0[line]) * np.nan_to_num(frac)
+    inv = ~transform
+    c = np.floor(inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c).astype(np.int64)
+    r = np.floor(inv.d * xy[:, 0] + inv.e * xy[:, 1] + inv.f).astype(np.int64)
+    inside = (r >= 0) & (r < shape[0]) & (c >= 0) & (c < shape[1])
+    order = np.argsort(stage[inside], kind="stable")  # the highest stage in a cell wins
+    grid = np.full(shape, np.nan, dtype="float32")
+    grid[r[inside][order], c[inside][order]] = stage[inside][order]
+    return grid
+
+
 def _dem_surface(
     src,
     water_level: Any,
@@ -558,22 +636,7 @@ def _dem_surface(
     if water_level is None:
         if river_gdf is None:
             raise InputError("dem needs water_level or rivers with a stage column", source="dem")
-        if "stage" not in river_gdf.columns:
-            raise SchemaError(
-                "rivers need a stage column (water level, m) when no water_level is given",
-                source="rivers",
-                where="stage",
-            )
-        stage = pd.to_numeric(river_gdf["stage"], errors="coerce").to_numpy(
-            dtype=float, na_value=np.nan
-        )
-        if np.isnan(stage).any():
-            raise SchemaError(
-                f"{int(np.isnan(stage).sum())} river lines have no numeric stage",
-                source="rivers",
-                where="stage",
-            )
-        river = _river_grid(river_gdf, stage, shape, transform)
+        river = _river_stage_grid(river_gdf, shape, transform)
         seeds = ~np.isnan(river)
         if not seeds.any():
             raise InputError("no river line crosses the DEM", source="rivers")
@@ -862,8 +925,9 @@ def grade_flood(
         (any grid; resampled bilinearly onto the DEM). Needs `dem`.
     rivers : GeoDataFrame or path, optional
         River lines. With `water_level`, the water enters from the river cells; without
-        it, they need a ``stage`` column and the water surface at every cell is the
-        stage of the nearest river cell.
+        it, they need a ``stage`` column (one level per line) or ``stage_start`` and
+        ``stage_end`` (level varying linearly along the line, for a sloping river), and
+        the water surface at every cell is the stage of the nearest river cell.
     floor_height : float
         Storey height (m) for counting flooded floors (default 3.0).
     thresholds : dict, optional
@@ -885,6 +949,15 @@ def grade_flood(
     ``0.5 <= d < 1.5``; yellow ``0.2 <= d < 0.5``; blue ``0 < d < 0.2`` or inside a
     historical extent without depth; ``none`` otherwise. Depths are rounded to the
     millimetre before grading, so a float32 raster value of 0.2 grades yellow.
+
+    **Zonal statistics.** A building's cells are the cells whose centres lie inside its
+    footprint, plus the cell under its centroid (a footprint smaller than a cell thus
+    takes the cell it sits in, and the result is never lower than centroid sampling).
+    ``depth_max_m`` is the maximum depth over those cells and is the grading depth
+    ``depth_m``; ``depth_mean_m`` is the mean over the centre-inside cells (dry = 0;
+    the centroid cell when there is none); ``ground_m`` is the median DEM elevation
+    over the same cells. Rasters (band 1) are read window by window, one window per
+    2048 x 2048-cell tile that holds building centroids (:mod:`gridmap._raster`).
 
     **Worst case wins.** Each source gives a colour and a depth per building; the
     building takes the worst colour (ties: the larger depth, then the first source in
@@ -920,7 +993,9 @@ def grade_flood(
     plus their 8 neighbours) are flooded. Without ``rivers`` the water enters across
     the DEM's edge at its lowest edge cells (within :data:`SEED_TOLERANCE_M` = 1 m),
     as a river or sea crossing the map does; a closed basin inside the map stays dry
-    even when lower than the water level. The connectivity analysis needs the whole
+    even when lower than the water level. (The DEM's global minimum is not used as the
+    entry point: pits are common, e.g. Lyon's lowest cell lies in a closed depression.)
+    The connectivity analysis needs the whole
     DEM: it runs at native resolution up to :data:`DEM_MAX_CELLS` (64 million cells,
     about 1.5 GB of working memory); a larger DEM is aggregated by an integer factor
     taking the block minimum. Depths are then computed at native resolution, window by

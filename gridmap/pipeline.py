@@ -147,6 +147,12 @@ def run_sample(
     )
     log.info("plan: %s in %.1f s", plan, time.perf_counter() - t)
     written += write_plan_outputs(plan, out)
+    from .events import write_event_outputs
+
+    t = time.perf_counter()
+    written += write_event_outputs(plan, inp["paths"]["gpkg"], out / "events", layer="events")
+    log.info("events done in %.1f s", time.perf_counter() - t)
+
     s = plan.summary()
     summary = pd.DataFrame([{k: (str(v) if isinstance(v, dict) else v) for k, v in s.items()}])
     written += _write_summary(summary, out)

@@ -110,11 +110,11 @@ _URBAN = (
     ("007", "002", "东升社区"),
     ("008", "002", "前进社区"),
 )
-_VILLAGES = (  # code, street, name, (west?, north?)
-    ("201", "003", "永胜村", (True, True)),
-    ("202", "003", "双河村", (True, False)),
-    ("203", "003", "五一村", (False, True)),
-    ("204", "003", "长青村", (False, False)),
+_VILLAGES = (  # code, street, name: north-west, south-west, north-east, south-east
+    ("201", "003", "永胜村"),
+    ("202", "003", "双河村"),
+    ("203", "003", "五一村"),
+    ("204", "003", "长青村"),
 )
 _OLD_DISTRICT_COMMUNITY = "006"
 _TUN_NAMES = (
@@ -395,6 +395,7 @@ def _write(built: _Built, folder: Path) -> None:
 
 
 def _write_raster(path: Path, array: np.ndarray, transform) -> None:
+    """Write one float32 band, deflate-compressed, in the sample's metric CRS."""
     profile = {
         "driver": "GTiff",
         "dtype": "float32",
@@ -419,11 +420,13 @@ def _write_raster(path: Path, array: np.ndarray, transform) -> None:
 # geometry helpers
 # =======================================================================================
 def _smoothstep(x, a: float, b: float) -> np.ndarray:
+    """0 below `a`, 1 above `b`, smooth in between."""
     t = np.clip((np.asarray(x, dtype=float) - a) / (b - a), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
 
 
 def _rotate(x, y, angle):
+    """Rotate offsets (x, y) counter-clockwise by `angle` radians."""
     c, s = np.cos(angle), np.sin(angle)
     return x * c - y * s, x * s + y * c
 
@@ -463,14 +466,17 @@ def _lattice(
 
 
 def _line(x, y) -> shapely.LineString:
+    """LineString through the points (x, y)."""
     return shapely.linestrings(np.column_stack([np.asarray(x, float), np.asarray(y, float)]))
 
 
 def _seg(x0, y0, x1, y1) -> shapely.LineString:
+    """Straight segment from (x0, y0) to (x1, y1)."""
     return shapely.LineString([(x0, y0), (x1, y1)])
 
 
 def _parts(geom) -> list:
+    """Non-empty single parts of `geom`."""
     return [g for g in shapely.get_parts(geom) if not g.is_empty]
 
 
@@ -496,6 +502,8 @@ def _drop_overlaps(geoms: np.ndarray, gap: float) -> np.ndarray:
 # =======================================================================================
 @dataclass(frozen=True)
 class _River:
+    """Centre line y(x) and width of the river (local metres)."""
+
     a1: float
     l1: float
     p1: float
@@ -541,6 +549,7 @@ class _River:
 
 
 def _make_river(rng: np.random.Generator) -> _River:
+    """A river meandering west to east through the middle of the town."""
     return _River(
         a1=rng.uniform(230.0, 290.0),
         l1=rng.uniform(6500.0, 8000.0),
@@ -553,6 +562,7 @@ def _make_river(rng: np.random.Generator) -> _River:
 
 
 def _study_area(rng: np.random.Generator) -> shapely.Polygon:
+    """The district outline: a wobbly ellipse about 11.5 km x 8.5 km."""
     th = np.linspace(0, 2 * np.pi, 721)[:-1]
     k = np.arange(2, 6)[:, None]
     amp = rng.uniform(0.01, 0.035, size=4)[:, None]
@@ -565,6 +575,8 @@ def _study_area(rng: np.random.Generator) -> shapely.Polygon:
 
 @dataclass
 class _Terrain:
+    """The DEM and the 2013 flood depth on one grid, in local metres."""
+
     dem: np.ndarray  # float32, rows north to south
     depth: np.ndarray  # float32, _NODATA outside the study area
     x0: float
@@ -622,6 +634,13 @@ def _distance_along(river: _River, pts: np.ndarray, xmin: float, xmax: float):
 
 
 def _terrain(rng: np.random.Generator, river: _River, study: shapely.Polygon, water) -> _Terrain:
+    """DEM of the valley and depth of the 2013 flood.
+
+    Elevation = a bank level falling downstream + a cross profile (channel, flat
+    floodplain, hills) + smooth noise + a tributary valley + a closed basin. The flood
+    water surface is the bank level plus a stage; cells below it are wet only when they
+    are connected (4-neighbours) to the river.
+    """
     minx, miny, maxx, maxy = study.bounds
     x0 = np.floor((minx - _MARGIN) / _CELL) * _CELL
     x1 = np.ceil((maxx + _MARGIN) / _CELL) * _CELL
@@ -700,6 +719,7 @@ def _terrain(rng: np.random.Generator, river: _River, study: shapely.Polygon, wa
 
 
 def _flood_polygons(terrain: _Terrain) -> list:
+    """Outline of the flooded cells as polygons (the 2013 flood extent)."""
     mask = (terrain.depth > 0).astype("uint8")
     transform = from_origin(terrain.x0, terrain.y1, _CELL, _CELL)
     shapes = [
@@ -714,6 +734,7 @@ def _flood_polygons(terrain: _Terrain) -> list:
 # communities
 # =======================================================================================
 def _town_box() -> shapely.Polygon:
+    """The built-up town: both streets together (local metres)."""
     return shapely.box(_TOWN_X[0], _YC - _TOWN_H, _TOWN_X[1], _YC + _TOWN_H)
 
 
@@ -744,7 +765,7 @@ def _partition(study, river: _River) -> gpd.GeoDataFrame:
     )
     rows = []
     meta = {c: (s, n, "community") for c, s, n in _URBAN}
-    meta.update({c: (s, n, "village") for c, s, n, _ in _VILLAGES})
+    meta.update({c: (s, n, "village") for c, s, n in _VILLAGES})
     for code in sorted(meta):
         geom = shapely.union_all(faces[codes == code])
         street, name, kind = meta[code]
@@ -758,6 +779,8 @@ def _partition(study, river: _River) -> gpd.GeoDataFrame:
 # =======================================================================================
 @dataclass
 class _Roads:
+    """Road lines with their OSM ``highway`` class and name."""
+
     geoms: list = field(default_factory=list)
     highway: list = field(default_factory=list)
     names: list = field(default_factory=list)
@@ -783,6 +806,7 @@ class _Roads:
 
 
 def _town_roads(rng: np.random.Generator, study, river: _River) -> _Roads:
+    """Arterials, ring, riverside and local streets of the town (not yet noded)."""
     roads = _Roads()
     minx, miny, maxx, maxy = study.bounds
     tx0, tx1 = _TOWN_X
@@ -923,6 +947,8 @@ def _node(roads: _Roads) -> gpd.GeoDataFrame:
 # =======================================================================================
 @dataclass
 class _Village:
+    """A natural village (自然屯): centre, households and its ellipse."""
+
     name: str
     centre: tuple[float, float]
     households: int
@@ -1035,6 +1061,7 @@ def _dry(line: shapely.LineString, centre, water) -> shapely.LineString:
 
 
 def _wiggle(rng: np.random.Generator, line: shapely.LineString) -> shapely.LineString:
+    """Bend a long straight track a little; the ends stay in place."""
     xy = shapely.get_coordinates(line)
     a, b = xy[0], xy[-1]
     length = float(np.hypot(*(b - a)))
@@ -1118,6 +1145,8 @@ def _village_houses(
 # =======================================================================================
 @dataclass
 class _Buildings:
+    """Buildings collected step by step; ``_hh`` holds the true households."""
+
     geoms: list = field(default_factory=list)
     cols: dict = field(
         default_factory=lambda: {
@@ -1173,6 +1202,7 @@ def _blocks(communities: gpd.GeoDataFrame, roads: _Roads, water) -> gpd.GeoDataF
 
 
 def _max_distance(geoms: np.ndarray, line) -> np.ndarray:
+    """Largest distance from any vertex of each geometry to `line`."""
     coords, idx = shapely.get_coordinates(geoms, return_index=True)
     d = shapely.distance(shapely.points(coords), line)
     out = np.full(len(geoms), -np.inf)
@@ -1571,7 +1601,6 @@ def _build(seed: int) -> _Built:
 
     # institutions, the gym and one party-mass service centre per community
     inst_rows, shelters = [], []
-    service_points = {}
 
     def _take(target, min_area, community=None):
         free = (blocks["use"] == "") & (barea >= min_area)
@@ -1608,7 +1637,6 @@ def _build(seed: int) -> _Built:
             b.add([g], name=f"{cname}党群服务中心", use="public", levels=lv, households=0)
             cap = int(round(rng.uniform(250, 550), -1))
             shelters.append((f"{cname}党群服务中心", "service_centre", cap, shapely.centroid(g)))
-            service_points[code] = shapely.centroid(g)
 
     # compounds: free blocks minus strips along the arterials
     art = _Roads()
@@ -1664,7 +1692,7 @@ def _build(seed: int) -> _Built:
     kinds = rng.choice(["slab", "tower", "mixed"], len(cand), p=[0.72, 0.12, 0.16])
     cand_comm = np.array([c for c, _ in cand])
     fixed = pd.Series(f_hh, index=f_comm).groupby(level=0).sum()
-    targets = {code: int(rng.integers(3050, 3450)) for code, _, _ in _URBAN}
+    targets = {code: int(rng.integers(3200, 3550)) for code, _, _ in _URBAN}
     compound_rows, compound_hh = [], []
     names = [p + s for p in _COMPOUND_PREFIX for s in _COMPOUND_SUFFIX]
     names = [names[k] for k in rng.permutation(len(names))]

@@ -178,6 +178,7 @@ def test_map_page_grids_popup_search(page, tmp_path):
     gbounds = pg.evaluate(f"window.gridmap.gridBounds('{target}')")
     assert _contains(bounds, gbounds), (bounds, gbounds)
     assert pg.evaluate("window.gridmap.map.getZoom()") >= 15
+    assert pg.evaluate("window.gridmap.popupCode()") == target
     panel = pg.inner_text("#panel-body")
     assert target in panel
     assert "户数" in panel
@@ -215,7 +216,7 @@ def test_layers_switch_and_legends(page, tmp_path):
     # zoom in: buildings of the view are fetched and drawn
     code = plan.grids["grid_code"].iloc[0]
     pg.evaluate(f"window.gridmap.select('{code}')")
-    pg.evaluate("window.gridmap.map.setZoom(17, {animate: false})")
+    pg.evaluate("() => { window.gridmap.map.setZoom(17, {animate: false}); }")
     pg.wait_for_function(
         "Object.keys(window.gridmap.layers.buildings._layers).length > 0", timeout=10_000
     )

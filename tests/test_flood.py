@@ -137,6 +137,9 @@ def test_floor_arithmetic_and_households_at_risk(tmp_path):
     # 20 m on 3 storeys -> capped, all 9; exactly 3 m -> 1 floor of 4 -> 2.5 -> 3 (half up)
     assert out["households_at_risk"].tolist() == [4, 3, 9, 3, 0]
     assert out["persons_at_risk"].iloc[0] == pytest.approx(4 * 2.62)
+    move = g.households_to_move()  # no grid_code column: still listed
+    assert move["households"].sum() == out["households_at_risk"].sum() == 19
+    assert move["grid_code"].isna().all()
     g2 = gridmap.grade_flood(b, depth=path, floor_height=2.0, persons_per_household=3.0)
     assert g2.buildings["flooded_floors"].tolist() == [2, 1, 3, 2, 0]
     assert g2.buildings["persons_at_risk"].iloc[0] == pytest.approx(4 * 3.0)
@@ -457,6 +460,30 @@ def test_dem_higher_level_floods_valley_side_and_downsampling(tmp_path, monkeypa
     assert g3.buildings["depth_m"].iloc[1] == pytest.approx(0.6)
 
 
+def test_dem_sloping_river_stage(tmp_path):
+    # a valley falling 10 m from north to south; the river stage falls with it
+    transform = from_origin(X0, Y0, 10, 10)
+    rows, cols = np.mgrid[0:100, 0:60]
+    dem = np.where(np.abs(cols - 30) <= 5, 20.0 - 0.1 * rows, 40.0).astype("float32")
+    dem_path = _write_raster(tmp_path / "dem.tif", dem, transform)
+    river = gpd.GeoDataFrame(
+        {"stage_start": [21.0], "stage_end": [11.0]},
+        geometry=[shapely.LineString([(X0 + 305, Y0), (X0 + 305, Y0 - 1000)])],
+        crs=METRIC,
+    )
+    b = _buildings([_cell_box(transform, 50, 30), _cell_box(transform, 80, 31)])
+    g = gridmap.grade_flood(b, dem=dem_path, rivers=river)
+    # about 1 m of water all along the valley: the stage follows the slope
+    assert g.buildings["depth_m"].tolist() == pytest.approx([0.95, 0.95], abs=0.06)
+    assert g.buildings["colour"].tolist() == ["orange", "orange"]
+    assert g.buildings["hazard_source"].iloc[0] == "dem+river_stage"
+    # one flat level cannot do that: deep upstream water or none downstream
+    flat = gridmap.grade_flood(b, dem=dem_path, rivers=river.assign(stage=16.0))
+    assert flat.buildings["colour"].tolist() == ["orange", "red"]
+    with pytest.raises(SchemaError, match="stage"):
+        gridmap.grade_flood(b, dem=dem_path, rivers=river.drop(columns="stage_end"))
+
+
 # --------------------------------------------------------------------------- windows
 
 
@@ -712,10 +739,11 @@ def test_sample_town_four_colours():
     b["levels"] = pd.to_numeric(b["层数"], errors="coerce").fillna(1.0)
     b["households"] = pd.to_numeric(b["户数"], errors="coerce").fillna(1).astype(int)
     b["units"] = pd.to_numeric(b["单元数"], errors="coerce").fillna(1).astype(int)
-    extent = gpd.read_file(DATA / "sample_town.gpkg", layer="flood_extent")
+    extent = DATA / "sample_town.gpkg"  # a multi-layer file: its flood_extent layer
     g = gridmap.grade_flood(
         b, depth=DATA / "sample_flood_depth.tif", extent=extent, dem=DATA / "sample_dem.tif"
     )
     assert set(flood.COLOURS) <= set(g.buildings["colour"])
+    assert "extent:flood_extent" in set(g.buildings["hazard_source"])
     assert g.buildings["ground_m"].notna().mean() > 0.9
     assert g.households_to_move()["households"].sum() == g.buildings["households_at_risk"].sum()

@@ -45,9 +45,11 @@ def test_notebooks_exist():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path: Path, tmp_path: Path):
+def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     if not (REPO / "gridmap" / "sample.py").is_file():
         pytest.skip("gridmap/sample.py (the embedded sample town) is not written yet")
+    # The kernel inherits the environment: temporary folders of the notebook go here.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         nb,

@@ -261,7 +261,9 @@
       layer.bindTooltip((l) => esc(l.feature.properties.grid_code.slice(-6)) + ' · ' +
         esc(num(l.feature.properties.households)) + ' ' + esc(S.unit_households), { sticky: true, direction: 'top' });
       layer.bindPopup((l) => popupHtml(l.feature.properties), { maxWidth: 320 });
-      layer.on('click', (e) => selectGrid(e.layer.feature.properties.grid_code, { zoom: false, popup: false }));
+      layer.on('click', (e) => {
+        if (!e.fromSearch) selectGrid(e.layer.feature.properties.grid_code, { zoom: false, popup: false });
+      });
       return layer;
     },
     legend: () => Object.keys(KIND_COLOURS).map((k) =>
@@ -431,7 +433,10 @@
     highlight(layer);
     openPanel(code); // first: the panel narrows the map
     if (opts.zoom) map.fitBounds(layer.getBounds(), { padding: [40, 40], maxZoom: 18, animate: false });
-    if (opts.popup !== false) gm.layers.grids.openPopup(layer, layer.getBounds().getCenter());
+    if (opts.popup !== false) {
+      // the popup is bound to the whole layer: a click event on the grid opens it there
+      layer.fire('click', { latlng: layer.getBounds().getCenter(), fromSearch: true }, true);
+    }
     return true;
   }
   document.getElementById('panel-close').addEventListener('click', () => {
