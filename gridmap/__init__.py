@@ -47,6 +47,8 @@ _EXPORTS: dict[str, str] = {
     # flood
     "grade_flood": "flood",
     "flood_map": "flood",
+    "write_flood_outputs": "flood",
+    "FloodGrading": "flood",
     # evacuation
     "plan_evacuation": "evacuation",
     # planner edits, versions, exports

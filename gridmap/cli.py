@@ -135,10 +135,63 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--period", choices=("month", "week"), default="month")
     s.set_defaults(func=_cmd_events)
 
+    s = sub.add_parser("flood", help="four-colour flood grading of buildings, households and grids")
+    s.add_argument("-p", "--plan", required=True, help="plan GeoPackage")
+    s.add_argument("-o", "--out", required=True, help="output folder")
+    s.add_argument("--depth", action="append", default=[], help="flood-depth GeoTIFF; repeatable")
+    s.add_argument("--extent", action="append", default=[],
+                   help="historical flood extent polygons (file[:layer]); repeatable")
+    s.add_argument("--dem", help="DEM GeoTIFF (with --water-level)")
+    s.add_argument("--water-level", help="water level in metres, or a water-surface GeoTIFF")
+    s.add_argument("--rivers", help="river lines (file[:layer]) that carry the water level")
+    s.add_argument("--floor-height", type=float, default=3.0, help="metres per floor (3.0)")
+    s.add_argument("--grid-share", type=float, default=0.10,
+                   help="share of a grid's households that sets its colour (0.10)")
+    s.add_argument("--threshold", action="append", default=[], metavar="COLOUR=M",
+                   help="override a threshold, e.g. red=2.0; repeatable")
+    s.set_defaults(func=_cmd_flood)
+
     return p
 
 
 # --------------------------------------------------------------------- commands
+def _cmd_flood(args) -> int:
+    from .errors import InputError
+    from .flood import grade_flood, write_flood_outputs
+    from .load import read_layer
+    from .plan import read_plan
+
+    if not (args.depth or args.extent or args.dem):
+        raise InputError("give at least one hazard source: --depth, --extent or --dem with --water-level")
+    level = args.water_level
+    if level is not None:
+        try:
+            level = float(level)
+        except ValueError:
+            pass  # a water-surface raster path
+    thresholds = {}
+    for item in args.threshold:
+        key, _, value = item.partition("=")
+        try:
+            thresholds[key.strip()] = float(value)
+        except ValueError as exc:
+            raise InputError(f"--threshold {item!r}: expected COLOUR=METRES, e.g. red=1.5") from exc
+    grading = grade_flood(
+        read_plan(args.plan),
+        depth=args.depth or None,
+        extent=[_opt_layer(e, read_layer) for e in args.extent] or None,
+        dem=args.dem,
+        water_level=level,
+        rivers=_opt_layer(args.rivers, read_layer),
+        floor_height=args.floor_height,
+        thresholds=thresholds or None,
+        grid_share=args.grid_share,
+    )
+    for path in write_flood_outputs(grading, args.out, depth=args.depth[0] if args.depth else None):
+        print(path)
+    return 0
+
+
 def _cmd_events(args) -> int:
     from .events import write_event_outputs
     from .plan import read_plan

@@ -44,14 +44,24 @@ def write_table(
     return [csv_path, xlsx_path]
 
 
+#: Excel's row limit is 1,048,576 including the header; longer tables continue on more sheets.
+XLSX_MAX_ROWS = 1_048_575
+
+
 def _to_xlsx(table: pd.DataFrame, path: Path, sheet: str) -> None:
     out = table.copy()
     for col in out.columns:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
             # Excel cannot store time zones: write local wall-clock time.
             out[col] = out[col].dt.tz_localize(None)
-    with pd.ExcelWriter(path, engine="openpyxl") as writer:
-        out.to_excel(writer, index=False, sheet_name=sheet)
+    # xlsxwriter streams rows and is several times faster than openpyxl for big tables.
+    with pd.ExcelWriter(path, engine="xlsxwriter") as writer:
+        if len(out) <= XLSX_MAX_ROWS:
+            out.to_excel(writer, index=False, sheet_name=sheet)
+            return
+        for i, start in enumerate(range(0, len(out), XLSX_MAX_ROWS)):
+            name = f"{sheet[:27]}_{i + 1}"
+            out.iloc[start : start + XLSX_MAX_ROWS].to_excel(writer, index=False, sheet_name=name)
 
 
 def _atomic_write(path: Path, write) -> None:

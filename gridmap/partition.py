@@ -224,6 +224,9 @@ def plan_grids(
     )
     splits["grid_code"] = row_to_code.reindex(splits["_grid"].to_numpy()).to_numpy()
     splits = splits.drop(columns="_grid")
+    # A building whose parts all landed in one grid is not split after all.
+    n_grids = splits.groupby("building_id")["grid_code"].transform("nunique")
+    splits = splits[n_grids > 1].reset_index(drop=True)
     for col in ("part", "unit_from", "unit_to", "floor_from", "floor_to", "households"):
         splits[col] = splits[col].astype("int64")
     _flag_split_compounds(grids, out_b["grid_code"].to_numpy(), b_comp, hh, b_diff, ctx.ranges)
@@ -326,7 +329,9 @@ def _prepare_barriers(barriers, crs) -> tuple[gpd.GeoDataFrame | None, np.ndarra
             continue
         m = to_metric(layer, crs, f"barriers[{i}]")
         label = _barrier_label(m)
-        frames.append(gpd.GeoDataFrame({"barrier": label}, geometry=m.geometry.values, crs=crs))
+        frames.append(
+            gpd.GeoDataFrame({"barrier": label, "name": label}, geometry=m.geometry.values, crs=crs)
+        )
     if not frames:
         return None, np.array([], dtype=object), np.array([], dtype=object)
     gdf = pd.concat(frames, ignore_index=True)

@@ -153,6 +153,19 @@ def run_sample(
     written += write_event_outputs(plan, inp["paths"]["gpkg"], out / "events", layer="events")
     log.info("events done in %.1f s", time.perf_counter() - t)
 
+    from .flood import grade_flood, write_flood_outputs
+
+    t = time.perf_counter()
+    paths = inp["paths"]
+    grading = grade_flood(
+        plan,
+        depth=paths["flood_depth"],
+        extent=inp["layers"]["flood_extent"],
+        dem=paths["dem"],
+    )
+    written += write_flood_outputs(grading, out / "flood", depth=paths["flood_depth"])
+    log.info("flood grading done in %.1f s", time.perf_counter() - t)
+
     s = plan.summary()
     summary = pd.DataFrame([{k: (str(v) if isinstance(v, dict) else v) for k, v in s.items()}])
     written += _write_summary(summary, out)

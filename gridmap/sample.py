@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -77,6 +78,7 @@ _FILES = {
     "flood_depth": "sample_flood_depth.tif",
 }
 _REPO_DATA = Path(__file__).resolve().parents[1] / "data"
+_GPKG_DATE = "2025-12-31T16:00:00.000Z"  # last_change of every layer (2026-01-01 00:00 +08:00)
 
 # --- frame and grid --------------------------------------------------------------------
 _ORIGIN = np.array([486_500.0, 5_278_500.0])  # UTM 52N of local (0, 0); town at 128.9E 47.7N
@@ -382,6 +384,12 @@ def _write(built: _Built, folder: Path) -> None:
     """Write the sample atomically: temp folder inside `folder`, then os.replace."""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".sample-tmp-", dir=folder))
+    # a fixed GeoPackage timestamp makes the file byte-for-byte reproducible
+    previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": _GPKG_DATE})
+    quiet = logging.getLogger("pyogrio")  # no "Created N records" per layer
+    level = quiet.level
+    quiet.setLevel(max(level, logging.WARNING))
     try:
         targets = _paths(tmp)
         for name in LAYERS:
@@ -391,6 +399,8 @@ def _write(built: _Built, folder: Path) -> None:
         for key, src in targets.items():
             os.replace(src, folder / _FILES[key])
     finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
+        quiet.setLevel(level)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

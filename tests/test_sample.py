@@ -10,6 +10,7 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
+import pyogrio
 import pytest
 import rasterio
 import shapely
@@ -257,6 +258,17 @@ def test_missing_cache_is_generated(town, tmp_path, monkeypatch):
     got = gridmap.load_sample()
     assert (tmp_path / "cache" / "sample" / "sample_dem.tif").is_file()
     assert len(got["events"]) == 50
+
+
+def test_files_are_byte_reproducible(town, tmp_path, monkeypatch):
+    """A fixed GeoPackage timestamp: regenerating does not change the files in git."""
+    monkeypatch.setattr(sample, "_build", lambda seed: _tiny_build(town))
+    gridmap.sample_town(path=tmp_path / "a")
+    time.sleep(1.1)
+    gridmap.sample_town(path=tmp_path / "b")
+    for name in ("sample_town.gpkg", "sample_dem.tif", "sample_flood_depth.tif"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert pyogrio.get_gdal_config_option("OGR_CURRENT_DATE") is None
 
 
 def test_interrupted_write_leaves_nothing_half_written(town, tmp_path, monkeypatch):

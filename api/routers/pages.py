@@ -29,6 +29,18 @@ router = APIRouter(include_in_schema=False)
 _HERE = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=str(_HERE / "templates"))
 STATIC = "/static"
+#: Security headers of the HTML pages: scripts and data only from this server; images
+#: (base-map tiles) from anywhere; no framing.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: http: https:; connect-src 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-cache",
+}
 
 
 def _json_for_script(value: Any) -> str:
@@ -51,6 +63,7 @@ def _login(request: Request, lang: str, failed: bool = False) -> HTMLResponse:
             "static": STATIC,
         },
         status_code=401,
+        headers=PAGE_HEADERS,
     )
 
 
@@ -104,7 +117,7 @@ def map_page(
             "config_json": _json_for_script(config),
             "static": STATIC,
         },
-        headers={"Cache-Control": "no-cache"},
+        headers=PAGE_HEADERS,
     )
 
 

@@ -213,26 +213,11 @@
       '<div><span class="ln" style="border-top:4px solid #6baed6"></span>' + esc(S.legend_water) + '</div>',
   });
 
-  registerLayer({
-    id: 'communities',
-    available: (c) => !!c.cfg.plan,
-    show: () => true,
-    create: async (c) => {
-      const data = await getJSON(API + '/plans/' + c.cfg.plan.id + '/layers/communities');
-      return L.geoJSON(data, {
-        interactive: false,
-        style: { color: '#1f2933', weight: 2.5, fill: false, dashArray: '8 4' },
-      });
-    },
-    legend: () => '<div><span class="ln" style="border-top:2.5px dashed #1f2933"></span>' +
-      esc(S.legend_community) + '</div>',
-  });
-
   function gridStyle(f) {
     const flagged = flagList(f.properties.flags).length > 0;
     return {
       color: flagged ? FLAG_COLOUR : '#334e68',
-      weight: flagged ? 2.5 : 1,
+      weight: flagged ? 2 : 1,
       fillColor: KIND_COLOURS[f.properties.kind] || '#999',
       fillOpacity: 0.3,
     };
@@ -269,8 +254,24 @@
     legend: () => Object.keys(KIND_COLOURS).map((k) =>
       '<div><span class="sw" style="background:' + KIND_COLOURS[k] + ';opacity:.6"></span>' +
       esc(S.kinds[k]) + '</div>').join('') +
-      '<div><span class="sw" style="background:transparent;border:2.5px solid ' + FLAG_COLOUR + '"></span>' +
+      '<div><span class="sw" style="background:transparent;border:2px solid ' + FLAG_COLOUR + '"></span>' +
       esc(S.legend_flagged) + '</div>',
+  });
+
+  // community outlines are drawn over the grids (not clickable)
+  registerLayer({
+    id: 'communities',
+    available: (c) => !!c.cfg.plan,
+    show: () => true,
+    create: async (c) => {
+      const data = await getJSON(API + '/plans/' + c.cfg.plan.id + '/layers/communities');
+      return L.geoJSON(data, {
+        interactive: false,
+        style: { color: '#1f2933', weight: 2.5, fill: false, dashArray: '8 4' },
+      });
+    },
+    legend: () => '<div><span class="ln" style="border-top:2.5px dashed #1f2933"></span>' +
+      esc(S.legend_community) + '</div>',
   });
 
   // buildings, fetched for the current view only (they can be many)
@@ -329,7 +330,9 @@
     create: async (c) => {
       const data = await getJSON(API + '/events?' + planQuery() + '&limit=100000');
       const pts = data.features.map((f) => [f.geometry.coordinates[1], f.geometry.coordinates[0], 1]);
-      return L.heatLayer(pts, { radius: 16, blur: 14, maxZoom: 17, minOpacity: 0.3 });
+      // saturate at a density that grows with the number of events
+      const max = Math.max(1, Math.sqrt(pts.length) / 4);
+      return L.heatLayer(pts, { radius: 16, blur: 14, maxZoom: 17, minOpacity: 0.3, max });
     },
     legend: () => '<div><span class="ramp"></span></div><div class="note">' + esc(S.legend_heat) + '</div>',
   });
@@ -520,7 +523,6 @@
     });
     L.control.layers(null, overlays, { collapsed: false, position: 'topright' }).addTo(map);
     if (gm.layers.grids) {
-      gm.layers.grids.bringToFront();
       const b = gm.layers.grids.getBounds();
       if (b.isValid()) map.fitBounds(b, { padding: [10, 10], animate: false });
     }
