@@ -135,7 +135,7 @@ def bench_page(base: str, plan_id: int, runs: int) -> dict:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         for _ in range(runs):
-            ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+            ctx = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
             page = ctx.new_page()
             errors: list[str] = []
             page.on("console", lambda m, e=errors: e.append(m.text) if m.type == "error" else None)

@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     # sample data
     "sample_town": "sample",
     "load_sample": "sample",
+    "sample_paths": "sample",
     # load
     "read_buildings": "load",
     "buildings_from_osm": "load",

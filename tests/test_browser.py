@@ -101,7 +101,9 @@ def page(demo):
     sync_api, server, plan = demo
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        # Playwright's wait_for_function evaluates strings, which the page's CSP forbids;
+        # test_page_under_its_csp checks the page with the CSP enforced.
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
         pg = context.new_page()
         pg.console_errors = []
         pg.outside_requests = []
@@ -232,7 +234,7 @@ def test_empty_store_page(tmp_path):
     app = create_app(settings=Settings(store_path=tmp_path / "empty.gpkg"))
     with _Server(app) as server, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        pg = browser.new_page()
+        pg = browser.new_page(bypass_csp=True)
         errors: list[str] = []
         pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         pg.on("pageerror", lambda e: errors.append(str(e)))
@@ -241,4 +243,27 @@ def test_empty_store_page(tmp_path):
         assert pg.evaluate("window.gridmap.gridCount()") == 0
         assert "POST /api/plans" in pg.inner_text("#status")
         assert errors == []
+        browser.close()
+
+
+def test_page_under_its_csp(demo):
+    """With the Content-Security-Policy enforced the page loads without violations."""
+    sync_api, server, plan = demo
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        pg = browser.new_page()
+        errors: list[str] = []
+        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        resp = pg.goto(server.url + "/?lang=en")
+        assert "script-src 'self'" in resp.headers["content-security-policy"]
+        pg.wait_for_selector("body[data-ready='true']", timeout=30_000)
+        pg.locator(".leaflet-control-layers").get_by_text("Event heat map").click()
+        pg.locator(".leaflet-control-layers").get_by_text("Events per 100 households").click()
+        pg.wait_for_selector(".legend >> text=Event density", timeout=10_000)
+        pg.fill("#search-input", plan.grids["grid_code"].iloc[2])
+        pg.press("#search-input", "Enter")
+        pg.wait_for_selector("#panel:not([hidden])", timeout=5_000)
+        assert plan.grids["grid_code"].iloc[2] in pg.inner_text("#panel-body")
+        assert errors == [], errors
         browser.close()

@@ -476,6 +476,7 @@
       status(S.no_plan, false, true);
       gm.ready = true;
       gm.readyAt = performance.now();
+      document.body.dataset.ready = 'true';
       return;
     }
     status(S.loading, false, true);
@@ -532,6 +533,7 @@
     if (params.get('grid')) searchGrid(params.get('grid'));
     gm.ready = true;
     gm.readyAt = gm.timings.ready = performance.now();
+    document.body.dataset.ready = 'true';
   }
   start().catch((e) => {
     gm.error = e.message;
