@@ -151,10 +151,31 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a threshold, e.g. red=2.0; repeatable")
     s.set_defaults(func=_cmd_flood)
 
+    s = sub.add_parser("export", help="export a plan for the office: GPKG, GeoJSON, SHP, CSV/XLSX, PNG")
+    s.add_argument("plan", help="plan GeoPackage")
+    s.add_argument("-o", "--out", required=True, help="output folder")
+    s.add_argument("--formats", nargs="+", default=None,
+                   help="any of gpkg geojson shp csv xlsx png (default: all)")
+    s.add_argument("--maps", nargs="+", default=None, metavar="CODE",
+                   help="grid codes (or unique endings) to draw as PNG wall maps (default: all)")
+    s.set_defaults(func=_cmd_export)
+
     return p
 
 
 # --------------------------------------------------------------------- commands
+def _cmd_export(args) -> int:
+    from .export import FORMATS, export_plan
+    from .plan import read_plan
+
+    written = export_plan(
+        read_plan(args.plan), args.out, formats=tuple(args.formats or FORMATS), map_grids=args.maps
+    )
+    for fmt, paths in written.items():
+        print(f"{fmt}: {len(paths)} file(s)")
+    return 0
+
+
 def _cmd_flood(args) -> int:
     from .errors import InputError
     from .flood import grade_flood, write_flood_outputs

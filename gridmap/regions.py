@@ -39,7 +39,7 @@ Everything is deterministic for a given ``seed``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import sparse
@@ -868,18 +868,29 @@ def _partition_connected(
             [STATUS_BELOW_FLOOR],
             f"total {wtot:g} households is below the floor {lo:g}; kept as one region",
         )
+    # An atom above hi can never be in range. The search runs on weights clipped at hi,
+    # so such an atom ends up alone in its region (with empty atoms at most) and the
+    # rest of the piece is still balanced; its region is reported as unbalanced.
+    heavy = g.w > hi
+    notes = []
+    if heavy.any():
+        notes.append(
+            f"{int(heavy.sum())} atom(s) hold more than {hi:g} households "
+            f"(largest {g.w.max():g}); split them by units"
+        )
+        g = replace(g, w=np.minimum(g.w, hi))
+        wtot = float(g.w.sum())
     ks = _k_order(wtot, lo, hi, target)
-    wmax = float(g.w.max())
     if not ks:
         k = _least_bad_k(wtot, lo, hi)
-        avg = wtot / k
         lab = _solve_relaxed(g, k, lo, hi, rng)
         kk = int(lab.max()) + 1
-        note = (
+        notes.insert(
+            0,
             f"no number of regions puts {wtot:g} households in {lo:g}-{hi:g} "
-            f"({k} region(s) of about {avg:.0f} is the least deviation)"
+            f"({k} region(s) of about {wtot / k:.0f} is the least deviation)",
         )
-        return lab, [STATUS_INFEASIBLE] * kk, note
+        return lab, [STATUS_INFEASIBLE] * kk, "; ".join(notes)
     best_lab, best_v, best_k = None, np.inf, ks[0]
     # greedy bisection (+ repair) for the preferred k values first, then the same with
     # a backtracking budget; stop at the first partition with every region in range
@@ -891,19 +902,24 @@ def _partition_connected(
             best_lab, best_v, best_k = lab, v, k
         if v <= 1e-9:
             break
-    best_lab = _refined(g, best_lab, lo, hi)
-    lab = _relabel(best_lab)
-    rw = np.bincount(lab, weights=g.w)
+    lab = _relabel(_refined(g, best_lab, lo, hi))
+    rw = np.bincount(lab, weights=g.w)  # clipped weights: heavy atoms count as hi
     inr = (rw >= lo - 1e-9) & (rw <= hi + 1e-9)
+    if heavy.any():
+        inr &= np.bincount(lab, weights=heavy, minlength=len(rw)) == 0
     status = [STATUS_OK if x else STATUS_UNBALANCED for x in inr]
-    note = ""
-    if not inr.all():
-        note = (
+    if not (rw[np.bincount(lab, weights=heavy, minlength=len(rw)) == 0] >= lo - 1e-9).all() or (
+        not inr.all() and best_v > 1e-9
+    ):
+        notes.insert(
+            0,
             f"{int((~inr).sum())} of {len(rw)} regions out of {lo:g}-{hi:g} although "
             f"{best_k} regions are feasible on the total {wtot:g}: atoms are too lumpy "
-            f"(largest atom {wmax:g} households)"
+            f"(largest atom {float(g.w.max()):g} households)",
         )
-    return lab, status, note
+    elif heavy.any():
+        notes.insert(0, f"{int((~inr).sum())} of {len(rw)} regions out of {lo:g}-{hi:g}")
+    return lab, status, "; ".join(notes)
 
 
 def _solve_relaxed(g: _Graph, k: int, lo: float, hi: float, rng) -> np.ndarray:

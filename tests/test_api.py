@@ -642,7 +642,8 @@ def test_upload_zipped_shapefile(client, tmp_path):
     b, _, _ = lattice_town(600, 400)
     shp_dir = tmp_path / "shp"
     shp_dir.mkdir()
-    b[["building_id", "households", "levels", "units", "use", "geometry"]].to_crs(4326).to_file(
+    b = b.rename(columns={"building_id": "id"})  # Shapefile names have at most 10 characters
+    b[["id", "households", "levels", "units", "use", "geometry"]].to_crs(4326).to_file(
         shp_dir / "b.shp"
     )
     buf = io.BytesIO()
