@@ -45,6 +45,15 @@ FLAG_LABELS: dict[str, tuple[str, str]] = {
     "no_households": ("无住户", "No households"),
 }
 
+#: Flood colours (red highest): code -> (zh, en).
+FLOOD_LABELS: dict[str, tuple[str, str]] = {
+    "red": ("红色 高风险", "Red: high"),
+    "orange": ("橙色 较高风险", "Orange: elevated"),
+    "yellow": ("黄色 中风险", "Yellow: medium"),
+    "blue": ("蓝色 低风险", "Blue: low"),
+    "none": ("无风险", "No risk"),
+}
+
 _ZH: dict[str, str] = {
     "title": "网格化管理地图",
     "app_name": "gridmap 网格地图",
@@ -56,6 +65,11 @@ _ZH: dict[str, str] = {
     "layer_event_rates": "每百户事件数",
     "layer_background": "道路与水系",
     "layer_communities": "社区边界",
+    "layer_flood": "洪涝风险四色",
+    "flood_grade": "洪涝风险",
+    "households_at_risk": "受淹户数",
+    "persons_at_risk": "需转移人数",
+    "water_depth": "水深",
     "legend": "图例",
     "legend_flagged": "有标记的网格",
     "legend_road": "主干道",
@@ -128,6 +142,11 @@ _EN: dict[str, str] = {
     "layer_event_rates": "Events per 100 households",
     "layer_background": "Roads and water",
     "layer_communities": "Community boundaries",
+    "layer_flood": "Flood risk (four colours)",
+    "flood_grade": "Flood risk",
+    "households_at_risk": "Households at risk",
+    "persons_at_risk": "Persons to move",
+    "water_depth": "depth",
     "legend": "Legend",
     "legend_flagged": "Flagged grid",
     "legend_road": "Arterial road",
@@ -205,7 +224,7 @@ def page_strings(lang: str) -> dict[str, Any]:
     -------
     dict
         The UI strings plus ``categories``, ``sources``, ``statuses``, ``kinds`` and
-        ``flag_labels`` (code -> label).
+        ``flag_labels`` and ``flood`` (code -> label).
     """
     lang = lang if lang in STRINGS else "zh"
     return {
@@ -215,4 +234,5 @@ def page_strings(lang: str) -> dict[str, Any]:
         "statuses": _pick(STATUS_LABELS, lang),
         "kinds": _pick(KIND_LABELS, lang),
         "flag_labels": _pick(FLAG_LABELS, lang),
+        "flood": _pick(FLOOD_LABELS, lang),
     }

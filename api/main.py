@@ -222,11 +222,77 @@ def event_rows(events: Any, view: Any) -> list[dict[str, Any]]:
     return rows
 
 
+#: Columns of a flood grading's grid table kept in the ``flood`` overlay.
+FLOOD_COLUMNS = (
+    "grid_code",
+    "grade",
+    "grade_zh",
+    "grade_share",
+    "households",
+    "households_at_risk",
+    "persons_at_risk",
+    "households_red",
+    "households_orange",
+    "households_yellow",
+    "households_blue",
+)
+
+
+def attach_flood(store: Store, plan_id: int, grading: Any) -> int:
+    """Store the per-grid grades of a :func:`gridmap.grade_flood` result as the plan's
+    ``flood`` overlay (shown as the flood-colour layer of the map); return the grid count.
+    """
+    import pandas as pd
+
+    grids = grading.grids
+    if grids is None:
+        raise ValueError("the flood grading has no grid table (grade a plan, not buildings)")
+    cols = [c for c in FLOOD_COLUMNS if c in grids.columns]
+    table = pd.DataFrame(grids[cols])
+    table["grid_code"] = table["grid_code"].astype(str)
+    store.set_overlay(
+        plan_id,
+        "flood",
+        {
+            "grids": clean_json(table.to_dict("records")),
+            "thresholds": clean_json(dict(grading.thresholds)),
+            "palette": _flood_palette(),
+            "sources": [str(s.get("name", s.get("kind", ""))) for s in grading.sources],
+        },
+    )
+    return len(table)
+
+
+def _flood_palette() -> dict[str, str]:
+    try:
+        from gridmap.flood import PALETTE
+
+        return dict(PALETTE)
+    except ImportError:  # pragma: no cover - the overlay comes from gridmap.flood
+        return {}
+
+
+def _sample_flood(store: Store, plan_id: int, plan: Any, layers: dict, data: Any) -> None:
+    """Grade the sample plan for floods as the main job does and attach the overlay."""
+    from gridmap.flood import grade_flood
+    from gridmap.sample import sample_paths
+
+    paths = sample_paths(data)
+    grading = grade_flood(
+        plan,
+        depth=paths.get("flood_depth"),
+        extent=layers.get("flood_extent"),
+        dem=paths.get("dem"),
+    )
+    log.info("sample flood grades stored for %d grids", attach_flood(store, plan_id, grading))
+
+
 def seed_sample(store: Store, data: str | Path | None = None) -> int | None:
-    """Fill an empty store with the sample town's plan (version 1) and its events.
+    """Fill an empty store with the sample town's plan (version 1), events and flood grades.
 
     Returns the plan id, or None when the store already had a plan. The events are
-    loaded only when the sample has an ``events`` layer.
+    loaded when the sample has an ``events`` layer; the flood overlay when
+    :mod:`gridmap.flood` and the sample's flood inputs are there.
     """
     if store.latest_plan_id() is not None:
         return None
@@ -252,4 +318,8 @@ def seed_sample(store: Store, data: str | Path | None = None) -> int | None:
         if rows:
             store.add_events(rows)
         log.info("sample events stored: %d", len(rows))
+    try:
+        _sample_flood(store, plan_id, plan, layers, data)
+    except Exception as exc:  # noqa: BLE001 - the flood layer is optional
+        log.warning("sample flood grades not stored: %s", exc)
     return plan_id

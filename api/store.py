@@ -14,6 +14,9 @@ Design
 * ``events`` holds one row per event with its point, times (ISO 8601 with offset plus
   a UNIX timestamp for range queries), category, source, status and the grid code it
   was assigned when it arrived.
+* ``plan_overlays`` holds per-grid figures computed for a plan by other gridmap steps
+  (e.g. ``flood``: the four-colour flood grade of every grid), as JSON. They belong to
+  the plan, not to a version: edits of names and workers do not change them.
 * ``settings`` is a key/value table; ``jobs`` tracks background jobs.
 
 Every write is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``); an exception or a
@@ -118,6 +121,13 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_reported_ts ON events (reported_ts);
 CREATE INDEX IF NOT EXISTS events_grid_code ON events (grid_code);
+CREATE TABLE IF NOT EXISTS plan_overlays (
+    plan_id INTEGER NOT NULL REFERENCES plans(id),
+    name TEXT NOT NULL,
+    created TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (plan_id, name)
+);
 CREATE TABLE IF NOT EXISTS settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -454,6 +464,37 @@ class Store:
             .fetchall()
         )
         return [dict(r) for r in rows]
+
+    # --------------------------------------------------------------- overlays
+    def set_overlay(self, plan_id: int, name: str, data: dict[str, Any]) -> None:
+        """Store (or replace) a per-grid overlay of a plan, e.g. ``flood``."""
+        with self.transaction() as con:
+            if con.execute("SELECT 1 FROM plans WHERE id = ?", (plan_id,)).fetchone() is None:
+                raise NotFound(f"plan {plan_id} does not exist")
+            con.execute(
+                "INSERT INTO plan_overlays (plan_id, name, created, data) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(plan_id, name) DO UPDATE SET created = excluded.created, "
+                "data = excluded.data",
+                (plan_id, name, _now(), json.dumps(data, ensure_ascii=False, default=str)),
+            )
+
+    def overlay(self, plan_id: int, name: str) -> dict[str, Any] | None:
+        """A plan's overlay, or None."""
+        row = (
+            self._con()
+            .execute(
+                "SELECT data FROM plan_overlays WHERE plan_id = ? AND name = ?", (plan_id, name)
+            )
+            .fetchone()
+        )
+        return None if row is None else json.loads(row["data"])
+
+    def overlay_names(self, plan_id: int) -> list[str]:
+        """Names of a plan's overlays."""
+        rows = self._con().execute(
+            "SELECT name FROM plan_overlays WHERE plan_id = ? ORDER BY name", (plan_id,)
+        )
+        return [r["name"] for r in rows]
 
     # ----------------------------------------------------------------- events
     def existing_event_ids(self, ids: Iterable[str]) -> set[str]:

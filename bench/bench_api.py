@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Run {datetime.now(UTC).isoformat(timespec='seconds')} on {platform.node()} "
         f"({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}); "
-        "uvicorn in a subprocess, httpx client, headless Debian Chromium.",
+        "uvicorn in a subprocess, httpx client, headless Debian Chromium; load average "
+        f"{os.getloadavg()[0]:.1f} at the end (the machine is shared).",
         f"Stores built in {build_s:.1f} s (synthetic square-grid plans, `api.demo.square_plan`).",
         "",
         "## `GET /api/grids`, 10,000-grid plan",

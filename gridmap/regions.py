@@ -872,11 +872,12 @@ def _partition_connected(
     # so such an atom ends up alone in its region (with empty atoms at most) and the
     # rest of the piece is still balanced; its region is reported as unbalanced.
     heavy = g.w > hi
+    wmax = float(g.w.max())
     notes = []
     if heavy.any():
         notes.append(
             f"{int(heavy.sum())} atom(s) hold more than {hi:g} households "
-            f"(largest {g.w.max():g}); split them by units"
+            f"(largest {wmax:g}); split them by units"
         )
         g = replace(g, w=np.minimum(g.w, hi))
         wtot = float(g.w.sum())
@@ -908,17 +909,14 @@ def _partition_connected(
     if heavy.any():
         inr &= np.bincount(lab, weights=heavy, minlength=len(rw)) == 0
     status = [STATUS_OK if x else STATUS_UNBALANCED for x in inr]
-    if not (rw[np.bincount(lab, weights=heavy, minlength=len(rw)) == 0] >= lo - 1e-9).all() or (
-        not inr.all() and best_v > 1e-9
-    ):
-        notes.insert(
-            0,
-            f"{int((~inr).sum())} of {len(rw)} regions out of {lo:g}-{hi:g} although "
-            f"{best_k} regions are feasible on the total {wtot:g}: atoms are too lumpy "
-            f"(largest atom {float(g.w.max()):g} households)",
-        )
-    elif heavy.any():
-        notes.insert(0, f"{int((~inr).sum())} of {len(rw)} regions out of {lo:g}-{hi:g}")
+    if not inr.all():
+        msg = f"{int((~inr).sum())} of {len(rw)} regions out of {lo:g}-{hi:g}"
+        if best_v > 1e-9:
+            msg += (
+                f" although {best_k} regions are feasible on the total {wtot:g}: atoms are "
+                f"too lumpy (largest atom {wmax:g} households)"
+            )
+        notes.insert(0, msg)
     return lab, status, "; ".join(notes)
 
 

@@ -839,3 +839,33 @@ def test_gzip_body_matches_plain(client):
         gzip.decompress(client.app.state.cache.view(client.app.state.store.plan(1)).geojson_gz)
         == plain
     )
+
+
+# ------------------------------------------------------------------ overlays
+def test_flood_overlay(client, demo_plan):
+    flood = pytest.importorskip("gridmap.flood")
+    import geopandas as gpd
+
+    from api.main import attach_flood
+
+    # a historical flood 1.2 m deep over the south-west corner of the town
+    x0, y0, x1, y1 = demo_plan.grids.total_bounds
+    extent = gpd.GeoDataFrame(
+        {"name": ["2013"], "depth_m": [1.2]},
+        geometry=[shapely.box(x0, y0, x0 + (x1 - x0) / 3, y0 + (y1 - y0) / 3)],
+        crs=demo_plan.crs,
+    )
+    grading = flood.grade_flood(demo_plan, extent=extent)
+    store = client.app.state.store
+    _error(client.get("/api/plans/1/overlays/flood"), 404, "not_found")
+    assert attach_flood(store, 1, grading) == len(demo_plan.grids)
+    data = client.get("/api/plans/1/overlays/flood").json()
+    grades = {g["grid_code"]: g["grade"] for g in data["grids"]}
+    assert set(grades) == set(demo_plan.grids["grid_code"])
+    assert "orange" in grades.values() and "none" in grades.values()
+    assert data["thresholds"]["red"] == 1.5 and data["palette"]["red"]
+    assert _page_config(client.get("/").text)["overlays"] == ["flood"]
+    # an edit of the plan keeps the overlay
+    client.patch("/api/plans/1", json={"version": 1, "name": "edited"}, headers=AUTH)
+    assert client.get("/api/plans/1/overlays/flood").status_code == 200
+    _error(client.get("/api/plans/9/overlays/flood"), 404)

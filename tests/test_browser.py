@@ -91,6 +91,24 @@ def demo(tmp_path_factory):
             headers={"Authorization": f"Bearer {TOKEN}"},
         )
         assert r.status_code == 201, r.text
+    # a flood overlay: every third grid orange, the others without risk
+    codes = list(plan.grids["grid_code"])
+    app.state.store.set_overlay(
+        1,
+        "flood",
+        {
+            "grids": [
+                {
+                    "grid_code": c,
+                    "grade": "orange" if i % 3 == 0 else "none",
+                    "households_at_risk": 40 if i % 3 == 0 else 0,
+                    "persons_at_risk": 104.8 if i % 3 == 0 else 0.0,
+                }
+                for i, c in enumerate(codes)
+            ],
+            "thresholds": {"red": 1.5, "orange": 0.5, "yellow": 0.2, "blue": 0.0},
+        },
+    )
     with _Server(app) as server:
         yield sync_api, server, plan
     app.state.store.close()
@@ -207,20 +225,27 @@ def test_layers_switch_and_legends(page, tmp_path):
     control = pg.locator(".leaflet-control-layers")
     assert "Grids" in control.inner_text()
     assert "Event heat map" in control.inner_text()
-    for label in ("Event heat map", "Events per 100 households", "Buildings"):
-        control.get_by_text(label).click()
+    for label in ("Event heat map", "Events per 100 households", "Buildings", "Flood risk"):
+        control.get_by_text(label, exact=False).click()
     pg.wait_for_function(
-        "window.gridmap.layers.events_heat_inner && window.gridmap.layers.event_rates_inner",
+        "window.gridmap.layers.events_heat_inner && window.gridmap.layers.event_rates_inner"
+        " && window.gridmap.layers.flood_inner",
         timeout=10_000,
     )
     legend = pg.inner_text(".legend")
     assert "Events per 100 households" in legend and "Event density" in legend
+    assert "Orange: elevated" in legend
     # zoom in: buildings of the view are fetched and drawn
     code = plan.grids["grid_code"].iloc[0]
     pg.evaluate(f"window.gridmap.select('{code}')")
     pg.evaluate("() => { window.gridmap.map.setZoom(17, {animate: false}); }")
     pg.wait_for_function(
         "Object.keys(window.gridmap.layers.buildings._layers).length > 0", timeout=10_000
+    )
+    # the panel of a flooded grid shows its flood figures
+    pg.wait_for_function(
+        "document.getElementById('panel-body').innerText.includes('Persons to move')",
+        timeout=10_000,
     )
     pg.screenshot(path=str(tmp_path / "layers.png"))
     _assert_clean(pg)

@@ -105,6 +105,7 @@ def map_page(
         },
         "plans": [{"id": p.id, "name": p.name, "version": p.version} for p in plans],
         "has_events": store.events_revision()[0] > 0,
+        "overlays": store.overlay_names(current.id) if current is not None else [],
     }
     strings = config["strings"]
     return templates.TemplateResponse(

@@ -109,6 +109,28 @@ def plan_layer(
     return Response(data, media_type="application/geo+json")
 
 
+@router.get("/{plan_id}/overlays/{name}", responses=_ERRORS, dependencies=[ReadAccess])
+def plan_overlay(
+    plan_id: PlanId,
+    name: Annotated[str, Path(max_length=64, description="overlay name, e.g. flood")],
+    store: Annotated[Store, Depends(get_store)],
+) -> dict[str, Any]:
+    """Per-grid figures computed for the plan by another gridmap step.
+
+    ``flood``: ``{"grids": [{"grid_code", "grade" (red/orange/yellow/blue/none),
+    "households_at_risk", "persons_at_risk", ...}], "thresholds": {...}}``.
+    """
+    _record_or_404(store, plan_id)
+    data = store.overlay(plan_id, name)
+    if data is None:
+        raise ApiError(
+            404,
+            "not_found",
+            f"plan {plan_id} has no overlay {name[:64]!r}; it has {store.overlay_names(plan_id)}",
+        )
+    return clean_json({"plan_id": plan_id, "name": name, **data})
+
+
 @router.patch(
     "/{plan_id}",
     response_model=PlanOut,

@@ -367,6 +367,56 @@
     },
   });
 
+  // flood colours: the plan's "flood" overlay (grade per grid from gridmap.grade_flood)
+  const FLOOD_ORDER = ['red', 'orange', 'yellow', 'blue', 'none'];
+  const FLOOD_DEFAULT = { red: '#e60000', orange: '#ff8c00', yellow: '#ffd700', blue: '#1e6fd9', none: '#9e9e9e' };
+  let floodPromise = null;
+  function loadFlood() {
+    if (!floodPromise) {
+      floodPromise = getJSON(API + '/plans/' + CFG.plan.id + '/overlays/flood').then((d) => {
+        d.byCode = new Map(d.grids.map((g) => [g.grid_code, g]));
+        d.colours = { ...FLOOD_DEFAULT, ...(d.palette || {}) };
+        ctx.flood = d;
+        return d;
+      });
+    }
+    return floodPromise;
+  }
+  registerLayer({
+    id: 'flood',
+    available: (c) => !!c.cfg.plan && (c.cfg.overlays || []).includes('flood'),
+    show: () => false,
+    create: async (c) => {
+      const flood = await loadFlood();
+      await c.gridPromise;
+      return L.geoJSON(c.gridData, {
+        interactive: false,
+        style: (f) => {
+          const g = flood.byCode.get(f.properties.grid_code);
+          const grade = g ? g.grade : 'none';
+          return {
+            color: '#444', weight: 0.5, fillColor: flood.colours[grade] || flood.colours.none,
+            fillOpacity: grade === 'none' ? 0.15 : 0.7,
+          };
+        },
+      });
+    },
+    legend: (c) => {
+      const flood = c.flood;
+      if (!flood) return '';
+      const thr = flood.thresholds || {};
+      return FLOOD_ORDER.map((k) => {
+        let range = '';
+        if (k === 'red' && thr.red !== undefined) range = ' (' + S.water_depth + ' ≥ ' + thr.red + ' m)';
+        if (k === 'orange' && thr.orange !== undefined) range = ' (' + thr.orange + '–' + thr.red + ' m)';
+        if (k === 'yellow' && thr.yellow !== undefined) range = ' (' + thr.yellow + '–' + thr.orange + ' m)';
+        if (k === 'blue' && thr.yellow !== undefined) range = ' (< ' + thr.yellow + ' m)';
+        return '<div><span class="sw" style="background:' + flood.colours[k] + '"></span>' +
+          esc(S.flood[k] + range) + '</div>';
+      }).join('');
+    },
+  });
+
   let statsPromise = null;
   function loadStats() {
     if (!statsPromise) {
@@ -385,11 +435,15 @@
       layer.bringToFront();
     }
   }
+  function floodFigures(code) {
+    if (!(CFG.overlays || []).includes('flood')) return Promise.resolve(null);
+    return loadFlood().then((f) => f.byCode.get(code) || null);
+  }
   function eventFigures(code) {
     if (!CFG.has_events) return Promise.resolve(null);
     return loadStats().then((s) => s.grids.find((g) => g.grid_code === code) || null);
   }
-  function panelHtml(p, ev) {
+  function panelHtml(p, ev, fl) {
     const pairs = [
       [S.grid_code, esc(p.grid_code)],
       [S.grid_name, esc(p.name || '–')],
@@ -405,6 +459,13 @@
     pairs.push([S.worker, esc(p.worker || S.unassigned)]);
     pairs.push([S.area, esc(num(p.area_m2)) + ' ' + esc(S.unit_m2)]);
     pairs.push([S.compactness, esc(num(p.polsby_popper, 3))]);
+    if (fl) {
+      const col = (ctx.flood && ctx.flood.colours[fl.grade]) || '#999';
+      pairs.push([S.flood_grade, '<span class="sw" style="display:inline-block;width:12px;height:10px;background:' +
+        col + '"></span> ' + esc(S.flood[fl.grade] || fl.grade)]);
+      pairs.push([S.households_at_risk, esc(num(fl.households_at_risk))]);
+      pairs.push([S.persons_at_risk, esc(num(fl.persons_at_risk))]);
+    }
     if (ev) {
       pairs.push([S.events, esc(num(ev.events))]);
       pairs.push([S.per_100, esc(num(ev.per_100_households, 2))]);
@@ -425,8 +486,8 @@
     panel.hidden = false;
     panel.dataset.grid = code;
     map.invalidateSize();
-    eventFigures(code).then((ev) => {
-      if (ev && panel.dataset.grid === code) body.innerHTML = panelHtml(layer.feature.properties, ev);
+    Promise.all([eventFigures(code), floodFigures(code)]).then(([ev, fl]) => {
+      if ((ev || fl) && panel.dataset.grid === code) body.innerHTML = panelHtml(layer.feature.properties, ev, fl);
     }).catch((e) => status(fmt(S.load_failed, { message: e.message }), true));
   }
   function selectGrid(code, opts) {
