@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import geopandas as gpd
 import numpy as np
@@ -214,26 +213,6 @@ def test_report():
 
 
 @pytest.mark.slow
-def test_vectorised_speed():
-    n = 200_000
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 20_000, n) + X0
-    y = rng.uniform(0, 20_000, n) + Y0
-    w = rng.uniform(5, 60, n)
-    gdf = gpd.GeoDataFrame(
-        {
-            "use": rng.choice(["apartments", "unknown", "house", "school"], n),
-            "levels": rng.choice([np.nan, 1, 3, 6], n),
-        },
-        geometry=shapely.box(x, y, x + w, y + 12),
-        crs=UTM52,
-    )
-    start = time.perf_counter()
-    out = gridmap.estimate_households(gridmap.read_buildings(gdf))
-    assert time.perf_counter() - start < 20
-    assert len(out) == n and out["households"].sum() > 0
-
-
 # --------------------------------------------------------------------------- real data
 
 
