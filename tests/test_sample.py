@@ -112,9 +112,6 @@ def _depth_at(raster, geoms) -> np.ndarray:
 # --------------------------------------------------------------------------- determinism
 
 
-def test_generation_is_fast(regenerated):
-
-
 def test_regenerated_equals_repository_data(regenerated):
     folder, layers, _ = regenerated
     if not all(p.is_file() for p in sample._paths(DATA).values()):
