@@ -16,23 +16,34 @@ Algorithm
 2. **Recursive bisection.** A set that must become ``k`` regions is cut into two connected
    sides with ``k1 = k // 2`` and ``k2 = k - k1`` regions whose weights lie in the windows
    ``k1*lo <= w1 <= k1*hi`` and ``k2*lo <= w2 <= k2*hi``. Candidate cuts are prefixes of
-   several atom orderings: projections on 12 directions (straight cuts) and geodesic
-   (shortest-path) distances from 4 extreme atoms (these follow L shapes and rings).
-   For every ordering and every prefix the cut cost (number or length of cut edges) is
-   computed at once with a difference array, so all cuts are scored in numpy. The score
-   is ``cut / best_cut + beta * t**2`` where ``t`` is the relative distance of ``w1``
-   from the proportional target ``W*k1/k`` inside the window. Cuts are checked for
-   connectivity in score order; small stray components are handed to the other side.
-   When no ordering gives a connected cut, random spanning trees are cut instead (a
-   subtree and its complement are always connected). If a side cannot be split in range,
-   the search backtracks to the next cut (within a budget).
-3. **Repair.** Regions still out of range are fixed by moving boundary atoms between
-   neighbouring regions (and along chains of regions) when it lowers the total range
-   violation and keeps both regions connected.
+   atom orderings: projections on 8 directions (straight cuts) and, when the best
+   straight cuts are turned down, geodesic (shortest-path) distances from 4 extreme atoms
+   (these follow L shapes and rings). For every ordering and every prefix the cut cost
+   (number or length of cut edges) is computed at once with a difference array, so all
+   cuts are scored in numpy. The score is ``cut / best_cut + beta * t**2`` where ``t`` is
+   the relative distance of ``w1`` from the proportional target ``W*k1/k`` inside the
+   window (``beta = 10`` keeps the sides near their share, which leaves slack for lumpy
+   atoms further down). Cuts are checked for connectivity in score order; stray
+   components of a side are handed to the other side. When no ordering gives a connected
+   cut, random spanning trees are cut instead (a subtree and its complement are always
+   connected); when no cut fits the window at all, the cut closest to it is taken.
+   With a budget (second round), a side that cannot be split in range makes the search
+   backtrack to the next cut.
+3. **Repair.** Regions out of range are fixed by chains of single-atom moves between
+   neighbouring regions (an over-full region pushes an atom to a neighbour, which passes
+   one on if it overflows, ...; under-full regions pull the same way), found by a
+   breadth-first search over the region graph. A chain is kept only if it lowers the
+   total violation and every touched region stays connected (checked exactly).
 4. **Refinement.** Boundary atoms move to a neighbouring region when that lowers the
    total moment of inertia (sum of squared distances of atoms to their region centroid,
    Hartigan's exact k-means gain), keeps both regions in range and keeps the losing
    region connected (checked locally on the two-hop neighbourhood of the atom).
+
+Steps 2-3 run greedily for up to 8 feasible ``k`` (closest to ``W / target`` first), then
+with backtracking for the 2 preferred ``k``; the first partition with every region in
+range is refined and returned, else the one with the smallest total violation. An atom
+above ``hi`` can never be in range: the search clips it to ``hi`` so that it ends up
+alone in its region, which is reported as ``"unbalanced"``.
 
 Everything is deterministic for a given ``seed``.
 """
@@ -128,7 +139,11 @@ def _components(n: int, u: np.ndarray, v: np.ndarray) -> tuple[int, np.ndarray]:
             roots = nxt
         _, lab = np.unique(roots, return_inverse=True)
         return count, lab.ravel().astype(np.int64)
-    a = sparse.csr_matrix((np.ones(len(u)), (u, v)), shape=(n, n))
+    # build the CSR arrays directly (cheaper than a COO conversion)
+    order = np.argsort(u, kind="stable")
+    indptr = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.bincount(u, minlength=n), out=indptr[1:])
+    a = sparse.csr_matrix((np.ones(len(u)), v[order].astype(np.int32), indptr), shape=(n, n))
     ncomp, lab = csgraph.connected_components(a, directed=True, connection="weak")
     return int(ncomp), lab.astype(np.int64)
 
@@ -726,16 +741,27 @@ class _Mover:
                 return False
         return self.total_violation() <= 1e-9
 
-    def _arcs(self) -> dict[tuple[int, int], list[int]]:
-        """Movable boundary atoms per (region, neighbouring region), best gain first."""
+    def _arcs(self):
+        """Movable boundary atoms per (region, neighbouring region), best gain first,
+        and the out- and in-neighbour lists of the region graph."""
         a, r, s, gain = self._boundary_moves()
         keep = (self.w[a] > 0) & np.isfinite(gain)
         a, r, s, gain = a[keep], r[keep], s[keep], gain[keep]
         order = np.lexsort((-gain, s, r))
+        a, r, s = a[order], r[order], s[order]
+        if not len(a):
+            return {}, {}, {}
+        first = np.flatnonzero(np.r_[True, (r[1:] != r[:-1]) | (s[1:] != s[:-1])])
+        bounds = np.r_[first, len(a)].tolist()
+        al = a.tolist()
         arcs: dict[tuple[int, int], list[int]] = {}
-        for aa, rr, ss in zip(a[order].tolist(), r[order].tolist(), s[order].tolist(), strict=True):
-            arcs.setdefault((rr, ss), []).append(aa)
-        return arcs
+        out_nbrs: dict[int, list[int]] = {}
+        in_nbrs: dict[int, list[int]] = {}
+        for j, (rr, ss) in enumerate(zip(r[first].tolist(), s[first].tolist(), strict=True)):
+            arcs[(rr, ss)] = al[bounds[j] : bounds[j + 1]]
+            out_nbrs.setdefault(rr, []).append(ss)
+            in_nbrs.setdefault(ss, []).append(rr)
+        return arcs, out_nbrs, in_nbrs
 
     def _pick(
         self, atoms, r: int, dst: int, wmin: float, wmax: float, banned: set[int], heaviest=False
@@ -765,12 +791,8 @@ class _Mover:
         pulls atoms the same way. Returns a list of (atom, from, to) or None."""
         lo, hi = self.lo, self.hi
         over = self.rw[b] > hi
-        nbrs_of: dict[int, list[int]] = {}
-        for rr, ss in arcs:
-            if over:
-                nbrs_of.setdefault(rr, []).append(ss)
-            else:
-                nbrs_of.setdefault(ss, []).append(rr)
+        arcs, out_nbrs, in_nbrs = arcs
+        nbrs_of = out_nbrs if over else in_nbrs
         queue = [(b, 0.0, [])]
         seen = {b}
         partial = None
@@ -1034,17 +1056,22 @@ def partition_region(
 
     comp = connected_components_of(n, np.stack([u, v], axis=1))
     ncomp = int(comp.max()) + 1
+    # group atoms and edges by component once (pieces may hold many isolated atoms)
+    atom_order = np.argsort(comp, kind="stable")
+    atom_bounds = np.r_[0, np.cumsum(np.bincount(comp, minlength=ncomp))]
+    loc = np.empty(n, dtype=np.int64)
+    loc[atom_order] = np.arange(n) - atom_bounds[comp[atom_order]]
+    ecomp = comp[u]
+    edge_order = np.argsort(ecomp, kind="stable")
+    edge_bounds = np.r_[0, np.cumsum(np.bincount(ecomp, minlength=ncomp))]
     labels = np.empty(n, dtype=np.int64)
     status: list[str] = []
     notes: list[str] = []
     offset = 0
     for c in range(ncomp):
-        mask = comp == c
-        idx = np.flatnonzero(mask)
-        loc = np.full(n, -1, dtype=np.int64)
-        loc[idx] = np.arange(len(idx))
-        keep = mask[u]
-        g = _Graph(idx, wf[idx], xy[idx], loc[u[keep]], loc[v[keep]], cost[keep], el[keep])
+        idx = atom_order[atom_bounds[c] : atom_bounds[c + 1]]
+        es = edge_order[edge_bounds[c] : edge_bounds[c + 1]]
+        g = _Graph(idx, wf[idx], xy[idx], loc[u[es]], loc[v[es]], cost[es], el[es])
         lab, st, note = _partition_connected(g, float(lo), float(hi), float(target), rng)
         labels[idx] = lab + offset
         offset += len(st)

@@ -233,13 +233,28 @@ def test_single_range_total_is_one_region():
     assert res.k == 1 and res.status == ["ok"]
 
 
-def test_atom_heavier_than_hi_is_unbalanced():
+def test_atom_heavier_than_hi_is_alone_and_unbalanced():
     w, xy, e = lattice(shape("square", 6), weights=np.r_[700, np.full(35, 10)])
     res = partition_region(w, xy, e, LO, HI)
     assert_valid(res, w, e)
-    assert "unbalanced" in res.status
-    bad = [s for s, ok in zip(res.status, in_range(res), strict=True) if not ok]
-    assert bad and set(bad) == {"unbalanced"}
+    heavy_region = res.labels[0]
+    assert np.flatnonzero(res.labels == heavy_region).tolist() == [0]
+    assert res.status[heavy_region] == "unbalanced"
+    others = [r for r in range(res.k) if r != heavy_region]
+    assert all(res.status[r] == "ok" for r in others)
+    assert in_range(res)[others].all()
+    assert "more than 500" in res.note
+
+
+def test_lumpiness_without_a_solution_is_unbalanced():
+    # 1000 households on a path: 480 | 40 | 480 can only give 480 + 520 or 520 + 480
+    w = np.array([480, 40, 480])
+    xy = np.c_[np.arange(3) * 10.0, np.zeros(3)]
+    e = np.array([[0, 1], [1, 2]])
+    res = partition_region(w, xy, e, LO, HI)
+    assert_valid(res, w, e)
+    assert sorted(res.weights.tolist()) == [480, 520]
+    assert sorted(res.status) == ["ok", "unbalanced"]
     assert "lumpy" in res.note
 
 
@@ -349,3 +364,13 @@ def test_large_piece_is_fast_enough():
     assert_valid(res, w, e)
     assert_all_ok(res)
     assert elapsed < 5.0  # about 0.5 s of CPU time on one core; generous for shared CI
+
+
+def test_checker_catches_a_disconnected_region():
+    # the contiguity check used throughout must itself be able to fail
+    w, xy, e = lattice(shape("square", 4), weights=np.full(16, 1))
+    labels = np.zeros(16, dtype=np.int64)
+    labels[[0, 15]] = 1  # two opposite corners: not adjacent
+    fake = RegionResult(labels, 2, np.bincount(labels, weights=w).astype(int), ["ok", "ok"])
+    with pytest.raises(AssertionError, match="not connected"):
+        assert_valid(fake, w, e)
