@@ -156,6 +156,20 @@ def _tessellate_block(
         mixed = ~np.isin(shapely.get_type_id(clipped), (3, 6))
         if mixed.any():
             clipped[mixed] = [_polygonal(g) for g in clipped[mixed]]
+        # A cell clipped by a reflex corner of the block can fall into pieces. Keep the
+        # piece holding the seed: the other pieces are not reachable from it, so they
+        # become gaps that the coverage repair gives to the neighbour they border most.
+        multi = np.flatnonzero(shapely.get_num_geometries(clipped) > 1)
+        for i in multi:
+            parts = shapely.get_parts(clipped[i])
+            seed = shapely.points(xy[out[i]])
+            holds = shapely.intersects(parts, seed)
+            j = (
+                int(np.argmax(holds))
+                if holds.any()
+                else int(np.argmin(shapely.distance(parts, seed)))
+            )
+            clipped[i] = parts[j]
         cells[out] = clipped
     edges, lengths = _voronoi_neighbours(xy, cells, inside)
     return cells, edges, lengths, ~inside
@@ -227,7 +241,11 @@ def _cross_block_adjacency(
 
 # --------------------------------------------------------------------- polygons
 def _dissolve_cells(cells: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray:
-    """Union the cells of each label (they form a coverage, so coverage union is exact)."""
+    """Union the cells of each label.
+
+    Cells of one block form a coverage, so the fast coverage union is exact there; where
+    it leaves several parts the cells are unioned again with noding.
+    """
     out = np.empty(n_labels, dtype=object)
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(n_labels + 1))
@@ -240,9 +258,14 @@ def _dissolve_cells(cells: np.ndarray, labels: np.ndarray, n_labels: int) -> np.
         else:
             parts = shapely.get_parts(cells[idx])
             try:
-                out[g] = shapely.coverage_union_all(parts)
+                merged = shapely.coverage_union_all(parts)
             except shapely.errors.GEOSException:  # pragma: no cover - fall back on noding
-                out[g] = shapely.union_all(parts)
+                merged = shapely.union_all(parts)
+            if shapely.get_num_geometries(merged) > 1:
+                # Cells of different blocks meet along a barrier without sharing their
+                # vertices; coverage union cannot join them there, a noding union can.
+                merged = shapely.union_all(parts, grid_size=None)
+            out[g] = merged
     return out
 
 

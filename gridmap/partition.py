@@ -659,10 +659,14 @@ def _plan_community(ctx, ci, comm_geom, specials, barrier_lines):
     plans (less out-of-range) is kept. Grids holding part of a broken compound are
     flagged ``split_compound`` later.
     """
-    rows, lumpy = _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, frozenset())
+    rows, lumpy = _plan_community_once(
+        ctx, ci, comm_geom, specials, barrier_lines, frozenset(), quick=True
+    )
     if not lumpy:
         return rows
-    rows2, _ = _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, frozenset(lumpy))
+    rows2, _ = _plan_community_once(
+        ctx, ci, comm_geom, specials, barrier_lines, frozenset(lumpy), quick=False
+    )
     return rows2 if _range_excess(rows2) < _range_excess(rows) else rows
 
 
@@ -676,7 +680,7 @@ def _range_excess(rows) -> int:
     return total
 
 
-def _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, explode):
+def _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, explode, quick):
     (lo, hi), (dlo, dhi) = ctx.ranges
     bidx = np.flatnonzero(ctx.b_comm == ci)
     special_polys = [s for s in specials if s["geometry"] is not None]
@@ -691,7 +695,7 @@ def _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, explode):
     atoms = _build_atoms(ctx, free, explode)
     # ---------------------------------------------------------------- points
     geoms = ctx.b.geometry.values
-    pt_xy, pt_atom = _seed_points(geoms, ctx.pts, atoms)
+    pt_xy, pt_atom, pt_bld = _seed_points(geoms, ctx.pts, atoms)
     # ---------------------------------------------------------------- blocks
     blocks = (
         _g._community_blocks(residential_area, barrier_lines)
@@ -731,11 +735,14 @@ def _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, explode):
             lens_list.append(ln)
         pedges = np.concatenate(edges_list) if edges_list else np.empty((0, 2), np.int64)
         plens = np.concatenate(lens_list) if lens_list else np.empty(0)
+        pt_atom = _split_disconnected_atoms(atoms, pt_atom, pt_bld, pedges, ctx.hh)
         aedges = pt_atom[pedges] if len(pedges) else np.empty((0, 2), np.int64)
         m = aedges[:, 0] != aedges[:, 1] if len(aedges) else np.zeros(0, bool)
         aedges, alens = aedges[m], plens[m]
         atom_block = _atom_block(pt_atom, pt_block, len(atoms["weight"]))
-        atom_label, region_meta, lumpy = _partition_atoms(ctx, ci, atoms, aedges, alens, atom_block)
+        atom_label, region_meta, lumpy = _partition_atoms(
+            ctx, ci, atoms, aedges, alens, atom_block, quick
+        )
         cell_label = atom_label[pt_atom]
         n_res = len(region_meta)
         # Loose institution buildings were tessellated with the residential atoms: their
@@ -963,7 +970,7 @@ def _seed_points(
     outline (moved inside by 1 m) so cells follow the footprint. A building split into
     parts gives one point per unit strip.
     """
-    xy_list, atom_list = [], []
+    xy_list, atom_list, bld_list = [], [], []
     whole_b, whole_a = [], []
     split_parts: dict[int, list[tuple[int, pd.DataFrame]]] = {}
     for a, (mem, part) in enumerate(zip(atoms["members"], atoms["part"], strict=True)):
@@ -977,6 +984,7 @@ def _seed_points(
         wa = np.concatenate(whole_a)
         xy_list.append(shapely.get_coordinates(rep[wb]))
         atom_list.append(wa)
+        bld_list.append(wb)
         g = geoms[wb]
         big = shapely.area(g) > _BIG_FOOTPRINT
         if big.any():
@@ -985,6 +993,7 @@ def _seed_points(
             coords, idx = shapely.get_coordinates(inner, return_index=True)
             xy_list.append(coords)
             atom_list.append(wa[big][idx])
+            bld_list.append(wb[big][idx])
     for bi, plist in split_parts.items():
         hh = np.array([p[1]["households"].iloc[0] for p in plist], dtype=float)
         strips = _g._unit_strips(geoms[bi], hh / hh.sum())
@@ -993,10 +1002,12 @@ def _seed_points(
                 s = geoms[bi]
             xy_list.append(shapely.get_coordinates(shapely.point_on_surface(s)))
             atom_list.append(np.array([a]))
+            bld_list.append(np.array([bi]))
     if not xy_list:
-        return np.empty((0, 2)), np.empty(0, dtype=np.int64)
+        return np.empty((0, 2)), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     xy = np.concatenate(xy_list)
     at = np.concatenate(atom_list).astype(np.int64)
+    bl = np.concatenate(bld_list).astype(np.int64)
     # Drop duplicate seeds (identical coordinates), keeping every atom at least one seed.
     key = np.round(xy, 3)
     _, first = np.unique(key, axis=0, return_index=True)
@@ -1015,7 +1026,56 @@ def _seed_points(
                     keep[i] = True
                     break
                 step += 1
-    return xy[keep], at[keep]
+    return xy[keep], at[keep], bl[keep]
+
+
+def _split_disconnected_atoms(atoms, pt_atom, pt_bld, pedges, hh) -> np.ndarray:
+    """Split atoms whose cells are not one connected area (in place); return pt_atom.
+
+    A compound cut by a barrier, or a village whose houses' cells are interleaved with a
+    neighbour's, would otherwise make its grid discontiguous. Each connected part of
+    such an atom becomes an atom of its own (same zone, difficulty and kind); every
+    building goes with the part holding its first seed point.
+    """
+    n_pts = len(pt_atom)
+    if n_pts == 0 or len(pedges) == 0:
+        return pt_atom
+    same = pedges[pt_atom[pedges[:, 0]] == pt_atom[pedges[:, 1]]]
+    g = coo_matrix((np.ones(len(same)), (same[:, 0], same[:, 1])), shape=(n_pts, n_pts))
+    _, comp = connected_components(g, directed=False)
+    pairs = np.unique(np.column_stack([pt_atom, comp]), axis=0)
+    counts = np.bincount(pairs[:, 0], minlength=len(atoms["weight"]))
+    broken = np.flatnonzero(counts > 1)
+    if len(broken) == 0:
+        return pt_atom
+    pt_atom = pt_atom.copy()
+    new_cols = {k: list(atoms[k]) for k in ("weight", "difficult", "rural", "zone", "special")}
+    for a in broken:
+        if atoms["part"][a] is not None:
+            continue  # a unit part has one seed
+        sel = np.flatnonzero(pt_atom == a)
+        # the component of each building = the component of its first seed
+        first = pd.Series(comp[sel], index=pt_bld[sel]).groupby(level=0).first()
+        parts = sorted(set(first.to_numpy().tolist()))
+        for c in parts[1:]:
+            mem = first.index[first.to_numpy() == c].to_numpy()
+            new = len(new_cols["weight"])
+            for k in ("difficult", "rural", "zone", "special"):
+                new_cols[k].append(new_cols[k][a])
+            new_cols["weight"].append(int(hh[mem].sum()))
+            atoms["members"].append(mem.astype(np.int64))
+            atoms["part"].append(None)
+            moved = sel[np.isin(pt_bld[sel], mem)]
+            pt_atom[moved] = new
+        keep = first.index[first.to_numpy() == parts[0]].to_numpy()
+        atoms["members"][a] = keep.astype(np.int64)
+        new_cols["weight"][a] = int(hh[keep].sum())
+    atoms["weight"] = np.array(new_cols["weight"], dtype=np.int64)
+    atoms["difficult"] = np.array(new_cols["difficult"], dtype=bool)
+    atoms["rural"] = np.array(new_cols["rural"], dtype=bool)
+    atoms["zone"] = np.array(new_cols["zone"], dtype=object)
+    atoms["special"] = np.array(new_cols["special"], dtype=np.int64)
+    return pt_atom
 
 
 def _point_blocks(xy: np.ndarray, blocks: np.ndarray) -> np.ndarray:
@@ -1048,7 +1108,7 @@ def _atom_block(pt_atom: np.ndarray, pt_block: np.ndarray, n_atoms: int) -> np.n
 
 
 # ======================================================================= pieces
-def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block):
+def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, quick=False):
     """Group atoms into pieces, merge infeasible pieces, and cut pieces into regions.
 
     Returns the region label of every atom and the metadata of every region.
@@ -1097,7 +1157,7 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block):
 
     rng_seed = int(ctx.seed) * 100_003 + int(ci)
 
-    def solve(pc: _Piece):
+    def solve(pc: _Piece, effort: str = "full"):
         idx = np.array(sorted(pc.atoms), dtype=np.int64)
         d = (
             pc.difficult_households * 2 > pc.households
@@ -1112,14 +1172,27 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block):
             le, ll = local[edges[m]], lens[m]
         else:
             le, ll = np.empty((0, 2), np.int64), np.empty(0)
-        res = partition_region(w[idx], axy[idx], le, plo, phi, seed=rng_seed, edge_lengths=ll)
+        res = partition_region(
+            w[idx], axy[idx], le, plo, phi, seed=rng_seed, edge_lengths=ll, effort=effort
+        )
         return {"res": res, "idx": idx, "d": d, "lo": plo, "hi": phi}
+
+    def whole_compounds(pc: _Piece) -> list[str]:
+        out = []
+        for a in pc.atoms:
+            z = atoms["zone"][a]
+            if z.startswith("compound") and "|" not in z:
+                out.append(z[len("compound") :])
+        return out
 
     def excess(sol) -> int:
         wts = sol["res"].weights
         return int(np.maximum(sol["lo"] - wts, 0).sum() + np.maximum(wts - sol["hi"], 0).sum())
 
-    solved = {pid: solve(pieces[pid]) for pid in pieces}
+    # First a quick solve. A piece that fails it and holds whole compounds is left to the
+    # caller, which re-plans the community with those compounds broken up (when this is
+    # a quick pass); otherwise the piece gets the full search at once.
+    solved = {pid: solve(pc, "quick") for pid, pc in pieces.items()}
     # Lumpy pieces: compounds kept whole may leave no in-range split (handled by the
     # caller), and a piece alone may have no in-range split at all. Then try joining a
     # neighbouring piece (crossing a barrier: the plan reports it) and keep the join
@@ -1151,7 +1224,7 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block):
                 pc.rural and qc.rural,
                 pc.blocks | qc.blocks,
             )
-            sol = solve(merged)
+            sol = solve(merged, "quick")
             if excess(sol) < excess(solved[pid]) + excess(solved[q]):
                 pieces[pid] = merged
                 solved[pid] = sol
@@ -1161,6 +1234,14 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block):
                 pp = pp[pp[:, 0] != pp[:, 1]]
                 if "unbalanced" not in sol["res"].status:
                     break
+
+    # Pieces still unbalanced get the full search once (unless the caller will re-plan
+    # the community with their compounds broken up).
+    for pid, pc in pieces.items():
+        if "unbalanced" in solved[pid]["res"].status and not (quick and whole_compounds(pc)):
+            sol = solve(pc, "full")
+            if excess(sol) < excess(solved[pid]):
+                solved[pid] = sol
 
     for pid in sorted(pieces, key=lambda p: min(pieces[p].atoms)):
         pc = pieces[pid]

@@ -877,7 +877,7 @@ def _least_bad_k(wtot: float, lo: float, hi: float) -> int:
 
 
 def _partition_connected(
-    g: _Graph, lo: float, hi: float, target: float, rng: np.random.Generator
+    g: _Graph, lo: float, hi: float, target: float, rng: np.random.Generator, quick: bool = False
 ) -> tuple[np.ndarray, list[str], str]:
     """Partition one connected piece. Returns local labels, per-region status, note."""
     n = g.n
@@ -917,8 +917,9 @@ def _partition_connected(
     best_lab, best_v, best_k = None, np.inf, ks[0]
     # greedy bisection (+ repair) for the preferred k values first, then the same with
     # a backtracking budget; stop at the first partition with every region in range
-    tries = [(k, 0) for k in ks[:_MAX_K_TRIES]]
-    tries += [(k, _BACKTRACK_BUDGET + 4 * k) for k in ks[:_MAX_K_BACKTRACK]]
+    tries = [(k, 0) for k in ks[: 2 if quick else _MAX_K_TRIES]]
+    if not quick:
+        tries += [(k, _BACKTRACK_BUDGET + 4 * k) for k in ks[:_MAX_K_BACKTRACK]]
     for k, budget in tries:
         lab, v = _attempt(g, k, lo, hi, rng, budget)
         if v < best_v - 1e-9:
@@ -992,6 +993,7 @@ def partition_region(
     target: float | None = None,
     seed: int = 0,
     edge_lengths: np.ndarray | None = None,
+    effort: str = "full",
 ) -> RegionResult:
     """Cut one piece of atoms into connected, compact regions of ``lo .. hi`` households.
 
@@ -1013,6 +1015,10 @@ def partition_region(
     edge_lengths : numpy.ndarray, optional
         ``(m,)`` shared-border length per edge; used as the cost of cutting the edge
         (default: every edge costs 1).
+    effort : {"full", "quick"}
+        ``"full"`` tries up to 8 feasible region counts and then backtracks before it
+        gives up; ``"quick"`` tries the 2 preferred counts without backtracking, for
+        probing alternatives cheaply (a quick failure may still have a solution).
 
     Returns
     -------
@@ -1042,6 +1048,8 @@ def partition_region(
         raise InputError(f"need 0 < lo <= hi, got lo={lo}, hi={hi}", where="lo/hi")
     if target is None:
         target = (lo + hi) / 2.0
+    if effort not in ("full", "quick"):
+        raise InputError(f"effort must be 'full' or 'quick', got {effort!r}", where="effort")
     if edge_lengths is not None:
         edge_lengths = np.asarray(edge_lengths, dtype=np.float64).ravel()
         if len(edge_lengths) != len(np.asarray(edges).reshape(-1, 2)):
@@ -1072,7 +1080,9 @@ def partition_region(
         idx = atom_order[atom_bounds[c] : atom_bounds[c + 1]]
         es = edge_order[edge_bounds[c] : edge_bounds[c + 1]]
         g = _Graph(idx, wf[idx], xy[idx], loc[u[es]], loc[v[es]], cost[es], el[es])
-        lab, st, note = _partition_connected(g, float(lo), float(hi), float(target), rng)
+        lab, st, note = _partition_connected(
+            g, float(lo), float(hi), float(target), rng, quick=effort == "quick"
+        )
         labels[idx] = lab + offset
         offset += len(st)
         status.extend(st)
