@@ -21,6 +21,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+import shapely
 from pyproj import CRS
 
 from .crs import to_wgs84
@@ -351,6 +352,14 @@ def read_plan(path: str | os.PathLike) -> Plan:
         if name not in layers:
             return None
         gdf = gpd.read_file(path, layer=name, engine="pyogrio")
+        # GDAL promotes a layer with any multipart feature to MultiPolygon: give
+        # single-part features back their Polygon type.
+        geoms = gdf.geometry.values
+        single = (shapely.get_type_id(geoms) == 6) & (shapely.get_num_geometries(geoms) == 1)
+        if single.any():
+            geoms = geoms.copy()
+            geoms[single] = shapely.get_geometry(geoms[single], 0)
+            gdf = gdf.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs=gdf.crs))
         return _restore_dtypes(gdf.set_crs(crs, allow_override=True))
 
     def read_table(name: str, empty) -> pd.DataFrame:

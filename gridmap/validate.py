@@ -59,6 +59,9 @@ _EXPLAIN_BELOW = frozenset({"infeasible_split", "isolated_village", "below_floor
 #: Flags that explain a grid above its range.
 _EXPLAIN_ABOVE = frozenset({"infeasible_split", "isolated_village"})
 
+#: Flag by which the partitioner explains a compound it had to split.
+_SPLIT_FLAG = "split_compound"
+
 _GRID_COLUMNS = ("grid_code", "households", "kind", "range_min", "range_max")
 _BUILDING_COLUMNS = ("building_id", "households", "grid_code")
 _SPLIT_COLUMNS = ("building_id", "part", "unit_from", "unit_to", "households", "grid_code")
@@ -157,7 +160,8 @@ def validate_plan(
       also lie on both sides of it.
     - ``split_compound``: a compound whose households are spread over several grids;
       ``error`` when they would fit in one (total ≤ the largest ``range_max`` of those
-      grids, all in one community), else ``info``.
+      grids, all in one community) — ``warning`` if one of those grids carries the
+      ``split_compound`` flag (the partitioner explains why) — else ``info``.
     - ``split_building`` (error): split parts whose households do not add up to the
       building's, or whose unit ranges overlap, skip units, or run past the building's
       ``units``.
@@ -858,6 +862,7 @@ def _check_compounds(
         code=g.code[grid],
         rmax=g.range_max[grid],
         community=g.community[grid],
+        flagged=[_SPLIT_FLAG in {f.strip() for f in g.flags[i].split(";")} for i in grid],
         text=[f"{c} ({_n(h)})" for c, h in zip(g.code[grid], per["households"], strict=True)],
     )
     agg = per.groupby("compound", sort=True).agg(
@@ -866,6 +871,7 @@ def _check_compounds(
         rmax=("rmax", "max"),
         n_comm=("community", "nunique"),
         main=("code", "first"),
+        flagged=("flagged", "any"),
         listing=("text", ", ".join),
     )
     fits = (agg["total"] <= agg["rmax"]) & (agg["n_comm"] <= 1)
@@ -874,12 +880,14 @@ def _check_compounds(
         text = f"compound {names[cid]} ({_n(row.total)} households) is spread over {row.n} grids: {row.listing}"
         if fit:
             text += f"; it would fit in one grid (max {_n(row.rmax)})"
+            if row.flagged:
+                text += f" (flagged: {_SPLIT_FLAG})"
         elif row.n_comm > 1:
             text += f"; it spans {row.n_comm} communities"
         else:
             text += f"; it is larger than one grid (max {_n(row.rmax)})"
         detail.append(text)
-    severity = np.where(fits, "error", "info")
+    severity = np.where(fits, np.where(agg["flagged"], "warning", "error"), "info")
     return _rows("split_compound", agg["main"].to_numpy(), severity, detail)
 
 

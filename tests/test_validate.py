@@ -457,6 +457,14 @@ def test_split_compound_error_when_it_would_fit():
     assert row.severity == "error" and "C2 (400 households)" in row.detail
 
 
+def test_split_compound_explained_by_flag_is_a_warning():
+    plan = _spread_compound_plan(100)
+    plan["grids"].loc[1, "flags"] = "split_compound"
+    row = _run(plan).iloc[0]
+    assert row.check == "split_compound" and row.severity == "warning"
+    assert "flagged: split_compound" in row.detail
+
+
 def test_split_compound_info_when_too_large():
     plan = _spread_compound_plan(100)
     plan["grids"]["range_max"] = 500
