@@ -52,6 +52,12 @@ _EXPORTS: dict[str, str] = {
     "FloodGrading": "flood",
     # evacuation
     "plan_evacuation": "evacuation",
+    "EvacuationPlan": "evacuation",
+    "evacuation_map": "evacuation",
+    "write_evacuation_outputs": "evacuation",
+    "run_evacuation": "evacuation",
+    "read_roads": "roads",
+    "roads_from_osm": "roads",
     # planner edits, versions, exports
     "diff": "edit",
     "PlanDiff": "edit",

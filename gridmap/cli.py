@@ -160,10 +160,44 @@ def _parser() -> argparse.ArgumentParser:
                    help="grid codes (or unique endings) to draw as PNG wall maps (default: all)")
     s.set_defaults(func=_cmd_export)
 
+    s = sub.add_parser("evacuate", help="evacuation plan: who moves, to which shelter, by which road")
+    s.add_argument("-p", "--plan", required=True, help="plan GeoPackage")
+    s.add_argument("-o", "--out", required=True, help="output folder")
+    s.add_argument("--depth", action="append", required=True,
+                   help="flood-depth GeoTIFF used to grade buildings; repeatable")
+    s.add_argument("--roads", required=True, help="road lines (file[:layer]), .graphml or .pbf")
+    s.add_argument("--shelters", required=True, help="shelter points/polygons with capacity (file[:layer])")
+    s.add_argument("--road-depth", action="append", default=None,
+                   help="water on roads at evacuation time (default: the grading depth); repeatable")
+    s.add_argument("--speed", type=float, default=4.0, help="walking speed km/h (4.0)")
+    s.add_argument("--flooded-road-depth", type=float, default=0.3,
+                   help="roads at or above this depth (m) are impassable (0.3)")
+    s.add_argument("--who", default=None, help="colours to move, e.g. red,orange (default: all flooded floors)")
+    s.set_defaults(func=_cmd_evacuate)
+
     return p
 
 
 # --------------------------------------------------------------------- commands
+def _cmd_evacuate(args) -> int:
+    from .evacuation import run_evacuation
+
+    who = {c.strip() for c in args.who.split(",") if c.strip()} if args.who else None
+    for path in run_evacuation(
+        args.plan,
+        args.depth,
+        args.roads,
+        args.shelters,
+        args.out,
+        road_depth=args.road_depth,
+        speed_kmh=args.speed,
+        flooded_road_depth=args.flooded_road_depth,
+        who=who,
+    ):
+        print(path)
+    return 0
+
+
 def _cmd_export(args) -> int:
     from .export import FORMATS, export_plan
     from .plan import read_plan

@@ -166,6 +166,13 @@ def run_sample(
     written += write_flood_outputs(grading, out / "flood", depth=paths["flood_depth"])
     log.info("flood grading done in %.1f s", time.perf_counter() - t)
 
+    from .evacuation import plan_evacuation, write_evacuation_outputs
+
+    t = time.perf_counter()
+    evac = plan_evacuation(grading, inp["layers"]["roads"], inp["layers"]["shelters"])
+    written += write_evacuation_outputs(evac, out / "evacuation")
+    log.info("evacuation plan done in %.1f s", time.perf_counter() - t)
+
     s = plan.summary()
     summary = pd.DataFrame([{k: (str(v) if isinstance(v, dict) else v) for k, v in s.items()}])
     written += _write_summary(summary, out)

