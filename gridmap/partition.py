@@ -653,34 +653,13 @@ def _worker_count(n_communities: int, n_buildings: int) -> int:
 def _plan_community(ctx, ci, comm_geom, specials, barrier_lines):
     """Plan one community; return its grid rows.
 
-    Compounds that fit in one grid are kept whole. Where that leaves no in-range split
-    (the compounds are too lumpy for the household range), the community is planned
-    again with those compounds broken into their buildings, and the better of the two
-    plans (less out-of-range) is kept. Grids holding part of a broken compound are
-    flagged ``split_compound`` later.
+    The community is cut into blocks and tessellated once. Compounds that fit in one
+    grid are kept whole. Where that leaves no in-range split (the compounds are too
+    lumpy for the household range), the atoms are grouped again with those compounds
+    broken into their buildings and partitioned again on the same tessellation; the
+    better of the two plans (fewer households out of range) is kept. Grids holding
+    part of a broken compound are flagged ``split_compound`` later.
     """
-    rows, lumpy = _plan_community_once(
-        ctx, ci, comm_geom, specials, barrier_lines, frozenset(), quick=True
-    )
-    if not lumpy:
-        return rows
-    rows2, _ = _plan_community_once(
-        ctx, ci, comm_geom, specials, barrier_lines, frozenset(lumpy), quick=False
-    )
-    return rows2 if _range_excess(rows2) < _range_excess(rows) else rows
-
-
-def _range_excess(rows) -> int:
-    """Households outside the range, summed over a community's residential grids."""
-    total = 0
-    for r in rows:
-        if r["kind"] != "special":
-            h = r["households"]
-            total += max(0, r["range_min"] - h) + max(0, h - r["range_max"])
-    return total
-
-
-def _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, explode, quick):
     (lo, hi), (dlo, dhi) = ctx.ranges
     bidx = np.flatnonzero(ctx.b_comm == ci)
     special_polys = [s for s in specials if s["geometry"] is not None]
@@ -692,10 +671,10 @@ def _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, explode, q
     in_poly_special = np.isin(ctx.b_special[bidx], [s["group"] for s in special_polys])
     free = bidx[~in_poly_special]  # buildings tessellated in the residential area
 
-    atoms = _build_atoms(ctx, free, explode)
+    atoms = _build_atoms(ctx, free)
     # ---------------------------------------------------------------- points
     geoms = ctx.b.geometry.values
-    pt_xy, pt_atom, pt_bld = _seed_points(geoms, ctx.pts, atoms)
+    pt_xy, _, pt_bld, pt_part = _seed_points(geoms, ctx.pts, atoms)
     # ---------------------------------------------------------------- blocks
     blocks = (
         _g._community_blocks(residential_area, barrier_lines)
@@ -706,7 +685,7 @@ def _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, explode, q
     if len(blocks) and len(pt_xy):
         loc = _point_blocks(pt_xy, blocks)
         has_pts[np.unique(loc)] = True
-    blocks, absorbed = (
+    blocks, _ = (
         _g._merge_empty_blocks(blocks, has_pts) if len(blocks) else (blocks, np.zeros(0, bool))
     )
 
@@ -716,6 +695,7 @@ def _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, explode, q
     locked: list[bool] = []
 
     if len(pt_xy) and len(blocks):
+        # ------------------------------------------------------ tessellation
         pt_block = _point_blocks(pt_xy, blocks)
         cells = np.empty(len(pt_xy), dtype=object)
         on_edge = np.zeros(len(pt_xy), dtype=bool)
@@ -735,23 +715,18 @@ def _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, explode, q
             lens_list.append(ln)
         pedges = np.concatenate(edges_list) if edges_list else np.empty((0, 2), np.int64)
         plens = np.concatenate(lens_list) if lens_list else np.empty(0)
-        pt_atom = _split_disconnected_atoms(atoms, pt_atom, pt_bld, pedges, ctx.hh)
-        aedges = pt_atom[pedges] if len(pedges) else np.empty((0, 2), np.int64)
-        m = aedges[:, 0] != aedges[:, 1] if len(aedges) else np.zeros(0, bool)
-        aedges, alens = aedges[m], plens[m]
-        atom_block = _atom_block(pt_atom, pt_block, len(atoms["weight"]))
-        atom_label, region_meta, lumpy = _partition_atoms(
-            ctx, ci, atoms, aedges, alens, atom_block, quick
-        )
-        cell_label = atom_label[pt_atom]
-        n_res = len(region_meta)
-        # Loose institution buildings were tessellated with the residential atoms: their
-        # regions come after the residential ones in region_meta.
-        geoms_res = _g._dissolve_cells(cells, cell_label, n_res)
-        for r in range(n_res):
-            grid_geoms.append(geoms_res[r])
-            grid_meta.append(region_meta[r])
-            anchors.append(region_meta[r]["anchor_pts"])
+        tess = (cells, pedges, plens, pt_bld, pt_part, pt_block)
+        # ------------------------------------------------------- partition
+        geoms_res, metas, lumpy = _group_and_partition(ctx, ci, atoms, tess, quick=True)
+        if lumpy:
+            atoms2 = _build_atoms(ctx, free, frozenset(lumpy))
+            geoms2, metas2, _ = _group_and_partition(ctx, ci, atoms2, tess, quick=False)
+            if _range_excess(metas2) < _range_excess(metas):
+                geoms_res, metas = geoms2, metas2
+        for geom, meta in zip(geoms_res, metas, strict=True):
+            grid_geoms.append(geom)
+            grid_meta.append(meta)
+            anchors.append(meta["anchor_pts"])
             locked.append(False)
     elif len(pt_xy) == 0 and not residential_area.is_empty and not special_polys:
         # A community without any building: one empty grid covering it.
@@ -762,9 +737,6 @@ def _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, explode, q
         )
         anchors.append(np.array([], dtype=object))
         locked.append(False)
-        lumpy = set()
-    else:
-        lumpy = set()
 
     # ------------------------------------------------ special grids from polygons
     for s in special_polys:
@@ -789,7 +761,7 @@ def _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, explode, q
         locked.append(True)
 
     if not grid_geoms:
-        return [], lumpy
+        return []
     geoms_arr = np.array(grid_geoms, dtype=object)
     geoms_arr = _g._repair_coverage(comm_geom, geoms_arr, anchors, np.array(locked))
     rows = []
@@ -799,7 +771,61 @@ def _plan_community_once(ctx, ci, comm_geom, specials, barrier_lines, explode, q
         row["buildings"] = int(len(meta["buildings_idx"]))
         row["geometry"] = geom
         rows.append(row)
-    return rows, lumpy
+    return rows
+
+
+def _range_excess(metas) -> int:
+    """Households outside the range, summed over residential grids."""
+    total = 0
+    for r in metas:
+        if r["kind"] != "special":
+            h = r["households"]
+            total += max(0, r["range_min"] - h) + max(0, h - r["range_max"])
+    return total
+
+
+def _group_and_partition(ctx, ci, atoms, tess, quick):
+    """Partition one grouping of a community's buildings into atoms on a tessellation.
+
+    Returns the grid polygons (dissolved cells), their metadata, and the compounds whose
+    pieces could not be balanced while kept whole.
+    """
+    cells, pedges, plens, pt_bld, pt_part, pt_block = tess
+    pt_atom = _atoms_of_points(atoms, pt_bld, pt_part)
+    pt_atom = _split_disconnected_atoms(atoms, pt_atom, pt_bld, pedges, ctx.hh)
+    aedges = pt_atom[pedges] if len(pedges) else np.empty((0, 2), np.int64)
+    m = aedges[:, 0] != aedges[:, 1] if len(aedges) else np.zeros(0, bool)
+    aedges, alens = aedges[m], plens[m]
+    atom_block = _atom_block(pt_atom, pt_block, len(atoms["weight"]))
+    atom_label, metas, lumpy = _partition_atoms(ctx, ci, atoms, aedges, alens, atom_block, quick)
+    # Loose institution buildings were tessellated with the residential atoms: their
+    # regions come after the residential ones in metas.
+    geoms = _g._dissolve_cells(cells, atom_label[pt_atom], len(metas))
+    return list(geoms), metas, lumpy
+
+
+def _atoms_of_points(atoms, pt_bld, pt_part) -> np.ndarray:
+    """The atom of every seed point, from its building (and unit part, for split ones)."""
+    whole = [
+        (m, a)
+        for a, (m, p) in enumerate(zip(atoms["members"], atoms["part"], strict=True))
+        if p is None
+    ]
+    out = np.full(len(pt_bld), -1, dtype=np.int64)
+    if whole:
+        mb = np.concatenate([m for m, _ in whole])
+        ma = np.concatenate([np.full(len(m), a) for m, a in whole])
+        lookup = pd.Series(ma, index=mb)
+        sel = pt_part < 0
+        out[sel] = lookup.reindex(pt_bld[sel]).fillna(-1).to_numpy(dtype=np.int64)
+    parts = {
+        (int(p[0]), int(p[1]["part"].iloc[0])): a
+        for a, p in enumerate(atoms["part"])
+        if p is not None
+    }
+    for i in np.flatnonzero(pt_part >= 0):
+        out[i] = parts[(int(pt_bld[i]), int(pt_part[i]))]
+    return out
 
 
 def _empty_meta(kind, lo, hi, flag, reason) -> dict[str, Any]:
@@ -970,7 +996,7 @@ def _seed_points(
     outline (moved inside by 1 m) so cells follow the footprint. A building split into
     parts gives one point per unit strip.
     """
-    xy_list, atom_list, bld_list = [], [], []
+    xy_list, atom_list, bld_list, part_list = [], [], [], []
     whole_b, whole_a = [], []
     split_parts: dict[int, list[tuple[int, pd.DataFrame]]] = {}
     for a, (mem, part) in enumerate(zip(atoms["members"], atoms["part"], strict=True)):
@@ -985,6 +1011,7 @@ def _seed_points(
         xy_list.append(shapely.get_coordinates(rep[wb]))
         atom_list.append(wa)
         bld_list.append(wb)
+        part_list.append(np.full(len(wb), -1))
         g = geoms[wb]
         big = shapely.area(g) > _BIG_FOOTPRINT
         if big.any():
@@ -994,20 +1021,24 @@ def _seed_points(
             xy_list.append(coords)
             atom_list.append(wa[big][idx])
             bld_list.append(wb[big][idx])
+            part_list.append(np.full(len(idx), -1))
     for bi, plist in split_parts.items():
         hh = np.array([p[1]["households"].iloc[0] for p in plist], dtype=float)
         strips = _g._unit_strips(geoms[bi], hh / hh.sum())
-        for (a, _), s in zip(plist, strips, strict=True):
+        for (a, table), s in zip(plist, strips, strict=True):
             if s.is_empty:
                 s = geoms[bi]
             xy_list.append(shapely.get_coordinates(shapely.point_on_surface(s)))
             atom_list.append(np.array([a]))
             bld_list.append(np.array([bi]))
+            part_list.append(np.array([int(table["part"].iloc[0])]))
     if not xy_list:
-        return np.empty((0, 2)), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        empty = np.empty(0, dtype=np.int64)
+        return np.empty((0, 2)), empty, empty, empty
     xy = np.concatenate(xy_list)
     at = np.concatenate(atom_list).astype(np.int64)
     bl = np.concatenate(bld_list).astype(np.int64)
+    pp = np.concatenate(part_list).astype(np.int64)
     # Drop duplicate seeds (identical coordinates), keeping every atom at least one seed.
     key = np.round(xy, 3)
     _, first = np.unique(key, axis=0, return_index=True)
@@ -1026,7 +1057,7 @@ def _seed_points(
                     keep[i] = True
                     break
                 step += 1
-    return xy[keep], at[keep], bl[keep]
+    return xy[keep], at[keep], bl[keep], pp[keep]
 
 
 def _split_disconnected_atoms(atoms, pt_atom, pt_bld, pedges, hh) -> np.ndarray:
