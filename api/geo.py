@@ -27,30 +27,14 @@ import shapely
 from pyproj import Transformer
 
 from gridmap.crs import WGS84, to_wgs84
+from gridmap.plan import GRID_COLUMNS
 
 from .store import PlanRecord, Store, plan_from_bytes
 
 #: China Standard Time (no daylight saving): given to times without an offset.
 CST = timezone(timedelta(hours=8), "Asia/Shanghai")
 #: Grid columns published in GeoJSON properties.
-GRID_PROPS = (
-    "grid_code",
-    "community_code",
-    "street_code",
-    "community_name",
-    "kind",
-    "households",
-    "buildings",
-    "range_min",
-    "range_max",
-    "difficult",
-    "flags",
-    "flag_reason",
-    "name",
-    "worker",
-    "area_m2",
-    "polsby_popper",
-)
+GRID_PROPS = tuple(GRID_COLUMNS)
 #: Building columns published in GeoJSON properties (those the plan has).
 BUILDING_PROPS = ("building_id", "grid_code", "households", "use", "levels", "units", "name")
 #: Background layers a plan can publish.

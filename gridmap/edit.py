@@ -1517,20 +1517,7 @@ def _seeds(
     xy = np.concatenate(xy_list) if xy_list else np.empty((0, 2))
     lab = np.concatenate(lab_list).astype(np.int64) if lab_list else np.empty(0, np.int64)
     # Drop duplicate seeds; a grid whose every seed duplicates another's keeps one, nudged.
-    key = np.round(xy, 3)
-    _, first = np.unique(key, axis=0, return_index=True)
-    keep = np.zeros(len(xy), dtype=bool)
-    keep[first] = True
-    for g in np.setdiff1d(lab, lab[keep]):
-        i = int(np.flatnonzero(lab == g)[0])
-        step = 1
-        while True:
-            cand = xy[i] + np.array([0.01 * step, 0.0])
-            if not (np.abs(key - np.round(cand, 3)).sum(axis=1) == 0).any():
-                xy[i] = cand
-                keep[i] = True
-                break
-            step += 1
+    keep = _g._dedupe_seeds(xy, lab)
     axy = np.concatenate(anchor_xy) if anchor_xy else np.empty((0, 2))
     alab = np.concatenate(anchor_lab) if anchor_lab else np.empty(0, np.int64)
     anchors = {int(g): axy[alab == g] for g in np.unique(alab)}

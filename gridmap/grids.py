@@ -374,6 +374,30 @@ def _sequence_codes(
     return seq
 
 
+def _dedupe_seeds(xy: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Mask of seed points to keep: one per distinct location (to the millimetre).
+
+    Voronoi cells need distinct points. Where every seed of a label (atom or grid)
+    duplicates another label's seed, one of its seeds is nudged east in 1 cm steps
+    (`xy` is changed in place) and kept, so every label keeps at least one cell.
+    """
+    key = np.round(xy, 3)
+    _, first = np.unique(key, axis=0, return_index=True)
+    keep = np.zeros(len(xy), dtype=bool)
+    keep[first] = True
+    for lab in np.setdiff1d(labels, labels[keep]):
+        i = int(np.flatnonzero(labels == lab)[0])
+        step = 1
+        while True:
+            cand = xy[i] + np.array([0.01 * step, 0.0])
+            if not (np.abs(key - np.round(cand, 3)).sum(axis=1) == 0).any():
+                xy[i] = cand
+                keep[i] = True
+                break
+            step += 1
+    return keep
+
+
 def polsby_popper(geoms: np.ndarray) -> np.ndarray:
     """Polsby–Popper compactness 4πA/P² (1 for a circle, near 0 for a thin strip)."""
     area = shapely.area(geoms)

@@ -1040,23 +1040,7 @@ def _seed_points(
     bl = np.concatenate(bld_list).astype(np.int64)
     pp = np.concatenate(part_list).astype(np.int64)
     # Drop duplicate seeds (identical coordinates), keeping every atom at least one seed.
-    key = np.round(xy, 3)
-    _, first = np.unique(key, axis=0, return_index=True)
-    keep = np.zeros(len(xy), dtype=bool)
-    keep[first] = True
-    lost = np.setdiff1d(at, at[keep])
-    if len(lost):
-        # Atoms whose every seed duplicates another atom's: nudge one seed by 1 cm steps.
-        for a in lost:
-            i = int(np.flatnonzero(at == a)[0])
-            step = 1
-            while True:
-                cand = xy[i] + np.array([0.01 * step, 0.0])
-                if not (np.abs(key - np.round(cand, 3)).sum(axis=1) == 0).any():
-                    xy[i] = cand
-                    keep[i] = True
-                    break
-                step += 1
+    keep = _g._dedupe_seeds(xy, at)
     return xy[keep], at[keep], bl[keep], pp[keep]
 
 
