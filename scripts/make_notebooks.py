@@ -76,7 +76,7 @@ EVENTS = [
 
 FLOOD = [
     new_markdown_cell(
-        "# 洪涝风险四色分级 · Flood-risk four-colour grading\n\n"
+        "# 洪涝风险四色分级与避险转移 · Flood-risk grading and evacuation\n\n"
         "Communities grade houses and people by flood danger in four colours (red, orange, "
         "yellow, blue; red highest) and move ground- and low-floor households in red and "
         "orange areas first. This notebook grades the sample town's buildings against its "
@@ -120,6 +120,35 @@ FLOOD = [
     new_code_cell(
         "out = Path(tempfile.mkdtemp()) / 'flood'\n"
         "for p in gridmap.write_flood_outputs(grading, out, depth=paths['flood_depth']):\n"
+        "    print(p.name)"
+    ),
+    new_markdown_cell(
+        "# 避险转移 · Evacuation\n\n"
+        "Who moves, to which shelter, by which road. By default every household on a flooded "
+        "floor moves, by building and unit (a unit is never split between shelters). Roads "
+        "under 0.3 m of water or more are impassable. HiGHS assigns units to shelters "
+        "minimising total walking time within every shelter's capacity; demand that cannot "
+        "be placed is reported with its reason (`cut_off`, `no_capacity`)."
+    ),
+    new_code_cell(
+        "evac = gridmap.plan_evacuation(grading, layers['roads'], layers['shelters'])\n"
+        "evac.summary()"
+    ),
+    new_code_cell("evac.shelters[['name', 'capacity', 'load', 'pct_used']]"),
+    new_markdown_cell(
+        "Households cut off by the peak flood get the shelter they would reach by leaving "
+        "before the roads flood (`early_*` columns): the grid worker's task sheet says so."
+    ),
+    new_code_cell("evac.unplaced.groupby('reason')[['households', 'persons']].sum()"),
+    new_markdown_cell("## Task list per grid (red first, lowest floor first)"),
+    new_code_cell(
+        "tasks = evac.tasks_by_grid()\n"
+        "tasks.head(15) if hasattr(tasks, 'head') else {k: v.head() for k, v in list(tasks.items())[:2]}"
+    ),
+    new_code_cell("gridmap.evacuation_map(evac)"),
+    new_code_cell(
+        "out = Path(tempfile.mkdtemp()) / 'evacuation'\n"
+        "for p in gridmap.write_evacuation_outputs(evac, out):\n"
         "    print(p.name)"
     ),
 ]
