@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -86,6 +86,20 @@ def feature_collection(features: list[str], **members: Any) -> bytes:
     """Join feature strings into a FeatureCollection (extra top-level `members`)."""
     head = json.dumps({"type": "FeatureCollection", **clean_json(members)}, ensure_ascii=False)
     return (head[:-1] + ',"features":[' + ",".join(features) + "]}").encode()
+
+
+def geojson_wgs84(gdf: Any, columns: Iterable[str]) -> dict[str, Any]:
+    """A GeoDataFrame (any CRS) as a GeoJSON FeatureCollection dict in WGS84.
+
+    Only the `columns` the frame has are kept as properties; coordinates are rounded
+    to ``_PRECISION`` decimals and NaN becomes null.
+    """
+    if gdf is None or len(gdf) == 0:
+        return {"type": "FeatureCollection", "features": []}
+    w = to_wgs84(gdf, "overlay") if gdf.crs is not None else gdf
+    cols = [c for c in columns if c in w.columns and c != w.geometry.name]
+    props = pd.DataFrame(w[cols]).reset_index(drop=True)
+    return json.loads(feature_collection(_feature_strings(props, w.geometry.to_numpy())))
 
 
 def _round_props(df: pd.DataFrame) -> pd.DataFrame:

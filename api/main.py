@@ -272,8 +272,78 @@ def _flood_palette() -> dict[str, str]:
         return {}
 
 
-def _sample_flood(store: Store, plan_id: int, plan: Any, layers: dict, data: Any) -> None:
-    """Grade the sample plan for floods as the main job does and attach the overlay."""
+#: Shelter columns kept in the ``evacuation`` overlay (points).
+EVAC_SHELTER_COLUMNS = (
+    "shelter_id",
+    "name",
+    "type",
+    "capacity",
+    "load",
+    "households",
+    "pct_used",
+    "status",
+)
+#: Route columns kept in the ``evacuation`` overlay (lines building -> shelter).
+EVAC_ROUTE_COLUMNS = (
+    "building_id",
+    "grid_code",
+    "colour",
+    "shelter_id",
+    "shelter",
+    "households",
+    "persons",
+    "route_length_m",
+    "travel_time_min",
+    "arrival_time_min",
+)
+#: Impassable road columns kept in the ``evacuation`` overlay.
+EVAC_ROAD_COLUMNS = ("edge", "name", "highway", "length_m", "depth_max_m")
+
+
+def evacuation_overlay(evac: Any) -> dict[str, Any]:
+    """The ``evacuation`` overlay of a :func:`gridmap.plan_evacuation` result.
+
+    Returns
+    -------
+    dict
+        ``summary`` (:meth:`EvacuationPlan.summary` plus ``unplaced_persons`` by
+        reason) and the WGS84 FeatureCollections ``shelters`` (points), ``routes`` and
+        ``impassable`` (lines).
+    """
+    import geopandas as gpd
+
+    from .geo import geojson_wgs84
+
+    summary = dict(evac.summary())
+    summary["unplaced_persons"] = {
+        reason: int(summary.get(f"{reason}_persons", 0)) for reason in ("cut_off", "no_capacity")
+    }
+    sh = evac.shelters
+    points = gpd.GeoDataFrame(
+        sh.drop(columns=sh.geometry.name), geometry=sh.geometry.representative_point(), crs=sh.crs
+    )
+    return clean_json(
+        {
+            "summary": summary,
+            "shelters": geojson_wgs84(points, EVAC_SHELTER_COLUMNS),
+            "routes": geojson_wgs84(evac.routes, EVAC_ROUTE_COLUMNS),
+            "impassable": geojson_wgs84(evac.impassable, EVAC_ROAD_COLUMNS),
+        }
+    )
+
+
+def attach_evacuation(store: Store, plan_id: int, evac: Any) -> int:
+    """Store a :func:`gridmap.plan_evacuation` result as the plan's ``evacuation``
+    overlay (shown as the evacuation layer of the map); return the route count.
+    """
+    data = evacuation_overlay(evac)
+    store.set_overlay(plan_id, "evacuation", data)
+    return len(data["routes"]["features"])
+
+
+def _sample_flood(store: Store, plan_id: int, plan: Any, layers: dict, data: Any) -> Any:
+    """Grade the sample plan for floods as the main job does, attach the overlay and
+    return the grading."""
     from gridmap.flood import grade_flood
     from gridmap.sample import sample_paths
 
@@ -285,14 +355,26 @@ def _sample_flood(store: Store, plan_id: int, plan: Any, layers: dict, data: Any
         dem=paths.get("dem"),
     )
     log.info("sample flood grades stored for %d grids", attach_flood(store, plan_id, grading))
+    return grading
+
+
+def _sample_evacuation(store: Store, plan_id: int, grading: Any, layers: dict) -> None:
+    """Plan the sample's evacuation as the main job does and attach the overlay."""
+    from gridmap.evacuation import plan_evacuation
+
+    evac = plan_evacuation(grading, layers["roads"], layers["shelters"])
+    log.info("sample evacuation stored: %d routes", attach_evacuation(store, plan_id, evac))
 
 
 def seed_sample(store: Store, data: str | Path | None = None) -> int | None:
-    """Fill an empty store with the sample town's plan (version 1), events and flood grades.
+    """Fill an empty store with the sample town's plan (version 1), events, flood grades
+    and evacuation plan.
 
     Returns the plan id, or None when the store already had a plan. The events are
     loaded when the sample has an ``events`` layer; the flood overlay when
-    :mod:`gridmap.flood` and the sample's flood inputs are there.
+    :mod:`gridmap.flood` and the sample's flood inputs are there; the evacuation
+    overlay (:func:`gridmap.plan_evacuation` on that grading with the sample's roads
+    and shelters) after the flood grading.
     """
     if store.latest_plan_id() is not None:
         return None
@@ -319,7 +401,12 @@ def seed_sample(store: Store, data: str | Path | None = None) -> int | None:
             store.add_events(rows)
         log.info("sample events stored: %d", len(rows))
     try:
-        _sample_flood(store, plan_id, plan, layers, data)
+        grading = _sample_flood(store, plan_id, plan, layers, data)
     except Exception as exc:  # noqa: BLE001 - the flood layer is optional
         log.warning("sample flood grades not stored: %s", exc)
+        return plan_id
+    try:
+        _sample_evacuation(store, plan_id, grading, layers)
+    except Exception as exc:  # noqa: BLE001 - the evacuation layer is optional
+        log.warning("sample evacuation not stored: %s", exc)
     return plan_id

@@ -241,3 +241,49 @@ class SettingsOut(BaseModel):
     private_reads: bool
     writes_enabled: bool
     max_upload_mb: float
+
+
+# ---------------------------------------------------------------- overlays
+class FeatureCollectionOut(BaseModel):
+    """A GeoJSON FeatureCollection in WGS84 (EPSG:4326)."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[dict[str, Any]] = Field(
+        default_factory=list, description="GeoJSON Features (geometry + properties)"
+    )
+
+
+class EvacuationSummary(BaseModel):
+    """Headline figures of an evacuation plan (:meth:`EvacuationPlan.summary` and more)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    persons: int = Field(0, description="persons to move")
+    placed_persons: int = Field(0, description="persons placed in a shelter")
+    unplaced_persons: dict[str, int] = Field(
+        default_factory=dict,
+        description="persons not placed, by reason: cut_off (flooded roads), no_capacity",
+    )
+    clearance_time_min: float | None = Field(
+        None, description="minutes until the last placed person reaches a shelter"
+    )
+
+
+class EvacuationOverlay(BaseModel):
+    """The ``evacuation`` overlay of a plan (from :func:`gridmap.plan_evacuation`)."""
+
+    plan_id: int
+    name: Literal["evacuation"] = "evacuation"
+    summary: EvacuationSummary = Field(default_factory=EvacuationSummary)
+    shelters: FeatureCollectionOut = Field(
+        default_factory=FeatureCollectionOut,
+        description="shelter points: shelter_id, name, capacity, load, pct_used, status",
+    )
+    routes: FeatureCollectionOut = Field(
+        default_factory=FeatureCollectionOut,
+        description="route lines (building -> shelter): shelter_id, shelter, persons, ...",
+    )
+    impassable: FeatureCollectionOut = Field(
+        default_factory=FeatureCollectionOut,
+        description="flooded, impassable road edges: name, highway, depth_max_m, length_m",
+    )

@@ -131,7 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--start", default=None, help="window start (ISO date/time)")
     s.add_argument("--end", default=None, help="window end (ISO date/time)")
     s.add_argument("--now", default=None, help="evaluate deadlines at this time")
-    s.add_argument("--max-points", type=int, default=50_000, help="aggregate the heat map above this")
+    s.add_argument(
+        "--max-points", type=int, default=50_000, help="aggregate the heat map above this"
+    )
     s.add_argument("--period", choices=("month", "week"), default="month")
     s.set_defaults(func=_cmd_events)
 
@@ -139,40 +141,82 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-p", "--plan", required=True, help="plan GeoPackage")
     s.add_argument("-o", "--out", required=True, help="output folder")
     s.add_argument("--depth", action="append", default=[], help="flood-depth GeoTIFF; repeatable")
-    s.add_argument("--extent", action="append", default=[],
-                   help="historical flood extent polygons (file[:layer]); repeatable")
+    s.add_argument(
+        "--extent",
+        action="append",
+        default=[],
+        help="historical flood extent polygons (file[:layer]); repeatable",
+    )
     s.add_argument("--dem", help="DEM GeoTIFF (with --water-level)")
     s.add_argument("--water-level", help="water level in metres, or a water-surface GeoTIFF")
     s.add_argument("--rivers", help="river lines (file[:layer]) that carry the water level")
     s.add_argument("--floor-height", type=float, default=3.0, help="metres per floor (3.0)")
-    s.add_argument("--grid-share", type=float, default=0.10,
-                   help="share of a grid's households that sets its colour (0.10)")
-    s.add_argument("--threshold", action="append", default=[], metavar="COLOUR=M",
-                   help="override a threshold, e.g. red=2.0; repeatable")
+    s.add_argument(
+        "--grid-share",
+        type=float,
+        default=0.10,
+        help="share of a grid's households that sets its colour (0.10)",
+    )
+    s.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="COLOUR=M",
+        help="override a threshold, e.g. red=2.0; repeatable",
+    )
     s.set_defaults(func=_cmd_flood)
 
-    s = sub.add_parser("export", help="export a plan for the office: GPKG, GeoJSON, SHP, CSV/XLSX, PNG")
+    s = sub.add_parser(
+        "export", help="export a plan for the office: GPKG, GeoJSON, SHP, CSV/XLSX, PNG"
+    )
     s.add_argument("plan", help="plan GeoPackage")
     s.add_argument("-o", "--out", required=True, help="output folder")
-    s.add_argument("--formats", nargs="+", default=None,
-                   help="any of gpkg geojson shp csv xlsx png (default: all)")
-    s.add_argument("--maps", nargs="+", default=None, metavar="CODE",
-                   help="grid codes (or unique endings) to draw as PNG wall maps (default: all)")
+    s.add_argument(
+        "--formats",
+        nargs="+",
+        default=None,
+        help="any of gpkg geojson shp csv xlsx png (default: all)",
+    )
+    s.add_argument(
+        "--maps",
+        nargs="+",
+        default=None,
+        metavar="CODE",
+        help="grid codes (or unique endings) to draw as PNG wall maps (default: all)",
+    )
     s.set_defaults(func=_cmd_export)
 
-    s = sub.add_parser("evacuate", help="evacuation plan: who moves, to which shelter, by which road")
+    s = sub.add_parser(
+        "evacuate", help="evacuation plan: who moves, to which shelter, by which road"
+    )
     s.add_argument("-p", "--plan", required=True, help="plan GeoPackage")
     s.add_argument("-o", "--out", required=True, help="output folder")
-    s.add_argument("--depth", action="append", required=True,
-                   help="flood-depth GeoTIFF used to grade buildings; repeatable")
+    s.add_argument(
+        "--depth",
+        action="append",
+        required=True,
+        help="flood-depth GeoTIFF used to grade buildings; repeatable",
+    )
     s.add_argument("--roads", required=True, help="road lines (file[:layer]), .graphml or .pbf")
-    s.add_argument("--shelters", required=True, help="shelter points/polygons with capacity (file[:layer])")
-    s.add_argument("--road-depth", action="append", default=None,
-                   help="water on roads at evacuation time (default: the grading depth); repeatable")
+    s.add_argument(
+        "--shelters", required=True, help="shelter points/polygons with capacity (file[:layer])"
+    )
+    s.add_argument(
+        "--road-depth",
+        action="append",
+        default=None,
+        help="water on roads at evacuation time (default: the grading depth); repeatable",
+    )
     s.add_argument("--speed", type=float, default=4.0, help="walking speed km/h (4.0)")
-    s.add_argument("--flooded-road-depth", type=float, default=0.3,
-                   help="roads at or above this depth (m) are impassable (0.3)")
-    s.add_argument("--who", default=None, help="colours to move, e.g. red,orange (default: all flooded floors)")
+    s.add_argument(
+        "--flooded-road-depth",
+        type=float,
+        default=0.3,
+        help="roads at or above this depth (m) are impassable (0.3)",
+    )
+    s.add_argument(
+        "--who", default=None, help="colours to move, e.g. red,orange (default: all flooded floors)"
+    )
     s.set_defaults(func=_cmd_evacuate)
 
     return p
@@ -217,7 +261,9 @@ def _cmd_flood(args) -> int:
     from .plan import read_plan
 
     if not (args.depth or args.extent or args.dem):
-        raise InputError("give at least one hazard source: --depth, --extent or --dem with --water-level")
+        raise InputError(
+            "give at least one hazard source: --depth, --extent or --dem with --water-level"
+        )
     level = args.water_level
     if level is not None:
         try:
@@ -345,7 +391,8 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_serve(args) -> int:
-    """Serve the map view and the JSON API; plan the sample town into an empty store."""
+    """Serve the map view and the JSON API; plan the sample town into an empty store
+    (with its flood and evacuation overlays)."""
     import uvicorn
 
     from api.main import create_app, seed_sample
@@ -355,15 +402,21 @@ def _cmd_serve(args) -> int:
     settings = Settings.from_env(store_path=args.store)
     if not args.no_sample:
         store = Store(settings.store_path)
+        overlays: list[str] = []
         try:
             plan_id = seed_sample(store, args.data)
+            if plan_id is not None:
+                overlays = store.overlay_names(plan_id)  # flood, evacuation when computed
         except (ImportError, GridmapError) as exc:
             plan_id = None
             print(f"gridmap: warning: sample town not loaded ({exc})", file=sys.stderr)
         finally:
             store.close()
         if plan_id is not None:
-            print(f"sample town planned and stored as plan {plan_id} in {settings.store_path}")
+            extra = f" with overlays {', '.join(overlays)}" if overlays else ""
+            print(
+                f"sample town planned and stored as plan {plan_id}{extra} in {settings.store_path}"
+            )
     app = create_app(settings=settings)
     print(
         f"gridmap: serving {settings.store_path} at http://{args.host}:{args.port}/ "

@@ -522,11 +522,16 @@ def _compound_ids(b, pts, compounds_m) -> np.ndarray:
 
 
 def _special_areas(inst_m, comms, pts, b_comm, b_use, institution_uses):
-    """Special-grid polygons per community and each building's special group (or -1)."""
+    """Special-grid polygons per community and each building's special group (or -1).
+
+    An institution polygon is clipped to the community holding it; where institution
+    polygons overlap, the earlier one keeps the overlap. Buildings inside a polygon (in
+    the same community) belong to it. Institution buildings outside every polygon are
+    clustered (50 m, same community and use) into special grids of their own.
+    """
     specials: dict[int, list[dict[str, Any]]] = {}
     b_special = np.full(len(pts), -1, dtype=np.int64)
     group = 0
-    taken = shapely.Polygon()
     if inst_m is not None and len(inst_m):
         geoms = shapely.make_valid(inst_m.geometry.values)
         names = (
@@ -542,33 +547,46 @@ def _special_areas(inst_m, comms, pts, b_comm, b_use, institution_uses):
         home = _locate(
             shapely.point_on_surface(geoms), comms.geometry.values, "institutions", [], nearest=True
         )
-        for i in range(len(inst_m)):
-            ci = int(home[i])
-            g = _g._polygonal(shapely.intersection(geoms[i], comms.geometry.values[ci]))
-            g = _g._polygonal(shapely.difference(g, taken))
-            if g.is_empty or g.area < 1.0:
-                continue
-            taken = shapely.union(taken, g)
-            inside = (b_comm == ci) & shapely.intersects(g, pts) & (b_special < 0)
-            b_special[inside] = group
-            specials.setdefault(ci, []).append(
-                {"group": group, "geometry": g, "name": names[i], "use": uses[i]}
+        clipped = shapely.intersection(geoms, comms.geometry.values[home])
+        clipped = np.array([_g._polygonal(g) for g in clipped], dtype=object)
+        # Overlaps: the earlier institution keeps the shared area.
+        tree = shapely.STRtree(clipped)
+        left, right = tree.query(clipped, predicate="intersects")
+        for i in np.unique(right[left < right]):
+            earlier = left[(right == i) & (left < i)]
+            clipped[i] = _g._polygonal(
+                shapely.difference(clipped[i], shapely.union_all(clipped[earlier]))
             )
-            group += 1
+        keep = ~shapely.is_empty(clipped) & (shapely.area(clipped) >= 1.0)
+        groups = np.full(len(clipped), -1, dtype=np.int64)
+        groups[keep] = np.arange(int(keep.sum()))
+        for i in np.flatnonzero(keep):
+            specials.setdefault(int(home[i]), []).append(
+                {"group": int(groups[i]), "geometry": clipped[i], "name": names[i], "use": uses[i]}
+            )
+        group = int(keep.sum())
+        # Buildings inside an institution polygon of their own community (first match).
+        pi, gi = shapely.STRtree(clipped[keep]).query(pts, predicate="intersects")
+        gi = np.flatnonzero(keep)[gi]
+        same = b_comm[pi] == home[gi]
+        pi, gi = pi[same], gi[same]
+        order = np.lexsort((gi, pi))
+        pi, gi = pi[order], gi[order]
+        first = np.r_[True, pi[1:] != pi[:-1]] if len(pi) else np.zeros(0, bool)
+        b_special[pi[first]] = groups[gi[first]]
     # Institution buildings outside any institution polygon: cluster by 50 m per community+use.
     loose = np.flatnonzero(np.isin(b_use, list(institution_uses)) & (b_special < 0))
     if len(loose):
         xy = shapely.get_coordinates(pts[loose])
         key = pd.factorize(pd.Series(b_comm[loose]).astype(str) + "|" + pd.Series(b_use[loose]))[0]
         lab = _cluster(xy, 50.0, key)
-        for lv in np.unique(lab):
-            members = loose[lab == lv]
-            b_special[members] = group
-            ci = int(b_comm[members[0]])
-            specials.setdefault(ci, []).append(
-                {"group": group, "geometry": None, "name": "", "use": str(b_use[members[0]])}
+        _, lab = np.unique(lab, return_inverse=True)
+        b_special[loose] = group + lab
+        firsts = loose[np.unique(lab, return_index=True)[1]]
+        for k, bi in enumerate(firsts):
+            specials.setdefault(int(b_comm[bi]), []).append(
+                {"group": group + k, "geometry": None, "name": "", "use": str(b_use[bi])}
             )
-            group += 1
     return specials, b_special
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import signal
 import sqlite3
@@ -13,10 +14,14 @@ import threading
 import time
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyogrio
 import pytest
 import shapely
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -869,3 +874,104 @@ def test_flood_overlay(client, demo_plan):
     client.patch("/api/plans/1", json={"version": 1, "name": "edited"}, headers=AUTH)
     assert client.get("/api/plans/1/overlays/flood").status_code == 200
     _error(client.get("/api/plans/9/overlays/flood"), 404)
+
+
+def _lattice_roads(plan: Any) -> gpd.GeoDataFrame:
+    """A small street lattice over the plan (lines noded at the crossings)."""
+    import geopandas as gpd
+    import numpy as np
+
+    x0, y0, x1, y1 = plan.grids.total_bounds
+    xs = np.linspace(x0 - 20, x1 + 20, 6)
+    ys = np.linspace(y0 - 20, y1 + 20, 5)
+    lines = [shapely.LineString([(a, y), (b, y)]) for y in ys for a, b in itertools.pairwise(xs)]
+    lines += [shapely.LineString([(x, a), (x, b)]) for x in xs for a, b in itertools.pairwise(ys)]
+    return gpd.GeoDataFrame(
+        {"highway": "residential", "name": [f"路{i}" for i in range(len(lines))]},
+        geometry=lines,
+        crs=plan.crs,
+    )
+
+
+def test_evacuation_overlay(client, demo_plan):
+    flood = pytest.importorskip("gridmap.flood")
+    evacuation = pytest.importorskip("gridmap.evacuation")
+    import geopandas as gpd
+
+    from api.main import attach_evacuation
+
+    # the south-west third under 1.2 m of water; two shelters in the north-east
+    x0, y0, x1, y1 = demo_plan.grids.total_bounds
+    extent = gpd.GeoDataFrame(
+        {"name": ["2013"], "depth_m": [1.2]},
+        geometry=[shapely.box(x0, y0, x0 + (x1 - x0) / 3, y0 + (y1 - y0) / 3)],
+        crs=demo_plan.crs,
+    )
+    grading = flood.grade_flood(demo_plan, extent=extent)
+    shelters = gpd.GeoDataFrame(
+        {"name": ["第一中学", "体育馆"], "type": "school", "capacity": [400, 60]},
+        geometry=[shapely.Point(x1 - 50, y1 - 50), shapely.Point(x1 - 300, y1 - 60)],
+        crs=demo_plan.crs,
+    )
+    evac = evacuation.plan_evacuation(grading, _lattice_roads(demo_plan), shelters, depth=[])
+    store = client.app.state.store
+    _error(client.get("/api/plans/1/overlays/evacuation"), 404, "not_found")
+    assert attach_evacuation(store, 1, evac) == len(evac.routes)
+    data = client.get("/api/plans/1/overlays/evacuation").json()
+    assert data["plan_id"] == 1 and data["name"] == "evacuation"
+    s = data["summary"]
+    assert s["placed_persons"] == evac.summary()["placed_persons"] > 0
+    assert set(s["unplaced_persons"]) == {"cut_off", "no_capacity"}
+    assert s["clearance_time_min"] == pytest.approx(evac.clearance_time_min, abs=0.1)
+    sh = data["shelters"]["features"]
+    assert [f["geometry"]["type"] for f in sh] == ["Point", "Point"]
+    assert {"name", "capacity", "load", "pct_used"} <= set(sh[0]["properties"])
+    assert sum(f["properties"]["load"] for f in sh) == s["placed_persons"]
+    lon, lat = sh[0]["geometry"]["coordinates"]
+    assert 120 < lon < 135 and 40 < lat < 55  # WGS84
+    routes = data["routes"]["features"]
+    assert routes and routes[0]["geometry"]["type"] == "LineString"
+    assert {"shelter", "shelter_id", "persons"} <= set(routes[0]["properties"])
+    assert data["impassable"]["type"] == "FeatureCollection"
+    assert _page_config(client.get("/").text)["overlays"] == ["evacuation"]
+    _error(client.get("/api/plans/9/overlays/evacuation"), 404)
+
+
+def test_evacuation_overlay_synthetic(client):
+    """A hand-made overlay (as another step could store it) is served as stored."""
+    store = client.app.state.store
+    store.set_overlay(
+        1,
+        "evacuation",
+        {
+            "summary": {
+                "persons": 12,
+                "placed_persons": 10,
+                "unplaced_persons": {"cut_off": 2, "no_capacity": 0},
+                "clearance_time_min": 7.5,
+            },
+            "shelters": {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "Point", "coordinates": [128.9, 47.73]},
+                        "properties": {
+                            "name": "小学",
+                            "capacity": 50,
+                            "load": 10,
+                            "pct_used": 20.0,
+                        },
+                    }
+                ],
+            },
+            "routes": {"type": "FeatureCollection", "features": []},
+            "impassable": {"type": "FeatureCollection", "features": []},
+        },
+    )
+    data = client.get("/api/plans/1/overlays/evacuation").json()
+    assert data["summary"]["unplaced_persons"] == {"cut_off": 2, "no_capacity": 0}
+    assert data["shelters"]["features"][0]["properties"]["pct_used"] == 20.0
+    spec = client.get("/openapi.json").json()
+    op = spec["paths"]["/api/plans/{plan_id}/overlays/evacuation"]["get"]
+    assert "EvacuationOverlay" in json.dumps(op["responses"]["200"])

@@ -109,9 +109,66 @@ def demo(tmp_path_factory):
             "thresholds": {"red": 1.5, "orange": 0.5, "yellow": 0.2, "blue": 0.0},
         },
     )
+    app.state.store.set_overlay(1, "evacuation", _evacuation_overlay(plan))
     with _Server(app) as server:
         yield sync_api, server, plan
     app.state.store.close()
+
+
+def _evacuation_overlay(plan) -> dict:
+    """A small evacuation overlay: two shelters, a route from every fourth grid, one
+    impassable road (the shape :func:`api.main.evacuation_overlay` stores)."""
+    wgs = plan.grids_wgs84()
+    pts = [shapely.point_on_surface(g) for g in wgs.geometry]
+    names = ["第一中学", "体育馆"]
+    shelters = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [pts[i].x, pts[i].y]},
+            "properties": {
+                "shelter_id": f"S{k + 1}",
+                "name": names[k],
+                "capacity": 500,
+                "load": 120 * (k + 1),
+                "pct_used": 24.0 * (k + 1),
+                "status": "open",
+            },
+        }
+        for k, i in enumerate((0, len(pts) - 1))
+    ]
+    routes = []
+    for i in range(1, len(pts) - 1, 4):
+        k = i % 2
+        end = shelters[k]["geometry"]["coordinates"]
+        routes.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "LineString", "coordinates": [[pts[i].x, pts[i].y], end]},
+                "properties": {"shelter_id": f"S{k + 1}", "shelter": names[k], "persons": 30},
+            }
+        )
+    (x0, y0, x1, y1) = wgs.total_bounds
+    ym = (y0 + y1) / 2
+    return {
+        "summary": {
+            "persons": 400,
+            "placed_persons": 360,
+            "unplaced_persons": {"cut_off": 40, "no_capacity": 0},
+            "clearance_time_min": 18.5,
+        },
+        "shelters": {"type": "FeatureCollection", "features": shelters},
+        "routes": {"type": "FeatureCollection", "features": routes},
+        "impassable": {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "LineString", "coordinates": [[x0, ym], [x1, ym]]},
+                    "properties": {"name": "林都大街", "depth_max_m": 0.6},
+                }
+            ],
+        },
+    }
 
 
 @pytest.fixture
@@ -170,6 +227,7 @@ def test_map_page_grids_popup_search(page, tmp_path):
     assert pg.evaluate("window.gridmap.gridCount()") == len(plan.grids)
     # Chinese by default
     assert "网格" in pg.inner_text(".leaflet-control-layers")
+    assert "疏散路线与避难场所" in pg.inner_text(".leaflet-control-layers")
     assert "图例" not in pg.title()
 
     # click inside a grid: its popup opens with its code
@@ -225,16 +283,35 @@ def test_layers_switch_and_legends(page, tmp_path):
     control = pg.locator(".leaflet-control-layers")
     assert "Grids" in control.inner_text()
     assert "Event heat map" in control.inner_text()
-    for label in ("Event heat map", "Events per 100 households", "Buildings", "Flood risk"):
+    labels = (
+        "Event heat map",
+        "Events per 100 households",
+        "Buildings",
+        "Flood risk",
+        "Evacuation routes and shelters",
+    )
+    for label in labels:
         control.get_by_text(label, exact=False).click()
     pg.wait_for_function(
         "window.gridmap.layers.events_heat_inner && window.gridmap.layers.event_rates_inner"
-        " && window.gridmap.layers.flood_inner",
+        " && window.gridmap.layers.flood_inner && window.gridmap.layers.evacuation_inner",
         timeout=10_000,
     )
     legend = pg.inner_text(".legend")
     assert "Events per 100 households" in legend and "Event density" in legend
     assert "Orange: elevated" in legend
+    # the evacuation legend: shelters' colours, impassable roads, the summary figures
+    for text in ("Evacuation routes and shelters", "体育馆", "Impassable", "Clearance time"):
+        assert text in legend, (text, legend)
+    assert "18.5 min" in legend and "cut off" in legend
+    # a shelter circle opens its popup with load / capacity and % used
+    pg.evaluate(
+        "() => { const m = window.gridmap.layers.evacuation_shelters.getLayers()[1];"
+        " m.fire('click', { latlng: m.getLatLng() }, true); }"
+    )
+    popup = pg.inner_text(".leaflet-popup-content")
+    assert "体育馆" in popup and "240 / 500" in popup and "48%" in popup
+    pg.evaluate("() => { window.gridmap.map.closePopup(); }")
     # zoom in: buildings of the view are fetched and drawn
     code = plan.grids["grid_code"].iloc[0]
     pg.evaluate(f"window.gridmap.select('{code}')")

@@ -21,7 +21,7 @@ from ..deps import ReadAccess, WriteAccess, get_cache, get_settings, get_store
 from ..errors import ApiError, validation_details
 from ..geo import PLAN_LAYERS, PlanCache, clean_json
 from ..jobs import UPLOAD_KINDS, PartitionParams, sniff_upload
-from ..schemas import ErrorBody, JobAccepted, PlanOut, PlanPatch
+from ..schemas import ErrorBody, EvacuationOverlay, JobAccepted, PlanOut, PlanPatch
 from ..settings import Settings
 from ..store import NotFound, PlanRecord, Store, VersionConflict, plan_to_bytes
 
@@ -109,6 +109,38 @@ def plan_layer(
     return Response(data, media_type="application/geo+json")
 
 
+@router.get(
+    "/{plan_id}/overlays/evacuation",
+    response_model=EvacuationOverlay,
+    responses=_ERRORS,
+    dependencies=[ReadAccess],
+)
+def evacuation_overlay(
+    plan_id: PlanId, store: Annotated[Store, Depends(get_store)]
+) -> dict[str, Any]:
+    """The plan's evacuation plan (:func:`gridmap.plan_evacuation`), in WGS84 GeoJSON.
+
+    ``shelters`` (points: ``name``, ``capacity``, ``load``, ``pct_used``, ...),
+    ``routes`` (lines building -> shelter: ``shelter_id``, ``shelter``, ``persons``, ...),
+    ``impassable`` (flooded road edges) and ``summary`` (``placed_persons``,
+    ``unplaced_persons`` by reason, ``clearance_time_min``, ...). 404 when the plan has
+    no evacuation overlay.
+    """
+    return _overlay_or_404(store, plan_id, "evacuation")
+
+
+def _overlay_or_404(store: Store, plan_id: int, name: str) -> dict[str, Any]:
+    _record_or_404(store, plan_id)
+    data = store.overlay(plan_id, name)
+    if data is None:
+        raise ApiError(
+            404,
+            "not_found",
+            f"plan {plan_id} has no overlay {name[:64]!r}; it has {store.overlay_names(plan_id)}",
+        )
+    return clean_json({"plan_id": plan_id, "name": name, **data})
+
+
 @router.get("/{plan_id}/overlays/{name}", responses=_ERRORS, dependencies=[ReadAccess])
 def plan_overlay(
     plan_id: PlanId,
@@ -119,16 +151,9 @@ def plan_overlay(
 
     ``flood``: ``{"grids": [{"grid_code", "grade" (red/orange/yellow/blue/none),
     "households_at_risk", "persons_at_risk", ...}], "thresholds": {...}}``.
+    ``evacuation`` has its own operation (schema ``EvacuationOverlay``).
     """
-    _record_or_404(store, plan_id)
-    data = store.overlay(plan_id, name)
-    if data is None:
-        raise ApiError(
-            404,
-            "not_found",
-            f"plan {plan_id} has no overlay {name[:64]!r}; it has {store.overlay_names(plan_id)}",
-        )
-    return clean_json({"plan_id": plan_id, "name": name, **data})
+    return _overlay_or_404(store, plan_id, name)
 
 
 @router.patch(

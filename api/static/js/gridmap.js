@@ -417,6 +417,85 @@
     },
   });
 
+  // evacuation: the plan's "evacuation" overlay (gridmap.plan_evacuation): routes coloured
+  // by shelter, shelters as circles sized by their load, impassable roads dashed
+  const EVAC_COLOURS = ['#1b9e77', '#d95f02', '#7570b3', '#17becf', '#66a61e', '#e6ab02',
+    '#a6761d', '#1f78b4', '#b15928', '#6a3d9a'];
+  const EVAC_IMPASSABLE = '#c51b7d';
+  let evacPromise = null;
+  function loadEvacuation() {
+    if (!evacPromise) {
+      evacPromise = getJSON(API + '/plans/' + CFG.plan.id + '/overlays/evacuation').then((d) => {
+        // shelters in use first (fullest first) get the distinct colours
+        const shelters = (d.shelters.features || []).map((f) => f.properties);
+        const order = shelters.slice().sort((a, b) => (b.load || 0) - (a.load || 0));
+        d.colourOf = new Map();
+        order.forEach((p, i) => d.colourOf.set(p.shelter_id, EVAC_COLOURS[i % EVAC_COLOURS.length]));
+        d.used = order.filter((p) => (p.load || 0) > 0);
+        d.maxLoad = Math.max(1, ...shelters.map((p) => p.load || 0));
+        ctx.evacuation = d;
+        return d;
+      });
+    }
+    return evacPromise;
+  }
+  function shelterPopup(p) {
+    return '<b>' + esc(S.evac_shelter) + ' ' + esc(p.name || p.shelter_id || '') + '</b>' + rows([
+      [S.evac_load, esc(num(p.load)) + ' / ' + esc(num(p.capacity)) + ' ' + esc(S.unit_persons)],
+      [S.evac_pct_used, esc(num(p.pct_used, 1)) + '%'],
+    ]);
+  }
+  registerLayer({
+    id: 'evacuation',
+    available: (c) => !!c.cfg.plan && (c.cfg.overlays || []).includes('evacuation'),
+    show: () => false,
+    create: async () => {
+      const evac = await loadEvacuation();
+      const colour = (id) => evac.colourOf.get(id) || '#777';
+      const impassable = L.geoJSON(evac.impassable, {
+        interactive: false,
+        style: { color: EVAC_IMPASSABLE, weight: 3, dashArray: '6 5', opacity: 0.9 },
+      });
+      const routes = L.geoJSON(evac.routes, {
+        style: (f) => ({ color: colour(f.properties.shelter_id), weight: 2.5, opacity: 0.85 }),
+      });
+      routes.bindTooltip((l) => esc(l.feature.properties.shelter || '') + ' · ' +
+        esc(num(l.feature.properties.persons)) + ' ' + esc(S.unit_persons), { sticky: true });
+      const shelters = L.geoJSON(evac.shelters, {
+        pointToLayer: (f, latlng) => L.circleMarker(latlng, {
+          radius: 5 + 15 * Math.sqrt((f.properties.load || 0) / evac.maxLoad),
+          color: '#222', weight: 1.5, fillColor: colour(f.properties.shelter_id), fillOpacity: 0.8,
+        }),
+      });
+      shelters.bindPopup((l) => shelterPopup(l.feature.properties), { maxWidth: 280 });
+      gm.layers.evacuation_shelters = shelters;
+      return L.featureGroup([impassable, routes, shelters]);
+    },
+    legend: (c) => {
+      const evac = c.evacuation;
+      if (!evac) return '';
+      const s = evac.summary || {};
+      const un = s.unplaced_persons || {};
+      const shown = evac.used.slice(0, 8);
+      let html = '<div class="note">' + esc(S.evac_routes) + '</div>' + shown.map((p) =>
+        '<div><span class="ln" style="border-top:3px solid ' + evac.colourOf.get(p.shelter_id) + '"></span>' +
+        esc(p.name || p.shelter_id) + '</div>').join('');
+      if (evac.used.length > shown.length) {
+        html += '<div><span class="ln" style="border-top:3px solid #777"></span>' + esc(S.evac_other_shelters) + '</div>';
+      }
+      html += '<div><span class="sw" style="width:10px;border-radius:50%;background:#ccc;border:1px solid #222"></span>' +
+        esc(S.evac_circle) + '</div>' +
+        '<div><span class="ln" style="border-top:3px dashed ' + EVAC_IMPASSABLE + '"></span>' +
+        esc(S.evac_impassable) + '</div>';
+      return html + rows([
+        [S.evac_placed, esc(num(s.placed_persons)) + ' ' + esc(S.unit_persons)],
+        [S.evac_cut_off, esc(num(un.cut_off || 0)) + ' ' + esc(S.unit_persons)],
+        [S.evac_no_capacity, esc(num(un.no_capacity || 0)) + ' ' + esc(S.unit_persons)],
+        [S.evac_clearance, esc(num(s.clearance_time_min, 1)) + ' ' + esc(S.unit_min)],
+      ]);
+    },
+  });
+
   let statsPromise = null;
   function loadStats() {
     if (!statsPromise) {
