@@ -29,7 +29,7 @@ from pyproj import Transformer
 from gridmap.crs import WGS84, to_wgs84
 from gridmap.plan import GRID_COLUMNS
 
-from .store import PlanRecord, Store, plan_from_bytes
+from .store import EVENT_FIELDS, PlanRecord, Store, plan_from_bytes
 
 #: China Standard Time (no daylight saving): given to times without an offset.
 CST = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -393,30 +393,13 @@ def events_frame(cache: PlanCache, view: PlanView) -> pd.DataFrame:
         rows = cache.store.events()
         df = pd.DataFrame(rows)
         if len(df) == 0:
-            df = pd.DataFrame(columns=["fid", *_EVENT_COLUMNS])
+            df = pd.DataFrame(columns=["fid", *EVENT_FIELDS])
         gidx = view.locate(df["lon"].to_numpy(float), df["lat"].to_numpy(float))
         df["gidx"] = gidx
         df["plan_grid"] = np.where(gidx >= 0, view.codes[np.maximum(gidx, 0)], None)
         return df
 
     return cache.derived(("events", view.plan_id, view.version, rev), build)
-
-
-_EVENT_COLUMNS = (
-    "event_id",
-    "plan_id",
-    "grid_code",
-    "reported_at",
-    "reported_ts",
-    "category",
-    "source",
-    "status",
-    "deadline",
-    "closed_at",
-    "lon",
-    "lat",
-    "received",
-)
 
 
 def event_features(df: pd.DataFrame) -> list[str]:

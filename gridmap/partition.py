@@ -1189,6 +1189,7 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, quick=False):
     pieces = _merge_pieces(pieces, pe, pdist, ctx.ranges, ctx.village_join_distance, isolated_flags)
 
     rng_seed = int(ctx.seed) * 100_003 + int(ci)
+    main_parts = _main_parts(atoms)
 
     def solve(pc: _Piece, effort: str = "full"):
         idx = np.array(sorted(pc.atoms), dtype=np.int64)
@@ -1302,12 +1303,12 @@ def _partition_atoms(ctx, ci, atoms, edges, lens, atom_block, quick=False):
                 flags.append("no_households")
                 reason.append("no households in this grid")
             metas.append(
-                _region_meta(ctx, atoms, sel, kind, plo, phi, d, flags, reason, len(pc.blocks) > 1)
+                _region_meta(ctx, atoms, sel, kind, plo, phi, d, flags, reason, main_parts)
             )
     # Loose special groups: a region each.
     for a in np.flatnonzero(special):
         label[a] = len(metas)
-        meta = _region_meta(ctx, atoms, np.array([a]), "special", 0, 0, False, [], [], False)
+        meta = _region_meta(ctx, atoms, np.array([a]), "special", 0, 0, False, [], [], main_parts)
         meta["range_min"] = meta["range_max"] = 0
         use = ctx.b["use"].iloc[atoms["members"][a][0]] if "use" in ctx.b.columns else "institution"
         meta["name"] = str(use)
@@ -1335,7 +1336,7 @@ def _atom_xy(ctx, atoms) -> np.ndarray:
     )
 
 
-def _region_meta(ctx, atoms, sel, kind, lo, hi, difficult, flags, reason, multi_block):
+def _region_meta(ctx, atoms, sel, kind, lo, hi, difficult, flags, reason, main_parts):
     mem = [atoms["members"][a] for a in sel]
     bidx = np.unique(np.concatenate(mem)) if mem else np.zeros(0, np.int64)
     split_tables = [atoms["part"][a][1] for a in sel if atoms["part"][a] is not None]
@@ -1354,38 +1355,29 @@ def _region_meta(ctx, atoms, sel, kind, lo, hi, difficult, flags, reason, multi_
         "flags": ";".join(flags),
         "flag_reason": "; ".join(reason),
         "name": "",
-        "buildings_idx": np.concatenate([whole, _largest_parts(atoms, sel)]).astype(np.int64),
+        "buildings_idx": np.concatenate(
+            [whole, np.array([atoms["part"][a][0] for a in sel if a in main_parts], dtype=np.int64)]
+        ).astype(np.int64),
         "anchor_pts": ctx.pts[bidx] if len(bidx) else np.array([], dtype=object),
         "splits": pd.concat(split_tables, ignore_index=True) if split_tables else None,
-        "_multi_block": multi_block,
     }
 
 
-def _largest_parts(atoms, sel) -> np.ndarray:
-    """Split buildings whose largest part is among the atoms `sel`."""
-    out = []
-    for a in sel:
-        part = atoms["part"][a]
+def _main_parts(atoms) -> set[int]:
+    """Atoms holding the main part of a split building: most households, then lowest part.
+
+    A split building is listed once in the building table, under the grid of its main
+    part (the unit table lists every part).
+    """
+    best: dict[int, tuple[int, int, int]] = {}
+    for a, part in enumerate(atoms["part"]):
         if part is None:
             continue
         bi, table = part
-        mine = int(table["households"].iloc[0])
-        others = [
-            int(atoms["part"][o][1]["households"].iloc[0])
-            for o in range(len(atoms["part"]))
-            if atoms["part"][o] is not None and atoms["part"][o][0] == bi
-        ]
-        best = max(others)
-        first_best = min(
-            int(atoms["part"][o][1]["part"].iloc[0])
-            for o in range(len(atoms["part"]))
-            if atoms["part"][o] is not None
-            and atoms["part"][o][0] == bi
-            and int(atoms["part"][o][1]["households"].iloc[0]) == best
-        )
-        if mine == best and int(table["part"].iloc[0]) == first_best:
-            out.append(bi)
-    return np.array(out, dtype=np.int64)
+        key = (-int(table["households"].iloc[0]), int(table["part"].iloc[0]), a)
+        if bi not in best or key < best[bi]:
+            best[bi] = key
+    return {key[2] for key in best.values()}
 
 
 def _feasible(h: int, lo: int, hi: int) -> bool:
@@ -1517,7 +1509,7 @@ def _finish_grids(grids: gpd.GeoDataFrame, comms: gpd.GeoDataFrame, admin: str) 
     grids["flags"] = [
         _add_flag(f, "out_of_range") if o else f for f, o in zip(grids["flags"], out, strict=True)
     ]
-    return grids.drop(columns=["_community", "_multi_block"], errors="ignore")
+    return grids.drop(columns=["_community"], errors="ignore")
 
 
 def _flag_split_compounds(grids, b_code, b_comp, hh, b_diff, ranges) -> None:
