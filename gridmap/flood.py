@@ -57,6 +57,7 @@ from scipy import ndimage
 from . import _raster
 from .crs import require_crs, to_wgs84
 from .errors import CRSError, InputError, PlanError, SchemaError
+from .households.regions import persons_per_household as _region_persons_per_household
 from .io import write_table
 
 __all__ = [
@@ -97,8 +98,9 @@ COLOUR_ZH: dict[str, str] = {
     "none": "无",
 }
 
-#: Persons per household (China, 2020 census: 2.62).
-PERSONS_PER_HOUSEHOLD = 2.62
+#: Persons per household of the default region (China, 2020 census: 2.62); the one
+#: setting is :func:`gridmap.households.persons_per_household`.
+PERSONS_PER_HOUSEHOLD = _region_persons_per_household()
 
 #: Largest DEM (in cells) analysed for connectivity at native resolution. A larger DEM
 #: is aggregated by the integer factor ``ceil(sqrt(cells / DEM_MAX_CELLS))`` taking the

@@ -287,7 +287,7 @@ def test_height_text_and_read_buildings_output():
 
 def test_long_sides_match_geos():
     # the numpy rotating-calipers path agrees with GEOS's minimum rotated rectangle
-    from gridmap.households import _MetricFootprints
+    from gridmap.households.estimate import _MetricFootprints
 
     rng = np.random.default_rng(5)
     n = 500

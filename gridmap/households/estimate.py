@@ -100,9 +100,9 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
 
-from .crs import metric_crs, require_crs, to_metric
-from .errors import SchemaError
-from .load import USES, _labels, _parse_numbers, _use_index
+from ..crs import metric_crs, require_crs, to_metric
+from ..errors import SchemaError
+from ..load import USES, _labels, _parse_numbers, _use_index
 
 logger = logging.getLogger("gridmap")
 
@@ -276,9 +276,9 @@ def estimate_households(
         & ~np.isnan(levels_given)
         & (levels >= MIN_LEVELS_FOR_UNITS)
     )
-    households[by_unit] = (units_given[by_unit] * levels[by_unit] * households_per_unit_floor).astype(
-        np.int64
-    )
+    households[by_unit] = (
+        units_given[by_unit] * levels[by_unit] * households_per_unit_floor
+    ).astype(np.int64)
     households_source[by_unit] = _HH_SOURCES.index("unit_estimate")
     by_area = by_area & ~by_unit
     raw = area[by_area] * levels[by_area] * ntg[by_area] / ds[by_area]
