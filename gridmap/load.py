@@ -47,14 +47,60 @@ or repaired is counted in ``gdf.attrs["load_report"]`` and logged to the ``gridm
 logger. Report keys: ``source``, ``features_read``, ``features_kept``, ``columns``
 (schema name -> source column used), ``missing_geometry``, ``non_polygon_dropped``,
 ``repaired``, ``collections_reduced``, ``empty_or_zero_area_dropped``,
-``too_large_dropped`` (with ``max_footprint_m2``) and ``bad_<column>_nulled`` for
-numbers read as missing.
+``too_large_dropped`` (with ``max_footprint_m2``), ``bad_<column>_nulled`` for
+numbers read as missing, ``osm`` (whether the source was read as OpenStreetMap data,
+with ``osm_reason``), ``levels_by_rule`` (how many levels values each rule below read),
+``landuse_rows_dropped`` and ``landuse_source`` (see "Landuse" below).
+
+Levels
+------
+Levels values are read by these rules, in every source (each use is counted in the
+report and logged as a warning):
+
+==============  =========================================================  =========
+value           read as                                                    example
+==============  =========================================================  =========
+a number > 0    that number                                                ``6``
+``N+``          ``N``: at least N storeys                                  ``10+``
+``A-B``         a range: the mean of A and B, rounded half up              ``2-3``→3
+``A;B;...``     several parts: the mean of the values, rounded half up     ``2;3``→3
+``0``           OSM sources only: no storey above ground (roof, carport,   ``0``
+                underground); the building holds no household
+==============  =========================================================  =========
+
+``–``, ``~`` and ``to`` also mark a range. Any other value is unreadable: an
+**OpenStreetMap source** reads it as missing with a warning, any other source stops
+with a :class:`SchemaError` naming the file, column, rows and values, unless
+``on_bad_levels="null"``. A source is read as OSM when it is a ``.pbf`` extract, has
+OSM columns (``osm_id``, ``osmid``, ``osm_type``, ``element``/``element_type``,
+``@id``, a ``building`` tag column, or any ``key:subkey`` tag such as
+``building:levels`` or ``addr:street``), or has the layout of InaSAFE/HOT OSM building
+exports (two of ``structure``, ``walls``, ``roof`` beside ``levels``); ``osm=True`` or
+``osm=False`` decides it explicitly.
+
+Heights
+-------
+The height column is found by name (:data:`COLUMN_ALIASES`: ``height``, ``高度``,
+``建筑高度``, ``building:height``, ``htotale``, ``hauteur``, ``height_m``, ...). The
+numeric columns (levels, households, units, height) also match their aliases in any
+letter case (``HEIGHT``, ``Hauteur``). The explicit mapping (``columns=``) still wins.
+
+Landuse
+-------
+Landuse polygons tell homes from workplaces (see :mod:`gridmap.households`). Rows of an
+OSM source that carry a ``landuse`` tag and no ``building`` tag are landuse areas, not
+buildings: they are dropped (``landuse_rows_dropped``). When the source itself holds
+landuse (a ``.pbf`` extract, such rows, or a ``landuse`` layer beside the buildings
+layer), ``landuse_source`` in the report names it, and
+:func:`gridmap.estimate_households` reads it from there.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -104,17 +150,47 @@ INSTITUTION_USES: frozenset[str] = frozenset(
     {"school", "hospital", "market", "enterprise", "government"}
 )
 
-#: Schema column -> source column names tried in order (first present wins).
-#: ``amenity`` is not a schema column: it is the OSM hint used when the use is unknown.
+#: Schema column -> source column names tried in order (first present wins; the
+#: numeric columns also match in any letter case). ``amenity``, ``shop``, ``office``,
+#: ``tourism`` and ``craft`` are not schema columns: they are the OSM hints used when
+#: the use is unknown.
 COLUMN_ALIASES: dict[str, list[str]] = {
     "building_id": ["building_id", "楼栋编号", "建筑编号", "楼栋代码", "osm_id", "id"],
     "name": ["name", "名称", "建筑名称", "楼栋名称"],
     "use": ["use", "用途", "建筑用途", "building_use", "building"],
-    "levels": ["levels", "层数", "地上层数", "floors", "storeys", "building:levels"],
+    "levels": [
+        "levels",
+        "层数",
+        "地上层数",
+        "floors",
+        "storeys",
+        "building:levels",
+        "building_levels",
+        "num_floors",
+        "nombre_d_etages",
+        "nb_etages",
+    ],
     "households": ["households", "户数", "住户数", "dwellings", "building:flats", "flats"],
     "units": ["units", "单元数", "building:units"],
-    "height": ["height", "高度", "建筑高度", "building:height"],
+    "height": [
+        "height",
+        "高度",
+        "建筑高度",
+        "楼高",
+        "building:height",
+        "building_height",
+        "height_m",
+        "htotale",
+        "hauteur",
+        "h_total",
+        "bldg_height",
+    ],
+    # OSM hints used when the use is unknown (``building=yes``), in this order
     "amenity": ["amenity"],
+    "shop": ["shop"],
+    "office": ["office"],
+    "tourism": ["tourism"],
+    "craft": ["craft"],
 }
 
 #: Source values (lower case) -> use vocabulary. Values already in :data:`USES` map to
@@ -275,6 +351,37 @@ USE_ALIASES: dict[str, str] = {
     "仓房": "shed",
     "棚": "shed",
     "杂物间": "shed",
+    # Indonesian (InaSAFE exports) and French survey words
+    "rumah": "house",
+    "kantor": "enterprise",
+    "rumah sakit": "hospital",
+    "sekolah": "school",
+    "masjid": "religious",
+    "gereja": "religious",
+    "pasar": "market",
+    "toko": "commercial",
+    "logement": "residential",
+    "habitation": "residential",
+    "immeuble": "apartments",
+    "maison": "house",
+    "bureaux": "enterprise",
+    "commerce": "commercial",
+}
+
+#: OSM hint columns (used where the use is unknown): tag value -> use. ``*`` stands for
+#: any other value except ``no``; a value without an entry gives no hint.
+HINT_USES: dict[str, dict[str, str]] = {
+    "amenity": {},  # through USE_ALIASES (school, hospital, townhall, ...)
+    "shop": {"*": "commercial"},
+    "office": {"government": "government", "*": "enterprise"},
+    "tourism": {
+        "hotel": "commercial",
+        "hostel": "commercial",
+        "motel": "commercial",
+        "museum": "public",
+        "gallery": "public",
+    },
+    "craft": {"*": "enterprise"},
 }
 
 _SCHEMA_COLUMNS = ("building_id", "name", "use", "levels", "households", "units", "height")
@@ -290,8 +397,16 @@ _GEOM_FAMILIES = {
     "polygon": (3, 6),
 }
 _MAX_LISTED = 5  # how many bad rows / duplicates an error message lists
+# schema columns that also match their aliases in any letter case
+_CASELESS = ("levels", "households", "units", "height")
+# columns that mark an OSM source (besides ``key:subkey`` tags and a ``building`` column)
+_OSM_ID_COLUMNS = ("osm_id", "osmid", "osm_type", "osm_way_id", "element", "element_type", "@id")
+# InaSAFE / HOT Export Tool building keys without their ``building:`` prefix
+_OSM_EXPORT_KEYS = ("structure", "walls", "roof")
+# names of a landuse layer beside the buildings layer
+_LANDUSE_LAYERS = ("landuse", "landuses", "land_use")
 
-BadValues = Literal["raise", "null"]
+BadValues = Literal["auto", "raise", "null"]
 
 
 # --------------------------------------------------------------------------- public
@@ -305,8 +420,9 @@ def read_buildings(
     columns: Mapping[str, str | None] | None = None,
     crs: Any = None,
     bbox: tuple[float, float, float, float] | None = None,
-    on_bad_levels: BadValues = "raise",
+    on_bad_levels: BadValues = "auto",
     max_footprint_m2: float | None = None,
+    osm: bool | None = None,
 ) -> gpd.GeoDataFrame:
     """Read building footprints into the gridmap buildings schema.
 
@@ -331,15 +447,22 @@ def read_buildings(
     bbox : tuple of float, optional
         ``(minx, miny, maxx, maxy)`` in the source CRS; only features intersecting it
         are read.
-    on_bad_levels : {"raise", "null"}
-        What to do with unreadable levels, households or units (``"5;6"``, ``"abc"``,
-        ``"-1"``, ``"0"`` levels, ``"12户"``): raise :class:`SchemaError` (default) or
-        read them as missing and count them in the report. Unreadable heights are
+    on_bad_levels : {"auto", "raise", "null"}
+        What to do with unreadable levels, households or units (``"abc"``, ``"-1"``,
+        ``"12户"``; ``"0"`` levels outside OSM sources; see "Levels" in the module
+        docstring for the values read by rule, such as ``"10+"`` and ``"2;3"``):
+        raise :class:`SchemaError`, or read them as missing with a warning and count
+        them in the report. ``"auto"`` (default) reads them as missing in an
+        OpenStreetMap source and raises for any other source. Unreadable heights are
         always read as missing (height is only a fallback for levels). Error
         messages count rows from 0 in source order.
     max_footprint_m2 : float, optional
         Drop (and count) footprints larger than this, measured in a metric CRS. Coarse
-        OSM mapping holds block- or district-sized "buildings" (for example 5 ha).
+        OSM mapping holds block- or district-sized "buildings" (for example 5 ha);
+        :func:`gridmap.estimate_households` flags them without dropping them.
+    osm : bool, optional
+        Read the source as OpenStreetMap data (lenient levels, ``0`` levels, landuse
+        rows). Default: detected (see "Levels" in the module docstring).
 
     Returns
     -------
@@ -358,20 +481,32 @@ def read_buildings(
     SchemaError
         Unknown or missing mapped column, unreadable numbers, missing or duplicate ids.
     """
-    if on_bad_levels not in ("raise", "null"):
-        raise ValueError(f"on_bad_levels must be 'raise' or 'null', not {on_bad_levels!r}")
+    if on_bad_levels not in ("auto", "raise", "null"):
+        raise ValueError(f"on_bad_levels must be 'auto', 'raise' or 'null', not {on_bad_levels!r}")
     gdf, name = _read_source(source, layer=layer, bbox=bbox, default_layer="buildings")
     gdf = _apply_crs(gdf, crs, name)
     mapping = _resolve_columns(gdf, columns, id_column, name)
+    is_osm, why = _osm_source(source, gdf, osm)
     report: dict[str, Any] = {
         "source": name,
         "features_read": len(gdf),
         "columns": {k: v for k, v in mapping.items() if v is not None},
+        "osm": is_osm,
+        "osm_reason": why,
     }
+    on_bad: BadValues = on_bad_levels
+    if on_bad == "auto":
+        on_bad = "null" if is_osm else "raise"
 
-    attrs = _building_attributes(gdf, mapping, name, on_bad_levels, report)
+    not_building = _landuse_rows(gdf, mapping, is_osm)
+    report["landuse_rows_dropped"] = int(not_building.sum())
+    landuse_source = _landuse_source(source, gdf, layer, not_building)
+    if landuse_source is not None:
+        report["landuse_source"] = landuse_source
+    attrs = _building_attributes(gdf, mapping, name, on_bad, report, osm=is_osm)
 
     geoms, keep = _clean_polygons(gdf.geometry.values, name, report)
+    keep &= ~not_building
     if max_footprint_m2 is not None:
         keep &= _drop_large(geoms, keep, gdf.crs, max_footprint_m2, name, report)
     if not keep.any():
@@ -675,12 +810,77 @@ def _resolve_columns(
                 where=f"columns['{key}']",
             )
     mapping: dict[str, str | None] = {}
+    lower: dict[str, str] = {}
+    for c in present:  # first column of each lower-case spelling
+        lower.setdefault(str(c).lower(), c)
     for key, aliases in COLUMN_ALIASES.items():
         if key in explicit:
             mapping[key] = explicit[key]
-        else:
-            mapping[key] = next((a for a in aliases if a in present), None)
+            continue
+        found = next((a for a in aliases if a in present), None)
+        if found is None and key in _CASELESS:
+            found = next((lower[a.lower()] for a in aliases if a.lower() in lower), None)
+        mapping[key] = found
     return mapping
+
+
+def _osm_source(source: Any, gdf: pd.DataFrame, osm: bool | None) -> tuple[bool, str]:
+    """Whether to read the source as OpenStreetMap data, and why."""
+    if osm is not None:
+        return bool(osm), "osm=" + str(bool(osm))
+    if isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() == ".pbf":
+        return True, "OSM extract (.pbf)"
+    cols = [str(c) for c in gdf.columns if c != gdf.geometry.name]
+    found = [c for c in _OSM_ID_COLUMNS if c in cols]
+    if found:
+        return True, f"column '{found[0]}'"
+    tags = [c for c in cols if ":" in c and not c.startswith(":") and not c.endswith(":")]
+    if tags:
+        return True, f"OSM tag column '{tags[0]}'"
+    if "building" in cols:
+        return True, "column 'building'"
+    keys = [k for k in _OSM_EXPORT_KEYS if k in cols]
+    if len(keys) >= 2 and any(c in cols for c in ("levels", "building_levels")):
+        return True, f"OSM building export layout (columns {', '.join(keys)})"
+    return False, "no OSM columns"
+
+
+def _landuse_rows(gdf: pd.DataFrame, mapping: Mapping[str, str | None], osm: bool) -> np.ndarray:
+    """Rows of an OSM source that are landuse areas (a landuse tag, no building tag)."""
+    n = len(gdf)
+    if not osm or "landuse" not in gdf.columns or mapping.get("use") != "building":
+        return np.zeros(n, dtype=bool)
+    building = gdf["building"].astype("str").str.strip().str.lower()
+    no_building = (building.isna() | building.isin(["", "no", "none", "nan"])).to_numpy()
+    landuse = gdf["landuse"].astype("str").str.strip()
+    has_landuse = (landuse.notna() & (landuse != "")).to_numpy()
+    return no_building & has_landuse
+
+
+def _landuse_source(
+    source: Any, gdf: pd.DataFrame, layer: str | None, landuse_rows: np.ndarray
+) -> dict[str, Any] | None:
+    """Where the landuse of the same source can be read again, or None."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    path = Path(source)
+    if path.suffix.lower() == ".pbf":
+        return {"path": str(path), "layer": None}
+    if path.suffix.lower() in _PARQUET_SUFFIXES:
+        return {"path": str(path), "layer": None} if landuse_rows.any() else None
+    try:
+        import pyogrio
+
+        layers = [str(x) for x in pyogrio.list_layers(path)[:, 0]]
+    except Exception:  # pragma: no cover - the file was just read
+        return None
+    other = next((lyr for lyr in layers if lyr.lower() in _LANDUSE_LAYERS), None)
+    if other is not None:
+        return {"path": str(path), "layer": other}
+    if landuse_rows.any():
+        chosen = layer if layer is not None else (layers[0] if len(layers) == 1 else "buildings")
+        return {"path": str(path), "layer": chosen}
+    return None
 
 
 def _building_attributes(
@@ -689,6 +889,8 @@ def _building_attributes(
     name: str,
     on_bad: BadValues,
     report: dict[str, Any],
+    *,
+    osm: bool = False,
 ) -> pd.DataFrame:
     """Build the schema columns (one row per source row, same order)."""
     n = len(gdf)
@@ -700,7 +902,7 @@ def _building_attributes(
     else:
         out["name"] = pd.Series([None] * n, index=gdf.index, dtype="str")
 
-    out["use"] = _normalise_use(gdf, mapping["use"], mapping["amenity"])
+    out["use"] = _normalise_use(gdf, mapping)
 
     numeric = {
         # schema column: (kind, integer, minimum, minimum allowed?)
@@ -714,12 +916,28 @@ def _building_attributes(
         if col is None:
             out[key] = _masked_array(np.full(n, np.nan), dtype)
             continue
-        values, bad = _parse_numbers(
-            gdf[col], integer=integer, minimum=minimum, inclusive=inclusive
-        )
+        if key == "levels":
+            values, bad, rules = parse_levels(gdf[col], osm=osm)
+            report["levels_by_rule"] = {k: int(v.sum()) for k, v in rules.items() if v.any()}
+            if report["levels_by_rule"]:
+                logger.warning(
+                    "%s: column '%s': levels read by rule: %s",
+                    name,
+                    col,
+                    ", ".join(_rule_examples(gdf[col], rules)),
+                )
+        else:
+            values, bad = parse_numbers(
+                gdf[col], integer=integer, minimum=minimum, inclusive=inclusive
+            )
         if bad.any():
             if on_bad == "raise":
-                rule = "a whole number ≥ 0" if integer else "a number > 0"
+                if key == "levels":
+                    rule = "a number > 0, 'N+', 'A-B' or 'A;B'" + (
+                        " or 0" if osm else " (0 only in OSM sources)"
+                    )
+                else:
+                    rule = "a whole number ≥ 0" if integer else "a number > 0"
                 raise SchemaError(
                     f"{int(bad.sum())} unreadable {kind} value(s), first rows (0-based): "
                     f"{_fmt_rows(gdf[col], bad)}; expected {rule} (pass "
@@ -728,11 +946,13 @@ def _building_attributes(
                     where=f"column '{col}'",
                 )
             logger.warning(
-                "%s: column '%s': %d unreadable %s value(s) read as missing",
+                "%s: column '%s': %d unreadable %s value(s) read as missing, first rows "
+                "(0-based): %s",
                 name,
                 col,
                 int(bad.sum()),
                 kind,
+                _fmt_rows(gdf[col], bad),
             )
         report[f"bad_{key}_nulled"] = int(bad.sum())
         out[key] = _masked_array(values, dtype)
@@ -741,7 +961,7 @@ def _building_attributes(
     if col is None:
         out["height"] = _masked_array(np.full(n, np.nan), "Float64")
     else:
-        values, bad = _parse_numbers(
+        values, bad = parse_numbers(
             gdf[col], integer=False, minimum=0.0, inclusive=False, metres=True
         )
         if bad.any():
@@ -802,7 +1022,7 @@ def _building_ids(gdf: pd.DataFrame, col: str | None, name: str) -> pd.Series:
     return pd.Series(ids.array, index=gdf.index)
 
 
-def _parse_numbers(
+def parse_numbers(
     series: pd.Series,
     *,
     integer: bool,
@@ -816,6 +1036,7 @@ def _parse_numbers(
     carry a unit (``"12 m"``, ``"12米"``). Any other text is bad, as are values below the
     minimum, non-finite values and, when `integer`, fractions. Text columns are parsed
     once per distinct value (survey columns hold few), then spread back to the rows.
+    Shared with :mod:`gridmap.households`.
     """
     if pd.api.types.is_bool_dtype(series.dtype):
         series = series.astype("str")
@@ -843,6 +1064,110 @@ def _parse_numbers(
     return num, bad
 
 
+_NUM = r"(\d+(?:\.\d+)?)"
+_AT_LEAST = re.compile(rf"^{_NUM}\s*\+$")
+_RANGE = re.compile(rf"^{_NUM}\s*(?:-|–|~|to)\s*{_NUM}$", re.IGNORECASE)
+_LIST = re.compile(rf"^{_NUM}(?:\s*;\s*{_NUM})+$")
+#: Levels rules (report keys of ``levels_by_rule``), see "Levels" in the module docstring.
+LEVELS_RULES = ("at_least", "range", "list", "zero")
+
+
+def parse_levels(
+    series: pd.Series, *, osm: bool = False
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Parse a levels column by the documented rules (module docstring, "Levels").
+
+    Parameters
+    ----------
+    series : pandas.Series
+        Raw levels values (numbers or text).
+    osm : bool
+        OpenStreetMap source: ``0`` reads as 0 storeys instead of being bad.
+
+    Returns
+    -------
+    values : numpy.ndarray
+        Levels (NaN where missing or bad).
+    bad : numpy.ndarray
+        Boolean mask of unreadable values.
+    rules : dict of str to numpy.ndarray
+        Boolean mask of the values read by each rule of :data:`LEVELS_RULES`.
+    """
+    n = len(series)
+    rules = {k: np.zeros(n, dtype=bool) for k in LEVELS_RULES}
+    if pd.api.types.is_bool_dtype(series.dtype):
+        series = series.astype("str")
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        num = series.to_numpy(dtype=float, na_value=np.nan)
+        missing = np.isnan(num)
+        bad = np.zeros(n, dtype=bool)
+    else:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        text = [str(u).strip() for u in uniques]  # one entry per distinct value
+        u_num = np.full(len(text) + 1, np.nan)
+        u_missing = np.zeros(len(text) + 1, dtype=bool)
+        u_missing[-1] = True  # code -1 (NA)
+        u_rule = np.full(len(text) + 1, -1, dtype=np.int8)
+        for i, t in enumerate(text):
+            u_num[i], u_rule[i], u_missing[i] = _level_value(t)
+        num = u_num[codes]
+        missing = u_missing[codes]
+        rule = u_rule[codes]
+        for k, name in enumerate(LEVELS_RULES[:3]):
+            rules[name] = rule == k
+        bad = np.zeros(n, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        zero = ~missing & (num == 0)
+        ok = np.isfinite(num) & ((num > 0) | (zero & osm))
+    rules["zero"] = zero & osm
+    bad = ~missing & ~ok
+    for name in LEVELS_RULES[:3]:
+        rules[name] &= ~bad
+    num = num.copy()
+    num[bad | missing] = np.nan
+    return num, bad, rules
+
+
+def _level_value(text: str) -> tuple[float, int, bool]:
+    """(value, rule index or -1, missing) of one distinct levels text."""
+    if text == "" or text.lower() in ("nan", "none", "<na>"):
+        return np.nan, -1, True
+    try:
+        return float(text), -1, False
+    except ValueError:
+        pass
+    m = _AT_LEAST.match(text)
+    if m:
+        return float(m.group(1)), 0, False
+    m = _RANGE.match(text)
+    if m:
+        return _half_up((float(m.group(1)) + float(m.group(2))) / 2), 1, False
+    if _LIST.match(text):
+        parts = [float(p) for p in text.split(";")]
+        return _half_up(sum(parts) / len(parts)), 2, False
+    return np.nan, -1, False  # unreadable: NaN and not missing -> bad
+
+
+def _half_up(x: float) -> float:
+    return float(math.floor(x + 0.5))
+
+
+def _rule_examples(series: pd.Series, rules: Mapping[str, np.ndarray]) -> list[str]:
+    """One short text per levels rule used: count and first value."""
+    what = {
+        "at_least": "'N+' as N",
+        "range": "'A-B' as the rounded mean",
+        "list": "'A;B' as the rounded mean",
+        "zero": "'0' as no storey above ground",
+    }
+    out = []
+    for name, mask in rules.items():
+        if mask.any():
+            first = series.iloc[int(np.flatnonzero(mask)[0])]
+            out.append(f"{int(mask.sum())} {what[name]} (e.g. {first!r})")
+    return out
+
+
 def _masked_array(values: np.ndarray, dtype: str) -> pd.api.extensions.ExtensionArray:
     """Float64 / Int64 array from floats with NaN for missing (no per-element checks)."""
     mask = np.isnan(values)
@@ -851,24 +1176,49 @@ def _masked_array(values: np.ndarray, dtype: str) -> pd.api.extensions.Extension
     return pd.arrays.FloatingArray(values.astype(np.float64), mask)
 
 
-def _normalise_use(gdf: pd.DataFrame, use_col: str | None, amenity_col: str | None) -> pd.Series:
+def _normalise_use(gdf: pd.DataFrame, mapping: Mapping[str, str | None]) -> pd.Series:
+    """Use codes from the use column, then OSM hints where the use is unknown."""
     unknown = USES.index("unknown")
+    use_col = mapping.get("use")
     if use_col is None:
         use = np.full(len(gdf), unknown, dtype=np.int8)
     else:
-        use = _use_index(gdf[use_col], osm=use_col in _OSM_TAG_COLUMNS)
-    if amenity_col is not None and amenity_col != use_col:
-        hint = _use_index(gdf[amenity_col], osm=True, missing=-1)
-        take = (use == unknown) & (hint >= 0) & ~np.isin(hint, [USES.index("other"), unknown])
+        use = use_index(gdf[use_col], osm=use_col in _OSM_TAG_COLUMNS)
+    skip = {USES.index("other"), unknown}
+    for key, table in HINT_USES.items():
+        col = mapping.get(key)
+        if col is None or col == use_col:
+            continue
+        todo = use == unknown
+        if not todo.any():
+            break
+        if key == "amenity":
+            hint = use_index(gdf[col], osm=True, missing=-1)
+        else:
+            hint = _hint_index(gdf[col], table)
+        take = todo & (hint >= 0) & ~np.isin(hint, sorted(skip))
         use[take] = hint[take]
-    return pd.Series(_labels(use, USES), index=gdf.index)
+    return pd.Series(labels(use, USES), index=gdf.index)
 
 
-def _use_index(series: pd.Series, *, osm: bool, missing: int | None = None) -> np.ndarray:
+def _hint_index(series: pd.Series, table: Mapping[str, str]) -> np.ndarray:
+    """Use index of each value of an OSM hint column through `table` (-1: no hint)."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    text = pd.Series(uniques, dtype="str").str.strip().str.lower().tolist()
+    default = table.get("*")
+    values = []
+    for t in text:  # one lookup per distinct value
+        use = None if (t in ("", "no") or not isinstance(t, str)) else table.get(t, default)
+        values.append(USES.index(use) if use is not None else -1)
+    return np.array([*values, -1], dtype=np.int8)[codes]
+
+
+def use_index(series: pd.Series, *, osm: bool, missing: int | None = None) -> np.ndarray:
     """Index into :data:`USES` of each raw use value, through :data:`USE_ALIASES`.
 
     Values are stripped and lower-cased; unknown values give ``other``, missing or empty
     ones `missing` (default: ``unknown``). Each distinct value is looked up once.
+    Shared with :mod:`gridmap.households`.
     """
     if missing is None:
         missing = USES.index("unknown")
@@ -883,8 +1233,11 @@ def _use_index(series: pd.Series, *, osm: bool, missing: int | None = None) -> n
     return np.array([*table, missing], dtype=np.int8)[codes]
 
 
-def _labels(codes: np.ndarray, names: Sequence[str]) -> pd.api.extensions.ExtensionArray:
-    """A pandas ``str`` array of ``names[codes]``, built without per-row Python objects."""
+def labels(codes: np.ndarray, names: Sequence[str]) -> pd.api.extensions.ExtensionArray:
+    """A pandas ``str`` array of ``names[codes]``, built without per-row Python objects.
+
+    Shared with :mod:`gridmap.households`.
+    """
     try:
         import pyarrow as pa
 

@@ -168,7 +168,7 @@ def test_levels_parsing_accepts_numbers():
     assert out["levels"].isna().tolist() == [False, False, False, True, True, False]
 
 
-@pytest.mark.parametrize("bad", ["5;6", "abc", "-1", "0"])
+@pytest.mark.parametrize("bad", ["5;6x", "abc", "-1", "0", "2-"])
 def test_bad_levels_raise(tmp_path, bad):
     path = tmp_path / "b.geojson"
     _gdf({"层数": ["3", "4", bad, "5"]}).to_crs(4326).to_file(path)
@@ -179,7 +179,7 @@ def test_bad_levels_raise(tmp_path, bad):
 
 
 def test_bad_levels_null():
-    src = _gdf({"levels": ["3", "5;6", "abc", "4"], "height": ["9", "x", "", "12m"]})
+    src = _gdf({"levels": ["3", "5;6;", "abc", "4"], "height": ["9", "x", "", "12m"]})
     out = gridmap.read_buildings(src, on_bad_levels="null")
     assert out["levels"].isna().tolist() == [False, True, True, False]
     rep = out.attrs["load_report"]
@@ -501,10 +501,17 @@ def test_jakarta_footprints(realdata):
 @pytest.mark.realdata
 def test_jakarta_attributes(realdata):
     path = realdata / "jakarta" / "buildings_attrs.gpkg"
-    with pytest.raises(SchemaError, match="'10\\+'"):
-        gridmap.read_buildings(path)
-    out = gridmap.read_buildings(path, on_bad_levels="null")
+    out = gridmap.read_buildings(path)  # an InaSAFE OSM export: read with defaults
+    rep = out.attrs["load_report"]
+    assert rep["osm"] and "structure" in rep["osm_reason"]
     assert len(out) == 6_679
-    assert out.attrs["load_report"]["bad_levels_nulled"] > 600
+    raw = gpd.read_file(path)
+    plus = raw["levels"].astype(str).str.strip().str.endswith("+").to_numpy()
+    assert plus.sum() >= 637
+    assert (out.loc[plus, "levels"] >= 10).all()  # "10+" is at least 10
+    assert rep["levels_by_rule"]["at_least"] == plus.sum()
+    assert rep["bad_levels_nulled"] == 2  # two street names typed into the levels column
     assert (out["use"] == "residential").sum() > 4_000
     assert {"school", "hospital", "religious", "commercial"} <= set(out["use"])
+    with pytest.raises(SchemaError, match="ILP jalan"):
+        gridmap.read_buildings(path, osm=False)
