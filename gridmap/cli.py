@@ -71,9 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         "input", help="footprints: GeoPackage[:layer], GeoJSON, Shapefile, GeoParquet, OSM PBF"
     )
     s.add_argument("-o", "--out", required=True, help="output .gpkg, .geojson, .parquet or .csv")
-    s.add_argument("--crs", default=None, help="CRS for sources without one (e.g. EPSG:4326)")
-    s.add_argument("--dwelling-size", type=float, default=90.0, help="m² per dwelling (default 90)")
-    s.add_argument("--net-to-gross", type=float, default=0.75, help="net/gross floor ratio (0.75)")
+    _add_read_options(s)
+    _add_estimate_options(s)
     s.set_defaults(func=_cmd_households)
 
     s = sub.add_parser("partition", help="plan grids of 300-500 households")
@@ -97,8 +96,9 @@ def _parser() -> argparse.ArgumentParser:
         "--difficult-range", nargs=2, type=int, default=(200, 300), metavar=("MIN", "MAX")
     )
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--crs", default=None, help="CRS for sources without one")
     s.add_argument("--map", help="also write the plan map (HTML)")
+    _add_read_options(s)
+    _add_estimate_options(s)
     s.set_defaults(func=_cmd_partition)
 
     s = sub.add_parser("validate", help="check a plan GeoPackage and print every problem")
@@ -330,10 +330,20 @@ def _cmd_households(args) -> int:
     from .load import read_buildings
 
     src, layer = _split_layer(args.input)
-    b = read_buildings(src, layer=layer, crs=args.crs)
-    b = estimate_households(b, dwelling_size=args.dwelling_size, net_to_gross=args.net_to_gross)
+    b = read_buildings(src, layer=layer, **_read_options(args))
+    b = estimate_households(b, **_estimate_options(args))
     out = Path(args.out)
-    _write_any(b, out)
+    _write_any(b, out)  # the summary line is logged by estimate_households
+    if "households_calibration" in b.attrs:
+        import pandas as pd
+
+        from .io import write_table
+
+        table = pd.DataFrame(b.attrs["households_calibration"])
+        for path in write_table(
+            table, out.with_name(out.stem + "_calibration"), sheet_name="calibration"
+        ):
+            print(f"calibration table -> {path}")
     print(f"{len(b)} buildings, {int(b['households'].sum())} households -> {out}")
     return 0
 
@@ -345,7 +355,8 @@ def _cmd_partition(args) -> int:
     from .partition import plan_grids
 
     src, layer = _split_layer(args.input)
-    b = estimate_households(read_buildings(src, layer=layer, crs=args.crs))
+    b = read_buildings(src, layer=layer, **_read_options(args))
+    b = estimate_households(b, **_estimate_options(args))
     comms = _opt_layer(args.communities, read_layer)
     barriers = [_opt_layer(x, read_layer) for x in args.barriers]
     if args.arterials_only:
@@ -438,6 +449,128 @@ def _cmd_run(args) -> int:
 
 
 # ---------------------------------------------------------------------- helpers
+def _add_read_options(parser: argparse.ArgumentParser) -> None:
+    """Add every option of :func:`gridmap.read_buildings` (the layer is ``FILE:layer``)."""
+    g = parser.add_argument_group("reading footprints (gridmap.read_buildings)")
+    g.add_argument("--crs", default=None, help="CRS for sources without one (e.g. EPSG:4326)")
+    g.add_argument("--id-column", default=None, help="source column holding the building id")
+    g.add_argument(
+        "--column",
+        action="append",
+        default=[],
+        metavar="NAME=COLUMN",
+        help="map a schema column to a source column, e.g. households=HH_TOTAL or "
+        "height=htotale ('NAME=' switches the mapping off); repeatable",
+    )
+    g.add_argument(
+        "--bbox",
+        nargs=4,
+        type=float,
+        default=None,
+        metavar=("MINX", "MINY", "MAXX", "MAXY"),
+        help="read only features intersecting this box (source CRS)",
+    )
+    g.add_argument(
+        "--on-bad-levels",
+        choices=("auto", "raise", "null"),
+        default="auto",
+        help="unreadable levels/households/units: raise, read as missing (null), or "
+        "auto = missing for OSM sources, raise otherwise (default)",
+    )
+    g.add_argument(
+        "--max-footprint",
+        type=float,
+        default=None,
+        metavar="M2",
+        help="drop footprints larger than this many m² while reading",
+    )
+    osm = g.add_mutually_exclusive_group()
+    osm.add_argument(
+        "--osm", dest="osm", action="store_const", const=True, default=None,
+        help="read the source as OpenStreetMap data (default: detected)",
+    )  # fmt: skip
+    osm.add_argument(
+        "--no-osm", dest="osm", action="store_const", const=False,
+        help="never read the source as OpenStreetMap data",
+    )  # fmt: skip
+
+
+def _read_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments of :func:`gridmap.read_buildings` from :func:`_add_read_options`."""
+    columns: dict[str, str | None] = {}
+    for item in args.column:
+        if "=" not in item:
+            from .errors import InputError
+
+            raise InputError(f"--column needs NAME=COLUMN, not {item!r}", source="command line")
+        key, col = item.split("=", 1)
+        columns[key.strip()] = col.strip() or None
+    return {
+        "crs": args.crs,
+        "id_column": args.id_column,
+        "columns": columns or None,
+        "bbox": tuple(args.bbox) if args.bbox else None,
+        "on_bad_levels": args.on_bad_levels,
+        "max_footprint_m2": args.max_footprint,
+        "osm": args.osm,
+    }
+
+
+def _add_estimate_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options of :func:`gridmap.estimate_households`."""
+    g = parser.add_argument_group("household estimates (gridmap.estimate_households)")
+    g.add_argument(
+        "--region",
+        default=None,
+        help="regional settings: CN (default), ID, FR, EU, or auto (from the data's location)",
+    )
+    g.add_argument(
+        "--dwelling-size",
+        type=float,
+        default=None,
+        help="m² per dwelling (default: region's, CN 90)",
+    )
+    g.add_argument(
+        "--net-to-gross", type=float, default=None, help="net/gross floor ratio (CN 0.75)"
+    )
+    g.add_argument(
+        "--max-households", type=int, default=None, help="cap per building (default 2000)"
+    )
+    g.add_argument(
+        "--landuse",
+        default=None,
+        metavar="FILE[:layer]",
+        help="landuse polygons (landuse column): untagged buildings in industrial, "
+        "commercial, education... areas are not homes (default: the source's own landuse)",
+    )
+    g.add_argument("--no-landuse", action="store_true", help="ignore landuse")
+    g.add_argument(
+        "--totals",
+        default=None,
+        metavar="FILE[:layer]",
+        help="official households per polygon (households column): estimates are scaled "
+        "to match each polygon's count exactly; given counts are kept",
+    )
+
+
+def _estimate_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments of :func:`gridmap.estimate_households`."""
+    from .households import read_landuse
+    from .households.calibrate import read_totals
+
+    landuse = False if args.no_landuse else None
+    if args.landuse and not args.no_landuse:
+        landuse = _opt_layer(args.landuse, read_landuse)
+    return {
+        "region": args.region,
+        "dwelling_size": args.dwelling_size,
+        "net_to_gross": args.net_to_gross,
+        "max_households": args.max_households,
+        "landuse": landuse,
+        "totals": _opt_layer(args.totals, read_totals),
+    }
+
+
 def _split_layer(spec: str) -> tuple[str, str | None]:
     """Split ``file.gpkg:layer`` into path and layer (a plain existing path has no layer)."""
     if Path(spec).exists() or ":" not in spec:

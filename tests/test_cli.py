@@ -43,13 +43,13 @@ def test_missing_file_is_one_line_error(tmp_path, capsys):
 def test_bad_levels_is_one_line_error(tmp_path, capsys):
     f = tmp_path / "b.geojson"
     gpd.GeoDataFrame(
-        {"levels": ["5", "5;6"]},
+        {"levels": ["5", "5;6x"]},  # "5;6" is read by rule; this is not
         geometry=[shapely.box(0, 0, 10, 10), shapely.box(20, 0, 30, 10)],
         crs=32652,
     ).to_file(f, driver="GeoJSON")
     code = main(["households", str(f), "-o", str(tmp_path / "o.gpkg")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "5;6" in err and len(err.splitlines()) == 1
+    assert code == 2 and "5;6x" in err and len(err.splitlines()) == 1
 
 
 def test_households_and_partition_commands(tmp_path, capsys):

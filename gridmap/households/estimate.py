@@ -296,7 +296,9 @@ def estimate_households(
         ``attrs["households_summary"]`` (the figures of the summary line, see
         :func:`gridmap.households.households_summary`; also as
         ``attrs["households_report"]``) and, with ``totals``,
-        ``attrs["households_calibration"]`` (one row per polygon).
+        ``attrs["households_calibration"]`` (the per-polygon table of
+        :func:`gridmap.households.calibrate` as a dict of columns:
+        ``pandas.DataFrame(attrs["households_calibration"])``).
 
     Raises
     ------
@@ -410,7 +412,8 @@ def estimate_households(
             "given_exceeds_total": int(statuses.get("given_exceeds_total", 0)),
             "total_unmatched": int(statuses.get("total_unmatched", 0)),
         }
-        out.attrs["households_calibration"] = calibration
+        # JSON-friendly (attrs travel into GeoParquet metadata): DataFrame(...) rebuilds it
+        out.attrs["households_calibration"] = calibration.to_dict(orient="list")
     summary["params"] = {
         **reg.as_dict(),
         "dwelling_size": dwelling_size,
