@@ -12,6 +12,7 @@ import html
 import folium
 import geopandas as gpd
 import networkx as nx
+import numpy as np
 import shapely
 
 from .crs import to_wgs84
@@ -76,6 +77,7 @@ def plan_map(
     """
     grids = to_wgs84(plan.grids, "plan grids").copy()
     grids["color"] = _colour_grids(plan.grids)
+    grids["weak_pct"] = _weak_percent(plan)
     bounds = grids.total_bounds
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
     _add_tiles(m, tiles, attribution)
@@ -90,6 +92,7 @@ def plan_map(
         "range_max",
         "buildings",
         "flags",
+        "weak_pct",
         "color",
     ]
     layer = folium.FeatureGroup(name="网格 Grids", show=True)
@@ -101,6 +104,8 @@ def plan_map(
             "color": "#c00000" if f["properties"]["flags"] else "#333333",
             "weight": 2.5 if f["properties"]["flags"] else 1,
             "fillOpacity": 0.45,
+            # dashed: at least half of the households rest on weak estimates
+            "dashArray": "6 4" if (f["properties"]["weak_pct"] or 0) >= 50 else None,
         },
         highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.7},
         popup=folium.GeoJsonPopup(
@@ -113,6 +118,7 @@ def plan_map(
                 "range_max",
                 "buildings",
                 "flags",
+                "weak_pct",
             ],
             aliases=[
                 "网格编码 Code",
@@ -123,6 +129,7 @@ def plan_map(
                 "上限 Max",
                 "楼栋 Buildings",
                 "标记 Flags",
+                "弱估计户数占比 % households on weak estimates",
             ],
             localize=True,
         ),
@@ -188,6 +195,21 @@ def plan_map(
     return m
 
 
+def _weak_percent(plan: Plan) -> list[float | None]:
+    """Per grid (in ``plan.grids`` order): % of households on weak estimates, or None.
+
+    Weak = ``households_confidence`` below ``gridmap.households.WEAK_CONFIDENCE``.
+    """
+    from .households import weak_by_grid
+
+    b = plan.buildings
+    if "grid_code" not in b.columns or "households" not in b.columns:
+        return [None] * len(plan.grids)
+    share = weak_by_grid(b, by="grid_code").set_index("grid_code")["weak_share"]
+    pct = plan.grids["grid_code"].map(share).to_numpy(dtype=float, na_value=np.nan)
+    return [None if np.isnan(v) else round(100 * v) for v in pct]
+
+
 def _colour_grids(grids: gpd.GeoDataFrame) -> list[str]:
     """Colour grids so that neighbours (sharing a border) get different colours."""
     geoms = grids.geometry.values
@@ -223,6 +245,8 @@ def _legend(m: folium.Map) -> None:
       <b>网格规划 Grid plan</b>{rows}
       <div><span style="display:inline-block;width:14px;border-top:3px solid #c00000"></span>
       有标记的网格 Flagged grid</div>
+      <div><span style="display:inline-block;width:14px;border-top:2px dashed #333"></span>
+      户数多为弱估计（≥ 50 %）Most households on weak estimates</div>
       <div>标注：编码后六位 / 户数 · Label: code (last 6 digits) / households</div>
     </div>"""
     m.get_root().html.add_child(folium.Element(box))

@@ -79,7 +79,13 @@ def write_plan_outputs(plan, out: str | Path) -> list[Path]:
     gj = out / "grids.geojson"
     plan.grids_wgs84().to_file(gj, driver="GeoJSON", engine="pyogrio")
     written.append(gj)
-    written += write_table(plan.grids.drop(columns="geometry"), out / "grids", sheet_name="grids")
+    grids_table = plan.grids.drop(columns="geometry")
+    weak = _weak_by_grid(plan)
+    if weak is not None:  # how much of each grid's count rests on weak estimates
+        grids_table = grids_table.merge(
+            weak[["grid_code", "households_weak", "weak_share"]], on="grid_code", how="left"
+        )
+    written += write_table(grids_table, out / "grids", sheet_name="grids")
     roster = plan.buildings.drop(columns="geometry")
     keep = [
         c
@@ -92,6 +98,8 @@ def write_plan_outputs(plan, out: str | Path) -> list[Path]:
             "units",
             "households",
             "households_source",
+            "households_confidence",
+            "households_flag",
             "community_code",
         )
         if c in roster.columns
@@ -173,11 +181,39 @@ def run_sample(
     written += write_evacuation_outputs(evac, out / "evacuation")
     log.info("evacuation plan done in %.1f s", time.perf_counter() - t)
 
-    s = plan.summary()
+    s = {**plan.summary(), **_weak_summary(plan)}
     summary = pd.DataFrame([{k: (str(v) if isinstance(v, dict) else v) for k, v in s.items()}])
     written += _write_summary(summary, out)
     log.info("main job done in %.1f s", time.perf_counter() - t0)
     return written
+
+
+def _weak_by_grid(plan) -> pd.DataFrame | None:
+    """Households per grid resting on weak estimates (None without the columns)."""
+    from .households import weak_by_grid
+
+    b = plan.buildings
+    if "grid_code" not in b.columns or "households" not in b.columns:
+        return None
+    return weak_by_grid(b, by="grid_code")
+
+
+def _weak_summary(plan) -> dict:
+    """Summary figures: households on weak estimates, and grids mostly resting on them.
+
+    Weak = ``households_confidence`` below
+    :data:`gridmap.households.WEAK_CONFIDENCE` (0.5), see :mod:`gridmap.households`.
+    """
+    weak = _weak_by_grid(plan)
+    if weak is None:
+        return {}
+    total = int(weak["households"].sum())
+    n_weak = int(weak["households_weak"].sum())
+    return {
+        "households_weak": n_weak,
+        "weak_share": round(n_weak / total, 4) if total else 0.0,
+        "grids_mostly_weak": int((weak["weak_share"] >= 0.5).sum()),
+    }
 
 
 def _write_summary(summary: pd.DataFrame, out: Path) -> list[Path]:
