@@ -188,6 +188,98 @@ def test_bad_levels_null():
     assert out["height"].tolist()[0] == 9.0 and out["height"].tolist()[3] == 12.0
 
 
+@pytest.mark.parametrize(
+    ("value", "expected", "rule"),
+    [
+        ("10+", 10.0, "at_least"),
+        ("18 +", 18.0, "at_least"),
+        ("2-3", 3.0, "range"),  # the mean 2.5, rounded half up
+        ("4 – 6", 5.0, "range"),
+        ("3~4", 4.0, "range"),
+        ("2;3", 3.0, "list"),
+        ("2;3;7", 4.0, "list"),
+        ("6", 6.0, None),
+    ],
+)
+def test_levels_rules(value, expected, rule, caplog):
+    src = _gdf({"层数": ["5", value]})  # a survey (not OSM): the rules apply as well
+    with caplog.at_level(logging.WARNING, logger="gridmap"):
+        out = gridmap.read_buildings(src)
+    assert out["levels"].tolist() == [5.0, expected]
+    by_rule = out.attrs["load_report"]["levels_by_rule"]
+    assert by_rule == ({rule: 1} if rule else {})
+    if rule:
+        assert "levels read by rule" in caplog.text and repr(value) in caplog.text
+
+
+def test_zero_levels_only_in_osm_sources(caplog):
+    src = _gdf({"building:levels": ["0", "3", "abc"], "building": ["roof", "yes", "yes"]})
+    with caplog.at_level(logging.WARNING, logger="gridmap"):
+        out = gridmap.read_buildings(src)  # OSM: a warning, not a stop
+    rep = out.attrs["load_report"]
+    assert rep["osm"] and out["levels"].tolist()[:2] == [0.0, 3.0]
+    assert pd.isna(out["levels"].iloc[2])
+    assert rep["levels_by_rule"] == {"zero": 1} and rep["bad_levels_nulled"] == 1
+    assert "2='abc'" in caplog.text
+    with pytest.raises(SchemaError, match=r"column 'building:levels'.*2='abc'"):
+        gridmap.read_buildings(src, on_bad_levels="raise")
+    with pytest.raises(SchemaError, match=r"0 only in OSM sources"):
+        gridmap.read_buildings(src, osm=False)
+    survey = _gdf({"层数": ["0", "3"]})
+    with pytest.raises(SchemaError, match=r"column '层数'.*0='0'"):
+        gridmap.read_buildings(survey)
+    assert gridmap.read_buildings(survey, osm=True)["levels"].tolist() == [0.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("columns", "osm"),
+    [
+        ({"osm_id": [1, 2]}, True),
+        ({"osmid": [1, 2]}, True),
+        ({"addr:street": ["a", "b"]}, True),
+        ({"building": ["yes", "house"]}, True),
+        ({"structure": ["a", "b"], "walls": ["a", "b"], "levels": ["1", "2"]}, True),
+        ({"层数": ["1", "2"]}, False),
+        ({"levels": ["1", "2"], "roof": ["a", "b"]}, False),
+    ],
+)
+def test_osm_source_detection(columns, osm):
+    out = gridmap.read_buildings(_gdf(columns))
+    assert out.attrs["load_report"]["osm"] is osm
+
+
+def test_height_columns_by_common_names():
+    for name in ("htotale", "HEIGHT", "hauteur", "Hauteur", "高度", "建筑高度", "height_m"):
+        out = gridmap.read_buildings(_gdf({name: [12.0, "15 m"]}))
+        assert out["height"].tolist() == [12.0, 15.0], name
+        assert out.attrs["load_report"]["columns"]["height"] == name
+    # the explicit mapping still wins, and switches recognition off
+    src = _gdf({"htotale": [12.0, 15.0], "hfacade": [9.0, 12.0]})
+    out = gridmap.read_buildings(src, columns={"height": "hfacade"})
+    assert out["height"].tolist() == [9.0, 12.0]
+    assert gridmap.read_buildings(src, columns={"height": None})["height"].isna().all()
+    # numbers also match in any case; ids do not (a stray "ID" column is not an id)
+    out = gridmap.read_buildings(_gdf({"LEVELS": [3, 4], "ID": [1, 1]}))
+    assert out["levels"].tolist() == [3.0, 4.0] and out["building_id"].iloc[0] == "B000001"
+
+
+def test_osm_shop_office_hints():
+    src = _gdf(
+        {
+            "building": ["yes", "yes", "yes", "yes", "yes", "apartments", "yes"],
+            "shop": ["supermarket", None, None, None, "no", "bakery", None],
+            "office": [None, "company", "government", None, None, None, None],
+            "tourism": [None, None, None, "hotel", None, None, None],
+        },
+        geoms=_boxes(7),
+    )
+    out = gridmap.read_buildings(src)
+    assert out["use"].tolist() == [
+        "commercial", "enterprise", "government", "commercial", "unknown", "apartments",
+        "unknown",
+    ]  # fmt: skip
+
+
 def test_bad_households_and_units():
     src = _gdf({"户数": ["12", "12户", "3"], "单元数": ["1", "2", "1"]})
     with pytest.raises(SchemaError, match=r"column '户数'.*1='12户'"):
