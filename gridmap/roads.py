@@ -57,7 +57,10 @@ from .errors import CRSError, GeometryError, InputError, SchemaError
 __all__ = [
     "ROAD_WIDTH_M",
     "SNAP_TOLERANCE_M",
+    "RoadNetwork",
+    "edge_width",
     "read_roads",
+    "road_network",
     "roads_from_osm",
 ]
 
@@ -93,10 +96,30 @@ _NAME_COLUMNS = ("name", "NAME", "名称", "路名")
 
 
 @dataclass
-class _Network:
+class RoadNetwork:
     """A road network as arrays (metric CRS), the form routing works on.
 
     Edges are undirected; ``geometry[i]`` runs from node ``u[i]`` to node ``v[i]``.
+    Built by :func:`road_network`.
+
+    Attributes
+    ----------
+    crs : pyproj.CRS
+        Metric CRS of the coordinates.
+    x, y : numpy.ndarray
+        Node coordinates.
+    u, v : numpy.ndarray
+        End nodes of each edge.
+    length : numpy.ndarray
+        Edge lengths (m).
+    geometry : numpy.ndarray
+        Edge lines (shapely), from ``u`` to ``v``.
+    highway, name : numpy.ndarray
+        Road class and name of each edge (None when unknown).
+    source : str
+        Where the network came from (for messages).
+    node_id : numpy.ndarray or None
+        Node ids of the source graph, when it had some.
     """
 
     crs: CRS
@@ -179,7 +202,7 @@ def read_roads(
         edges with ``length`` (m), ``geometry``, ``highway``, ``name``;
         ``graph["crs"]`` is the metric CRS.
     """
-    net = _network(roads, crs=crs, network_type=network_type, snap_tolerance=snap_tolerance)
+    net = road_network(roads, crs=crs, network_type=network_type, snap_tolerance=snap_tolerance)
     return _to_networkx(net)
 
 
@@ -211,19 +234,37 @@ def roads_from_osm(place: str | dict, *, network_type: str = "walk") -> nx.Multi
 # --------------------------------------------------------------------------- sources
 
 
-def _network(
+def road_network(
     roads: Any,
     *,
     crs: Any = None,
     default_crs: Any = None,
     network_type: str = "walking",
     snap_tolerance: float = SNAP_TOLERANCE_M,
-) -> _Network:
-    """Any road source -> :class:`_Network` in the metric CRS `crs`.
+) -> RoadNetwork:
+    """Build the array form of a road network (what routing works on) from any source.
 
-    `default_crs` is the CRS assumed for a networkx graph without a ``crs`` attribute.
+    Parameters
+    ----------
+    roads : networkx graph, path, geopandas.GeoDataFrame or RoadNetwork
+        As in :func:`read_roads`; a :class:`RoadNetwork` is returned as it is.
+    crs : optional
+        Metric CRS of the result (default: as in :func:`read_roads`).
+    default_crs : optional
+        CRS assumed for a networkx graph without a ``crs`` graph attribute.
+    network_type, snap_tolerance
+        As in :func:`read_roads`.
+
+    Returns
+    -------
+    RoadNetwork
+
+    Raises
+    ------
+    InputError, CRSError, SchemaError, GeometryError
+        Unreadable or unusable road data (the message names the file or layer).
     """
-    if isinstance(roads, _Network):
+    if isinstance(roads, RoadNetwork):
         if crs is not None and CRS.from_user_input(crs) != roads.crs:
             raise CRSError("road network is in another CRS", source=roads.source)
         return roads
@@ -302,7 +343,7 @@ def _target_crs(crs: Any, source_crs: CRS, x: np.ndarray, y: np.ndarray, name: s
     return metric_crs(pts, name)
 
 
-def _from_graph(graph: nx.Graph, crs: Any, default_crs: Any, name: str) -> _Network:
+def _from_graph(graph: nx.Graph, crs: Any, default_crs: Any, name: str) -> RoadNetwork:
     gcrs = graph.graph.get("crs", default_crs)
     if gcrs is None:
         raise CRSError(
@@ -335,7 +376,7 @@ def _from_graph(graph: nx.Graph, crs: Any, default_crs: Any, name: str) -> _Netw
     )
 
 
-def _from_pbf(path: Path, crs: Any, network_type: str) -> _Network:
+def _from_pbf(path: Path, crs: Any, network_type: str) -> RoadNetwork:
     from pyrosm import OSM
 
     ntype = _PBF_TYPES.get(network_type, network_type)
@@ -383,7 +424,7 @@ def _from_arrays(
     names: np.ndarray | None,
     crs: Any,
     name: str,
-) -> _Network:
+) -> RoadNetwork:
     """Project nodes and edges, fill missing geometries and lengths, drop self-loops."""
     target = _target_crs(crs, source_crs, x, y, name)
     if target != source_crs:
@@ -414,7 +455,7 @@ def _from_arrays(
     geoms = _orient(geoms, x[u], y[u], x[v], y[v])
     bad = ~np.isfinite(length) | (length <= 0)
     length = np.where(bad, shapely.length(geoms), length)
-    return _Network(
+    return RoadNetwork(
         crs=target,
         x=x,
         y=y,
@@ -448,7 +489,7 @@ def _orient(
 # --------------------------------------------------------------------------- noding
 
 
-def _from_lines(gdf: gpd.GeoDataFrame, crs: Any, tolerance: float, name: str) -> _Network:
+def _from_lines(gdf: gpd.GeoDataFrame, crs: Any, tolerance: float, name: str) -> RoadNetwork:
     """Node a line layer at every crossing and build the edge arrays."""
     require_crs(gdf, name)
     if tolerance < 0:
@@ -565,7 +606,7 @@ def _connectors(lines: np.ndarray, tolerance: float) -> np.ndarray:
 # --------------------------------------------------------------------------- networkx
 
 
-def _to_networkx(net: _Network) -> nx.MultiGraph:
+def _to_networkx(net: RoadNetwork) -> nx.MultiGraph:
     graph = nx.MultiGraph(crs=net.crs)
     ids = net.node_id
     graph.add_nodes_from(
@@ -592,7 +633,7 @@ def _to_networkx(net: _Network) -> nx.MultiGraph:
     return graph
 
 
-def _edge_width(highway: np.ndarray) -> np.ndarray:
+def edge_width(highway: np.ndarray) -> np.ndarray:
     """Walkable width (m) of each edge from its ``highway`` class (:data:`ROAD_WIDTH_M`)."""
     values = pd.Series(highway, dtype=object).map(ROAD_WIDTH_M)
     return values.fillna(ROAD_WIDTH_M["default"]).to_numpy(dtype=float)
