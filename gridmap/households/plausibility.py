@@ -37,6 +37,10 @@ flag                       rule                                            house
 ``office``, ``tourism`` or ``craft`` tag, which :func:`gridmap.read_buildings` turns into
 a use). A tagged residential building keeps its tag: only the 5 ha and cap rules apply.
 
+A building set to 0 keeps the ``households_source`` of the rule that would have counted
+it (for example ``area_estimate``); ``households_flag`` says why it holds nothing, and
+its ``households_confidence`` is 0.3.
+
 Plan depth is the width of the rectangle with the footprint's area and perimeter
 (holes included), so a courtyard block of narrow wings is not deep.
 

@@ -87,6 +87,8 @@ def households_summary(buildings: pd.DataFrame) -> dict[str, Any]:
         out["flagged"] = int(flagged.sum())
         out["flags"] = _value_counts(kinds[flagged])
         dropped = flagged & (hh == 0) & (pd.Series(kinds).isin([*_DROP_FLAGS, "landuse"]))
+        if source is not None:  # 0 by their use anyway: not dropped by plausibility
+            dropped &= source != "non_residential"
         out["dropped"] = int(dropped.sum())
         out["capped"] = int((flag == "capped").sum())
     conf = _float_column(buildings, "households_confidence")
