@@ -192,13 +192,13 @@ class _Buildings:
             k: []
             for k in (
                 "x0", "y0", "x1", "y1", "use", "levels", "units", "hh", "cell", "plot",
-                "cluster", "keep_given",
+                "cluster", "keep_given", "shape",
             )
         }
     )  # fmt: skip
 
     def add(self, x0, y0, w, h, use, levels, units, hh, cell, plot=-1, cluster=-1,
-            keep_given=False) -> None:  # fmt: skip
+            keep_given=False, shape=0) -> None:  # fmt: skip
         x0 = np.asarray(x0, dtype=float)
         n = len(x0)
         values = {
@@ -214,6 +214,7 @@ class _Buildings:
             "plot": plot,
             "cluster": cluster,
             "keep_given": keep_given,
+            "shape": shape,  # 0 box; 1, 2: L with its tall block on the left, right
         }
         for k, v in values.items():
             self.cols[k].append(np.broadcast_to(np.asarray(v), n).copy())
@@ -261,6 +262,8 @@ class _Town:
     river_half: float = 30.0
     railway: shapely.LineString | None = None
     canal: shapely.LineString | None = None
+    theta: float = 0.0  # rotation of the whole town (radians)
+    split_side: dict[int, int] = field(default_factory=dict)  # +1: east part to the other
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -294,6 +297,7 @@ class _Town:
         xs = np.concatenate([[0.0], np.cumsum(widths)])
         ys = np.concatenate([[0.0], np.cumsum(heights)])
         town = cls(xs=xs, ys=ys, kind=np.zeros(len(widths) * len(heights), np.int8), rng=rng)
+        town.theta = float(np.radians(rng.uniform(-8, 8)))
         town._cell_kinds()
         town._communities()
         town._corridors()
@@ -443,20 +447,27 @@ class _Town:
     def _split_cells(self) -> None:
         """Superblocks shared by two communities along a line that is no road."""
         nx = self.nx
-        cand = []
-        for c in np.flatnonzero(self.kind == COMPOUND):
+        cand = []  # (cell, side): side +1 gives the east part to the east neighbour's community
+        corridors = shapely.union_all(list(self.corridor_polygons().values()))
+        for c in np.flatnonzero(np.isin(self.kind, (COMPOUND, OLD))):
+            if shapely.intersects(shapely.box(*self.cell_box(c)), corridors):
+                continue
             i = c % nx
-            right = c + 1
-            if i + 1 <= nx - 2 and self.community[right] != self.community[c]:
-                if self.kind[right] != SMALL:
-                    cand.append(c)
+            for side, ok in ((1, i + 1 <= nx - 2), (-1, i - 1 >= 1)):
+                nb = c + side
+                if ok and self.community[nb] != self.community[c] and self.kind[nb] != SMALL:
+                    cand.append((int(c), side))
+                    break
         if not cand:
             return
         n = min(len(cand), 1 + len(self.kind) // 150, 3)
-        for c in self.rng.choice(cand, n, replace=False):
+        # compound superblocks first, then old districts
+        cand = sorted(cand, key=lambda cs: (self.kind[cs[0]] != COMPOUND, self.rng.random()))
+        for c, side in cand[:n]:
             x0, _, x1, _ = self.cell_box(c)
             xsplit = float(x0 + (x1 - x0) * _u(self.rng, 0.4, 0.6))
-            self.splits.append((int(c), xsplit, int(self.community[c + 1])))
+            self.splits.append((c, xsplit, int(self.community[c + side])))
+            self.split_side[c] = side
 
     # ------------------------------------------------------------------ plots
     def _make_plots(self) -> None:
@@ -489,7 +500,10 @@ class _Town:
             rows["y0"].append(py0[gy])
             rows["y1"].append(py1[gy])
             rows["cell"].append(np.full(len(gx), c))
-            rows["kind"].append(rng.choice(kinds, len(gx), p=p))
+            kind = rng.choice(kinds, len(gx), p=p)
+            if c in split:  # a shared superblock is built up: slabs, or old houses
+                kind[:] = P_OLD if self.kind[c] == OLD else P_SLAB
+            rows["kind"].append(kind)
         self.plots = {
             k: np.concatenate(v) if v else np.empty(0, dtype=float if k != "kind" else np.int64)
             for k, v in rows.items()
@@ -580,7 +594,7 @@ class _Town:
         # garages between rows (not after the last row)
         garage = (rng.random(len(g)) < 0.3) & (j < rows[g] - 1)
         k = int(garage.sum())
-        gx = x0[g][garage] + _u(rng, 0, 1, k) * np.maximum(x1[g][garage] - x0[g][garage] - 7, 0)
+        gx = x[garage] + _u(rng, 0, 1, k) * np.maximum(L[garage] - 7, 0)  # below its own slab
         gy = y[garage] + depth[g][garage] + 4.0
         self.b.add(gx, gy, 6.5, 3.5, _U["garage"], 1.0, 0, 0, cells[garage], idx[g][garage])
 
@@ -901,15 +915,25 @@ class _Town:
         a = self.b.arrays()
         drop = np.zeros(len(a["x0"]), bool)
         for c, xs, _ in self.splits:
-            drop |= (a["cell"] == c) & (a["x0"] < xs + 50) & (a["x1"] > xs - 50)
+            drop |= (a["cell"] == c) & (a["x0"] < xs + 100) & (a["x1"] > xs - 100)
         self.b = _Buildings()
         self.b.add(*(a[k][~drop] for k in ("x0", "y0")), (a["x1"] - a["x0"])[~drop],
-                   (a["y1"] - a["y0"])[~drop], *(a[k][~drop] for k in ("use", "levels", "units", "hh", "cell", "plot", "cluster", "keep_given")))  # fmt: skip
+                   (a["y1"] - a["y0"])[~drop], *(a[k][~drop] for k in ("use", "levels", "units", "hh", "cell", "plot", "cluster", "keep_given", "shape")))  # fmt: skip
         rng = self.rng
         for c, xs, _ in self.splits:
             _, y0, _, y1 = (float(v) for v in self.cell_box(c))
+            base = y0 + SETBACK + 10
+            # an L: a tall block on the minority side, a long wing holding most of the
+            # floor area on the other; its representative point (GEOS point_on_surface)
+            # falls in the tall block, its centroid in the wing
+            left = rng.random() < 0.5
+            length = float(_u(rng, 110, 120))
+            x = xs - 20 if left else xs + 20 - length
+            self.b.add([x], [base], length, 70.0, _U["apartments"], 6.0, 4, 48, c, -1, -1,
+                       True, 1 if left else 2)  # fmt: skip
+            base += 95.0
             n = int(rng.integers(2, 5))
-            ys = y0 + SETBACK + 10 + np.arange(n) * 40.0
+            ys = base + np.arange(n) * 40.0
             ys = ys[ys + 40 < y1 - SETBACK]
             n = len(ys)
             if not n:
@@ -992,7 +1016,29 @@ class _Town:
         order = np.lexsort((a["x0"], a["y0"], a["cell"]))
         a = {k: v[order] for k, v in a.items()}
         n = len(order)
-        geoms = warp(shapely.box(a["x0"], a["y0"], a["x1"], a["y1"]))
+        geoms = shapely.box(a["x0"], a["y0"], a["x1"], a["y1"])
+        ell = np.flatnonzero(a["shape"] > 0)
+        if len(ell):  # L-shapes: a 14 m wide block the full height, a 14 m deep wing
+            left = a["shape"][ell] == 1
+            x0, y0, x1, y1 = (a[k][ell] for k in ("x0", "y0", "x1", "y1"))
+            block = shapely.box(np.where(left, x0, x1 - 14), y0, np.where(left, x0 + 14, x1), y1)
+            wing = shapely.box(x0, y0, x1, y0 + 14)
+            ells = shapely.union(block, wing)
+            # turned against the town's rotation about the point where the wing meets the
+            # community edge, so that the L stands upright in the output CRS
+            px, py = np.where(left, x0 + 20, x1 - 20), y0 + 7
+            c, s = math.cos(-self.theta), math.sin(-self.theta)
+
+            def _turn(xy: np.ndarray, k: np.ndarray) -> np.ndarray:
+                dx, dy = xy[:, 0] - px[k], xy[:, 1] - py[k]
+                return np.column_stack([px[k] + c * dx - s * dy, py[k] + s * dx + c * dy])
+
+            parts = [
+                shapely.transform(g, lambda xy, k=k: _turn(xy, np.full(len(xy), k)))
+                for k, g in enumerate(ells)
+            ]  # a handful of L-shapes per town
+            geoms[ell] = parts
+        geoms = warp(geoms)
 
         comm_geoms, comm_faces = self._community_polygons(warp)
         communities = self._community_frame(comm_geoms, crs)
@@ -1020,6 +1066,10 @@ class _Town:
             main[best["b"].to_numpy()] = best["c"].to_numpy()
         truth["community_code"] = np.where(main >= 0, code[np.maximum(main, 0)], None)
         truth["straddles"] = straddles
+        # straddlers whose representative point lies in the minority community
+        st = np.flatnonzero(straddles)
+        pi, pc = shapely.STRtree(cg).query(shapely.point_on_surface(geoms[st]), predicate="within")
+        elsewhere = int(np.count_nonzero(pc != main[st[pi]]))
 
         true_hh = a["hh"].astype(np.int64)
         per_comm = pd.Series(true_hh).groupby(truth["community_code"].to_numpy()).sum()
@@ -1034,6 +1084,7 @@ class _Town:
             "small_communities": int((per_comm < 300).sum()),
             "awkward_blocks": self.awkward,
             "straddlers": int(straddles.sum()),
+            "straddlers_point_elsewhere": elsewhere,
             "towers_over_500": int(np.count_nonzero(true_hh > 500)),
             "far_hamlets": int(np.concatenate(self.clusters["far"]).sum()) if self.clusters["far"] else 0,
             "households_given_share": round(float(buildings["households"].notna().mean()), 3),
@@ -1065,8 +1116,9 @@ class _Town:
         j = np.clip(np.searchsorted(ys, pt[:, 1]) - 1, 0, self.ny - 1)
         cell = j * self.nx + i
         comm = self.community[cell].copy()
-        for c, xsplit, right in self.splits:
-            comm[(cell == c) & (pt[:, 0] > xsplit)] = right
+        for c, xsplit, other in self.splits:
+            east = pt[:, 0] > xsplit
+            comm[(cell == c) & (east if self.split_side[c] > 0 else ~east)] = other
         faces = warp(faces)
         out = np.empty(self.n_comm, dtype=object)
         for k in range(self.n_comm):  # one coverage union per community (hundreds at most)
@@ -1317,7 +1369,7 @@ class _Warp:
             ly=float(rng.uniform(1800, 3500)),
             px=float(rng.uniform(0, 2 * np.pi)),
             py=float(rng.uniform(0, 2 * np.pi)),
-            theta=float(np.radians(rng.uniform(-25, 25))),
+            theta=town.theta,
         )
 
     def coords(self, xy: np.ndarray) -> np.ndarray:
