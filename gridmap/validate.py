@@ -49,6 +49,7 @@ CHECKS: tuple[str, ...] = (
     "empty_grid",
     "building_outside_grid",
     "unassigned_building",
+    "outside_plan",
     "barrier_crossing",
     "split_compound",
     "split_building",
@@ -154,6 +155,8 @@ def validate_plan(
       in its grid (for a split building: in none of its parts' grids), or whose grid
       code is not in `grids`.
     - ``unassigned_building`` (error): a building with households and no grid code.
+    - ``outside_plan`` (info): a building with households and no grid code whose
+      footprint touches no community (it lies outside the planned area).
     - ``barrier_crossing`` (warning): a barrier line running more than
       `crossing_tolerance_m` through the grid's interior (the grid shrunk by 0.5 m, so
       barriers along its boundary do not count); for a polygon barrier, the grid must
@@ -197,7 +200,7 @@ def validate_plan(
 
     b = _BuildingTable(buildings, splits, g)
     parts.append(_check_households(g, b))
-    parts.append(_check_building_location(g, b))
+    parts.append(_check_building_location(g, b, comm if communities is not None else None))
     if barriers is not None and len(barriers):
         cross_rows, totals["crossing_m"] = _check_barriers(
             g, barriers, crossing_tolerance_m, tolerance_m2
@@ -283,6 +286,22 @@ def _polygonal(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return work, missing, invalid
 
 
+def _community_keys(table: pd.DataFrame) -> np.ndarray:
+    """A community's key: ``street_code-community_code`` when the table has street codes
+    (community codes repeat across streets), else the community code."""
+    comm = _codes(table["community_code"])
+    if "street_code" not in table.columns:
+        return comm
+    street = _codes(table["street_code"])
+    return np.array(
+        [
+            None if c is None else (c if s is None else f"{s}-{c}")
+            for s, c in zip(street, comm, strict=True)
+        ],
+        dtype=object,
+    )
+
+
 def _codes(values: pd.Series) -> np.ndarray:
     """Codes as an object array of str, with None for missing values."""
     arr = values.to_numpy(dtype=object, copy=True)
@@ -311,7 +330,7 @@ class _GridTable:
         else:
             self.flags = np.full(self.n, "", dtype=object)
         if "community_code" in grids.columns:
-            self.community = _codes(grids["community_code"])
+            self.community = _community_keys(grids)
         else:
             self.community = np.full(self.n, None, dtype=object)
         lookup = pd.Series(np.arange(self.n), index=pd.Index(self.code, dtype=object))
@@ -332,7 +351,7 @@ class _CommunityTable:
     """Communities dissolved by code."""
 
     def __init__(self, communities: gpd.GeoDataFrame):
-        codes = _codes(communities["community_code"])
+        codes = _community_keys(communities)
         geoms, _, _ = _polygonal(_geometry_array(communities))
         frame = pd.DataFrame({"code": codes, "geom": geoms}).dropna(subset=["code"])
         if frame["code"].duplicated().any():
@@ -691,10 +710,24 @@ def _check_households(g: _GridTable, b: _BuildingTable) -> pd.DataFrame:
 # --------------------------------------------------------------------------- buildings
 
 
-def _check_building_location(g: _GridTable, b: _BuildingTable) -> pd.DataFrame:
+def _check_building_location(
+    g: _GridTable, b: _BuildingTable, comm: _CommunityTable | None = None
+) -> pd.DataFrame:
     parts = [_empty()]
     no_grid = pd.isna(b.grid)
     lost = np.flatnonzero(no_grid & (b.households > 0))
+    if len(lost) and comm is not None and len(comm.geom):
+        # a footprint touching no community lies outside the planned area
+        hit = np.unique(comm.tree.query(b.geom[lost], predicate="intersects")[0])
+        away = np.setdiff1d(np.arange(len(lost)), hit)
+        if len(away):
+            detail = [
+                f"building {b.id[lost[i]]} with {_n(b.households[lost[i]])} households lies "
+                "outside every community: not planned"
+                for i in away
+            ]
+            parts.append(_rows("outside_plan", None, "info", detail))
+        lost = lost[hit]
     if len(lost):
         detail = [
             f"building {b.id[i]} with {_n(b.households[i])} households has no grid" for i in lost
@@ -724,6 +757,20 @@ def _check_building_location(g: _GridTable, b: _BuildingTable) -> pd.DataFrame:
         rescued = np.zeros(len(fail), dtype=bool)
         rescued[pos[ok]] = True
         fail, fail_pts = fail[~rescued], fail_pts[~rescued]
+    if len(fail) and comm is not None:
+        # a footprint straddling a community edge belongs to the community holding most
+        # of it: its point is taken on its part inside its grid's community
+        own = comm.lookup.reindex(pd.Index(g.community[b.grid_row[fail]], dtype=object))
+        own = np.where(pd.isna(own.to_numpy()), -1, own.to_numpy()).astype(np.int64)
+        ok = own >= 0
+        if ok.any():
+            part = shapely.intersection(b.geom[fail[ok]], comm.geom[own[ok]])
+            pts = shapely.point_on_surface(part)
+            rescued = np.zeros(len(fail), dtype=bool)
+            rescued[np.flatnonzero(ok)] = ~shapely.is_empty(part) & shapely.covers(
+                g.geom[b.grid_row[fail[ok]]], pts
+            )
+            fail, fail_pts = fail[~rescued], fail_pts[~rescued]
     if len(fail):
         pi, gi = g.tree.query(fail_pts, predicate="within")
         found = pd.Series(g.code[gi], index=pi).groupby(level=0).first()

@@ -1,0 +1,397 @@
+"""Atoms: the buildings, unit groups, compounds and villages that grids are made of.
+
+1. **Where a building belongs.** A footprint that straddles a community edge belongs to
+   the community holding most of its area; its anchor point is a point on the part of
+   the footprint inside that community, and its unit-split parts are cut from that part
+   only, so they stay inside the community. A footprint outside every community is not
+   planned (the plan lists it).
+2. **Units.** A building is one unit, except a building with more households than the
+   grid ceiling, which is split by units (单元) — by floors when it has too few units —
+   into the smallest number of parts that can each be in range.
+3. **Seeds.** Every unit gets seed points for the tessellation: its anchor point, the
+   outline of a large footprint (so cells follow the footprint), and one point per unit
+   strip of a split building. Seeds are made distinct to the centimetre.
+4. **Groups.** Units that should stay in one grid are grouped: a compound (小区) whose
+   households fit in one grid, a natural village (rural houses clustered by distance)
+   that fits in one grid, and loose institution buildings clustered into a special grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from .geometry import PRECISION, polygonal, unit_strips
+
+__all__ = [
+    "BIG_FOOTPRINT_M2",
+    "SPLIT_COLUMNS",
+    "Units",
+    "cluster_points",
+    "locate_buildings",
+    "make_units",
+    "split_building",
+    "unit_groups",
+    "unit_seeds",
+]
+
+#: Footprints larger than this (m²) also seed cells from their outline.
+BIG_FOOTPRINT_M2 = 600.0
+_SHRINK = 1.0  # metres: outline seeds are moved this far inside the footprint
+_MAX_OUTLINE_SEEDS = 64  # per footprint
+
+#: Columns of the table of unit-split parts.
+SPLIT_COLUMNS = ["building_id", "part", "unit_from", "unit_to", "floor_from", "floor_to",
+                 "households"]  # fmt: skip
+
+
+def locate_buildings(
+    footprints: np.ndarray, areas: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The area (community) of every footprint, by largest share of its area.
+
+    Parameters
+    ----------
+    footprints : ndarray of Polygon
+        Building footprints (metric CRS).
+    areas : ndarray of Polygon or MultiPolygon
+        Non-overlapping areas.
+
+    Returns
+    -------
+    area : ndarray of int
+        Index of the area holding most of each footprint; -1 when it touches none.
+    anchor : ndarray of Point
+        A point inside the footprint's part in its area (its representative point).
+    part : ndarray of geometry
+        The footprint clipped to its area (the footprint itself when it lies inside).
+    """
+    n = len(footprints)
+    area = np.full(n, -1, dtype=np.int64)
+    part = footprints.copy()
+    tree = shapely.STRtree(areas)
+    bi, ai = tree.query(footprints, predicate="intersects")
+    if len(bi):
+        shapely.prepare(areas)
+        inside = shapely.contains_properly(areas[ai], footprints[bi])
+        whole = np.unique(bi[inside])
+        first = np.zeros(n, dtype=bool)
+        first[whole] = True
+        area[bi[inside]] = ai[inside]
+        rest = ~first[bi]
+        bi, ai = bi[rest], ai[rest]
+        if len(bi):
+            inter = shapely.intersection(footprints[bi], areas[ai])
+            share = shapely.area(inter)
+            o = np.lexsort((ai, -share, bi))
+            top = np.r_[True, bi[o][1:] != bi[o][:-1]]
+            best = o[top]
+            best = best[share[best] > 0]
+            area[bi[best]] = ai[best]
+            part[bi[best]] = [polygonal(g) for g in inter[best]]
+    anchor = shapely.point_on_surface(part)
+    return area, anchor, part
+
+
+def split_building(
+    building_id, households: int, units: int, levels: int, lo: int, hi: int
+) -> pd.DataFrame:
+    """Split a building with more households than `hi` into parts by units or floors.
+
+    The number of parts is the smallest ``m`` with ``m*lo <= households <= m*hi``, or
+    ``ceil(households / hi)`` when none exists. Units are kept together; a building with
+    fewer units than parts is split by floors.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per part, columns :data:`SPLIT_COLUMNS`.
+    """
+    m = None
+    for cand in range(int(np.ceil(households / hi)), int(households // lo) + 1):
+        if cand * lo <= households <= cand * hi:
+            m = cand
+            break
+    if m is None:
+        m = int(np.ceil(households / hi))
+    units = max(int(units), 1)
+    levels = max(int(levels), 1)
+    by_units = units >= m
+    n = units if by_units else levels
+    per = np.full(n, households // n, dtype=np.int64)
+    per[: households % n] += 1
+    cum = np.cumsum(per)
+    cuts = [int(np.argmin(np.abs(cum - households * j / m))) + 1 for j in range(1, m)]
+    edges = np.unique(np.clip(np.array([0, *cuts, n]), 0, n))
+    rows = []
+    for p in range(len(edges) - 1):
+        a, b = int(edges[p]), int(edges[p + 1])
+        if by_units:
+            rows.append((building_id, p + 1, a + 1, b, 1, levels, int(per[a:b].sum())))
+        else:
+            rows.append((building_id, p + 1, 1, units, a + 1, b, int(per[a:b].sum())))
+    return pd.DataFrame(rows, columns=SPLIT_COLUMNS)
+
+
+@dataclass
+class Units:
+    """What the partition moves around.
+
+    Attributes
+    ----------
+    building : ndarray of int
+        Building row of each unit (-1 for a unit without a building).
+    part : ndarray of int
+        Part number of a unit-split part, -1 for a whole building.
+    households : ndarray of int
+    area : ndarray of int
+        Area (community) of each unit.
+    splits : pandas.DataFrame
+        One row per part of a split building (:data:`SPLIT_COLUMNS`) plus ``unit``.
+    """
+
+    building: np.ndarray
+    part: np.ndarray
+    households: np.ndarray
+    area: np.ndarray
+    splits: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.building)
+
+
+def make_units(
+    building_id: np.ndarray,
+    households: np.ndarray,
+    units: np.ndarray,
+    levels: np.ndarray,
+    area: np.ndarray,
+    ceiling_range: np.ndarray,
+    planned: np.ndarray,
+) -> Units:
+    """One unit per planned building, parts for buildings above their ceiling.
+
+    Parameters
+    ----------
+    building_id, households, units, levels, area : ndarray
+        Per building.
+    ceiling_range : ndarray, shape (n, 2)
+        The household range of each building's grid class (``lo``, ``hi``).
+    planned : ndarray of bool
+        Buildings that get units (the others belong to special grids or to no area).
+
+    Returns
+    -------
+    Units
+    """
+    idx = np.flatnonzero(planned)
+    big = idx[households[idx] > ceiling_range[idx, 1]]
+    whole = idx[households[idx] <= ceiling_range[idx, 1]]
+    tables = []
+    for bi in big:
+        t = split_building(
+            building_id[bi],
+            int(households[bi]),
+            int(units[bi]) if np.isfinite(units[bi]) else 1,
+            int(round(levels[bi])) if np.isfinite(levels[bi]) else 1,
+            int(ceiling_range[bi, 0]),
+            int(ceiling_range[bi, 1]),
+        )
+        t["_b"] = bi
+        tables.append(t)
+    splits = (
+        pd.concat(tables, ignore_index=True)
+        if tables
+        else pd.DataFrame({**{c: [] for c in SPLIT_COLUMNS}, "_b": []})
+    )
+    pb = splits["_b"].to_numpy(dtype=np.int64)
+    building = np.concatenate([whole, pb])
+    order = np.argsort(building, kind="stable")
+    building = building[order]
+    part = np.concatenate([np.full(len(whole), -1), splits["part"].to_numpy(dtype=np.int64)])[order]
+    hh = np.concatenate([households[whole], splits["households"].to_numpy(dtype=np.int64)])[order]
+    pos = np.empty(len(order), dtype=np.int64)
+    pos[order] = np.arange(len(order))
+    splits = splits.drop(columns="_b")
+    splits["unit"] = pos[len(whole) :]
+    return Units(building, part, hh.astype(np.int64), area[building], splits)
+
+
+def unit_seeds(
+    units: Units, anchors: np.ndarray, parts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seed points of every unit for the tessellation.
+
+    Parameters
+    ----------
+    units : Units
+    anchors : ndarray of Point
+        Anchor point of every building (inside its part in its area).
+    parts : ndarray of geometry
+        Every building's footprint clipped to its area.
+
+    Returns
+    -------
+    xy : ndarray, shape (s, 2)
+        Seed points, distinct to the centimetre.
+    unit : ndarray of int
+        Unit of each seed.
+    main : ndarray of bool
+        The main seed of each unit (exactly one per unit).
+    """
+    n = len(units)
+    whole = np.flatnonzero(units.part < 0)
+    wb = units.building[whole]
+    xy = [shapely.get_coordinates(anchors[wb])]
+    unit = [whole]
+    main = [np.ones(len(whole), dtype=bool)]
+    geoms = parts[wb]
+    big = shapely.area(geoms) > BIG_FOOTPRINT_M2
+    if big.any():
+        inner = shapely.buffer(geoms[big], -_SHRINK)
+        # a coarser outline for very long outlines keeps the seed count bounded
+        tol = np.maximum(1.0, shapely.length(inner) / _MAX_OUTLINE_SEEDS)
+        inner = shapely.simplify(inner, tol)
+        c, ci = shapely.get_coordinates(inner, return_index=True)
+        xy.append(c)
+        unit.append(whole[big][ci])
+        main.append(np.zeros(len(ci), dtype=bool))
+    if len(units.splits):
+        sp = units.splits.sort_values(["unit"])
+        for _, grp in sp.groupby(sp["unit"].map(lambda u: units.building[u]), sort=True):
+            bi = int(units.building[grp["unit"].iloc[0]])
+            hh = grp["households"].to_numpy(dtype=float)
+            frac = hh / hh.sum() if hh.sum() > 0 else np.full(len(hh), 1.0 / len(hh))
+            strips = unit_strips(parts[bi], frac)
+            empty = shapely.is_empty(strips)
+            strips[empty] = parts[bi]
+            pts = shapely.point_on_surface(strips)
+            u = grp["unit"].to_numpy(dtype=np.int64)
+            xy.append(shapely.get_coordinates(pts))
+            unit.append(u)
+            main.append(np.ones(len(u), dtype=bool))
+            # the building's anchor seeds the part whose strip holds it
+            holder = int(np.argmin(shapely.distance(strips, anchors[bi])))
+            xy.append(shapely.get_coordinates(anchors[bi]))
+            unit.append(u[holder : holder + 1])
+            main.append(np.zeros(1, dtype=bool))
+    xy = np.concatenate(xy)
+    unit = np.concatenate(unit).astype(np.int64)
+    main = np.concatenate(main)
+    return _distinct_seeds(xy, unit, main, n)
+
+
+def _distinct_seeds(
+    xy: np.ndarray, unit: np.ndarray, main: np.ndarray, n_units: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop duplicate seeds (main seeds first); nudge a main seed that duplicates
+    another unit's main seed east in 1 cm steps so every unit keeps one."""
+    q = np.rint(xy / PRECISION).astype(np.int64)
+    order = np.lexsort((unit, ~main))  # main seeds win duplicates
+    _, first = np.unique(q[order], axis=0, return_index=True)
+    keep = np.zeros(len(xy), dtype=bool)
+    keep[order[first]] = True
+    lost = np.flatnonzero(main & ~keep)
+    if len(lost):
+        taken = {tuple(p) for p in q[keep].tolist()}
+        for i in lost:
+            step = 1
+            while (q[i, 0] + step, q[i, 1]) in taken:
+                step += 1
+            q[i, 0] += step
+            taken.add((int(q[i, 0]), int(q[i, 1])))
+            keep[i] = True
+    xy = xy.copy()
+    xy[lost] = q[lost] * PRECISION
+    return xy[keep], unit[keep], main[keep]
+
+
+def cluster_points(xy: np.ndarray, distance: float, key: np.ndarray | None = None) -> np.ndarray:
+    """Single-linkage clusters of points closer than `distance` (with equal `key`).
+
+    Returns
+    -------
+    ndarray of int
+        Cluster label of every point (``0 .. c-1``).
+    """
+    n = len(xy)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    pairs = cKDTree(xy).query_pairs(distance, output_type="ndarray")
+    if key is not None and len(pairs):
+        pairs = pairs[key[pairs[:, 0]] == key[pairs[:, 1]]]
+    g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return connected_components(g, directed=False)[1].astype(np.int64)
+
+
+def unit_groups(
+    households: np.ndarray,
+    xy: np.ndarray,
+    area: np.ndarray,
+    compound: np.ndarray,
+    rural: np.ndarray,
+    difficult: np.ndarray,
+    special: np.ndarray,
+    ceilings: tuple[int, int],
+    village_distance: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of units that should stay in one grid.
+
+    Parameters
+    ----------
+    households, xy, area : ndarray
+        Per unit: households, location (m), area (community).
+    compound : ndarray of object
+        Compound id of each unit's building, or None.
+    rural, difficult : ndarray of bool
+        Per unit.
+    special : ndarray of int
+        Special group of loose institution units (-1 for the others).
+    ceilings : tuple of int
+        Ceiling of an ordinary and of a difficult grid.
+    village_distance : float
+        Rural units closer than this (m) form one natural village.
+
+    Returns
+    -------
+    group : ndarray of int
+        Group of each unit, -1 for units on their own.
+    kind : ndarray of str
+        Per group: ``"compound"``, ``"village"`` or ``"special"``.
+    """
+    n = len(households)
+    group = np.full(n, -1, dtype=np.int64)
+    kinds: list[str] = []
+    hi, dhi = ceilings
+
+    def add(mask_labels: np.ndarray, members: np.ndarray, kind: str, fits: bool = True) -> None:
+        nonlocal kinds
+        if not len(members):
+            return
+        lab = pd.factorize(mask_labels)[0]
+        tot = np.bincount(lab, weights=households[members])
+        dshare = np.bincount(lab, weights=difficult[members].astype(float)) / np.bincount(lab)
+        cap = np.where(dshare >= 0.5, dhi, hi)
+        ok = (tot <= cap) if fits else np.ones(len(tot), dtype=bool)
+        new = np.full(len(tot), -1, dtype=np.int64)
+        new[ok] = len(kinds) + np.arange(int(ok.sum()))
+        kinds += [kind] * int(ok.sum())
+        group[members] = new[lab]
+
+    sp = np.flatnonzero(special >= 0)
+    add(special[sp], sp, "special", fits=False)
+    free = special < 0
+    has_c = free & pd.notna(pd.Series(compound, dtype=object)).to_numpy() & ~rural
+    ci = np.flatnonzero(has_c)
+    add(pd.Series(area[ci]).astype(str).to_numpy() + "|" + compound[ci].astype(str), ci, "compound")
+    ri = np.flatnonzero(free & rural)
+    if len(ri):
+        lab = cluster_points(xy[ri], village_distance, key=area[ri])
+        add(lab, ri, "village")
+    return group, np.array(kinds, dtype=object)
