@@ -1308,8 +1308,9 @@ class _Town:
         apartments = (use == _U["apartments"]) & pd.notna(comp_name)
         rank = pd.Series(np.arange(n))[apartments].groupby(plot[apartments]).cumcount() + 1
         name = np.full(n, None, dtype=object)
-        name[apartments] = [f"{c}{r}号楼" for c, r in zip(comp_name[apartments], rank, strict=True)]
-        ids = np.array([f"T{k + 1:07d}" for k in range(n)], dtype=object)
+        label = np.char.add(comp_name[apartments].astype(str), rank.to_numpy().astype(str))
+        name[apartments] = np.char.add(label, "号楼").astype(object)
+        ids = np.char.add("T", np.char.zfill(np.arange(1, n + 1).astype(str), 7)).astype(object)
         buildings = gpd.GeoDataFrame(
             {
                 "building_id": pd.array(ids, dtype="str"),

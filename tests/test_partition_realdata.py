@@ -68,23 +68,32 @@ def jakarta():
 
 @pytest.fixture(scope="module")
 def jakarta_plan(jakarta):
-    plan, error, _, _ = jakarta
-    if error:
-        pytest.fail(f"Jakarta: plan_grids raised:\n{error}")
+    """The plan, or None when planning raised (the tests then fail, see _plan)."""
+    return jakarta[0]
+
+
+def _plan(plan):
+    if plan is None:
+        pytest.fail("Jakarta: plan_grids raised (see test_jakarta_plans_without_exception)")
     return plan
 
 
-@pytest.fixture(scope="module")
-def jakarta_report(jakarta_plan):
-    return jakarta_plan.validate()
+_REPORTS: dict[int, object] = {}
+
+
+def _report(plan):
+    if id(plan) not in _REPORTS:
+        _REPORTS[id(plan)] = _plan(plan).validate()
+    return _REPORTS[id(plan)]
 
 
 def test_jakarta_plans_without_exception(jakarta):
     assert jakarta[1] is None, jakarta[1]
 
 
-def test_jakarta_validate_finds_no_structural_problem(jakarta_report):
-    bad = jakarta_report[jakarta_report["check"].isin(quality.STRUCTURAL_CHECKS)]
+def test_jakarta_validate_finds_no_structural_problem(jakarta_plan):
+    report = _report(jakarta_plan)
+    bad = report[report["check"].isin(quality.STRUCTURAL_CHECKS)]
     assert bad.empty, (
         f"{bad['check'].value_counts().to_dict()}; first: "
         f"{bad.head(5)[['check', 'grid_code', 'detail']].to_dict('records')}"
@@ -92,19 +101,19 @@ def test_jakarta_validate_finds_no_structural_problem(jakarta_report):
 
 
 def test_jakarta_every_grid_is_one_polygon(jakarta_plan):
-    counts = quality._geometry_counts(jakarta_plan.grids)
+    counts = quality._geometry_counts(_plan(jakarta_plan).grids)
     assert counts["multipolygons"] == 0 and counts["non_polygons"] == 0, counts
     assert counts["invalid"] == 0 and counts["empty_geometry"] == 0, counts
 
 
 def test_jakarta_no_empty_grid(jakarta_plan):
-    g = jakarta_plan.grids
+    g = _plan(jakarta_plan).grids
     empty = g[(g["kind"] != "special") & (g["households"] == 0)]
     assert empty.empty, f"{len(empty)} empty grids, e.g. {empty['grid_code'].tolist()[:10]}"
 
 
 def test_jakarta_in_range_where_the_total_allows(jakarta_plan):
-    comm, res = quality.community_table(jakarta_plan)
+    comm, res = quality.community_table(_plan(jakarta_plan))
     allowed = res[res["allows"]]
     share = float(allowed["in_range"].mean()) if len(allowed) else 1.0
     assert share >= JAKARTA_SHARE, (
@@ -114,43 +123,49 @@ def test_jakarta_in_range_where_the_total_allows(jakarta_plan):
 
 
 def test_jakarta_every_crossing_is_listed(jakarta):
-    plan, error, _, roads = jakarta
-    if error:
-        pytest.fail(f"Jakarta: plan_grids raised:\n{error}")
+    plan, _, _, roads = jakarta
+    plan = _plan(plan)
     audit = quality.crossing_audit(plan, quality.strong_barriers(roads, plan.crs))
     assert audit["unlisted_grids"] == 0, audit
 
 
 def test_jakarta_codes_are_unique_15_digits(jakarta_plan):
-    codes = jakarta_plan.grids["grid_code"].astype(str)
+    codes = _plan(jakarta_plan).grids["grid_code"].astype(str)
     assert codes.str.fullmatch(r"\d{15}").all(), codes[~codes.str.fullmatch(r"\d{15}")].head()
     assert codes.is_unique
 
 
 def test_jakarta_time(jakarta):
-    _, error, seconds, _ = jakarta
-    if error:
-        pytest.fail(f"Jakarta: plan_grids raised:\n{error}")
+    plan, _, seconds, _ = jakarta
+    _plan(plan)
     assert seconds <= JAKARTA_SECONDS, f"read → plan → save took {seconds:.0f} s"
 
 
 @pytest.fixture(scope="module")
-def lyon_plan():
+def lyon():
+    """(plan or None, error text or None)."""
     import gridmap
 
     path = _need(REALDATA / "lyon" / "roofs.gpkg")
     try:
-        return gridmap.plan_grids(gridmap.read_buildings(path), progress=False)
-    except Exception:  # noqa: BLE001
-        pytest.fail(f"Lyon: plan_grids raised:\n{traceback.format_exc(limit=6)}")
+        return gridmap.plan_grids(gridmap.read_buildings(path), progress=False), None
+    except Exception:  # noqa: BLE001 - reported by every test
+        return None, traceback.format_exc(limit=6)
 
 
-def test_lyon_no_grid_on_both_banks(lyon_plan):
-    rivers = quality.both_banks(lyon_plan)
+def _lyon(lyon):
+    if lyon[1]:
+        pytest.fail(f"Lyon: plan_grids raised:\n{lyon[1]}")
+    return lyon[0]
+
+
+def test_lyon_no_grid_on_both_banks(lyon):
+    rivers = quality.both_banks(_lyon(lyon))
     assert rivers["grids_on_two_banks"] == 0, rivers
 
 
-def test_lyon_grids_are_sound(lyon_plan):
+def test_lyon_grids_are_sound(lyon):
+    lyon_plan = _lyon(lyon)
     report = lyon_plan.validate()
     bad = report[report["check"].isin(quality.STRUCTURAL_CHECKS)]
     assert bad.empty, bad["check"].value_counts().to_dict()
