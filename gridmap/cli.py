@@ -122,6 +122,33 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--data", default=None, help="sample folder (default: the repository's data/)")
     s.set_defaults(func=_cmd_serve)
 
+    s = sub.add_parser(
+        "users",
+        help="users of the web app: add (prints the token), list, revoke",
+        description="Users of the web app and their roles: viewer (reads), worker (reports "
+        "and handles events), planner (edits plans), admin (everything). A scope (district 6, "
+        "street 9, community 12 or grid 15 digits) limits writes to grids whose code starts "
+        "with it. Only the SHA-256 of a token is stored.",
+    )
+    s.set_defaults(func=_cmd_users, action=None)
+    users = s.add_subparsers(title="actions", metavar="ACTION")
+    store_help = "project store (default: $GRIDMAP_STORE or out/gridmap_store.gpkg)"
+    u = users.add_parser("add", help="add a user; prints the new token as the last word")
+    u.add_argument("name", help="user name: 1-64 letters, digits, '_', '.', '@', '-'")
+    u.add_argument(
+        "--role", required=True, choices=("viewer", "worker", "planner", "admin"), help="role"
+    )
+    u.add_argument("--scope", default=None, help="code prefix of 6, 9, 12 or 15 digits")
+    u.add_argument("--store", default=None, help=store_help)
+    u.set_defaults(action="add")
+    u = users.add_parser("list", help="list users (active and revoked)")
+    u.add_argument("--store", default=None, help=store_help)
+    u.set_defaults(action="list")
+    u = users.add_parser("revoke", help="revoke a user's token for good")
+    u.add_argument("name", help="user name")
+    u.add_argument("--store", default=None, help=store_help)
+    u.set_defaults(action="revoke")
+
     s = sub.add_parser("events", help="event heat maps, per-grid KPIs and hot spots")
     s.add_argument("events", help="events: CSV (lon/lat or x/y), GeoJSON, GeoPackage[:layer], XLSX")
     s.add_argument("-p", "--plan", required=True, help="plan GeoPackage")
@@ -434,6 +461,55 @@ def _cmd_serve(args) -> int:
         "(API docs at /docs)"
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _cmd_users(args) -> int:
+    """Add, list or revoke users of the web app (the audit log records who did it)."""
+    import getpass
+
+    from api.settings import Settings
+    from api.store import Actor, NotFound, Store, UserError
+
+    if args.action is None:
+        print(
+            "gridmap: error: give an action: add, list or revoke (see 'gridmap users --help')",
+            file=sys.stderr,
+        )
+        return 2
+    settings = Settings.from_env(store_path=args.store)
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - no user entry (containers)
+        login = "unknown"
+    actor = Actor(f"cli:{login}", "admin", "local")
+    store = Store(settings.store_path)
+    try:
+        if args.action == "add":
+            token = store.add_user(args.name, args.role, args.scope, actor=actor)
+            scope = f", scope {args.scope}" if args.scope else ""
+            print(
+                f"user {args.name} ({args.role}{scope}) added to {settings.store_path}; "
+                f"its token (shown only now): {token}"
+            )
+        elif args.action == "list":
+            rows = store.users()
+            if not rows:
+                print(f"no users in {settings.store_path}")
+            for r in rows:
+                state = f"revoked {r['revoked']}" if r["revoked"] else "active"
+                print(
+                    f"{r['name']:<20} {r['role']:<8} {r['scope'] or '(all)':<16} "
+                    f"added {r['created']} by {r['created_by']}  {state}"
+                )
+        else:
+            store.revoke_user(args.name, actor=actor)
+            print(f"user {args.name} revoked in {settings.store_path}")
+    except (UserError, NotFound) as exc:
+        print(f"gridmap: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
     return 0
 
 
