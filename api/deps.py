@@ -1,29 +1,38 @@
-"""FastAPI dependencies: settings, store, plan lookup, language and authentication.
+"""FastAPI dependencies: settings, store, plan lookup, language, bbox, authentication.
 
-Authentication
---------------
-Writes (POST/PUT/PATCH) need ``Authorization: Bearer <GRIDMAP_TOKEN>``. Without a
-configured token the server refuses every write (403) rather than trusting, say,
-localhost: a browser on the same machine can be tricked into sending requests.
-With ``GRIDMAP_PRIVATE_READS=1`` reads need the token too, sent as the same header or,
-for the map page, as the ``gridmap_token`` cookie set by ``POST /login``. The cookie is
-never accepted for writes (so a cross-site form cannot write).
+Authentication, roles and scopes live in :mod:`api.auth`; :data:`ReadAccess` refuses
+reads without a valid token when ``GRIDMAP_PRIVATE_READS`` is on, and the write
+endpoints ask for a permission with :func:`api.auth.require`.
 """
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 
+from .auth import TOKEN_COOKIE, reads_allowed, require, token_matches
 from .errors import ApiError
 from .geo import PlanCache, PlanView
 from .settings import LANGS, Settings
 from .store import NotFound, PlanRecord, Store
 
-#: Name of the cookie that carries the token for private reads of the page.
-TOKEN_COOKIE = "gridmap_token"
+__all__ = [
+    "TOKEN_COOKIE",
+    "ReadAccess",
+    "effective_settings",
+    "get_cache",
+    "get_settings",
+    "get_store",
+    "page_lang",
+    "parse_bbox",
+    "plan_record",
+    "plan_view",
+    "reads_allowed",
+    "require",
+    "require_read",
+    "token_matches",
+]
 
 
 def get_settings(request: Request) -> Settings:
@@ -53,63 +62,14 @@ def effective_settings(request: Request) -> dict[str, Any]:
     }
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return ""
-    return value.strip()
-
-
-def token_matches(given: str | None, token: str) -> bool:
-    """Compare a given token with the server's in constant time."""
-    return given is not None and hmac.compare_digest(given.encode(), token.encode())
-
-
-def require_write(request: Request) -> None:
-    """Allow the request only with the right bearer token (see the module docstring)."""
-    token = get_settings(request).token
-    if not token:
-        raise ApiError(
-            403,
-            "writes_disabled",
-            "writes are disabled because the server has no token: start it with the "
-            "environment variable GRIDMAP_TOKEN=<secret> and send the header "
-            "'Authorization: Bearer <secret>'",
-        )
-    given = _bearer(request)
-    if given is None:
-        raise ApiError(
-            401,
-            "missing_token",
-            "this endpoint needs the header 'Authorization: Bearer <GRIDMAP_TOKEN>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not token_matches(given, token):
-        raise ApiError(403, "invalid_token", "the bearer token is not the server's GRIDMAP_TOKEN")
-
-
-def reads_allowed(request: Request) -> bool:
-    """Whether the request may read (always, unless private reads are on)."""
-    s = get_settings(request)
-    if not s.private_reads:
-        return True
-    if not s.token:
-        return False
-    return token_matches(_bearer(request), s.token) or token_matches(
-        request.cookies.get(TOKEN_COOKIE), s.token
-    )
-
-
 def require_read(request: Request) -> None:
-    """Refuse reads without the token when ``GRIDMAP_PRIVATE_READS`` is on."""
+    """Refuse reads without a valid token when ``GRIDMAP_PRIVATE_READS`` is on."""
     if not reads_allowed(request):
         raise ApiError(
             401,
             "missing_token",
-            "reads are private on this server: send 'Authorization: Bearer <GRIDMAP_TOKEN>'",
+            "reads are private on this server: send 'Authorization: Bearer <token>' "
+            "(GRIDMAP_TOKEN or a user token)",
             headers={"WWW-Authenticate": "Bearer"},
         )
 
@@ -181,4 +141,3 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
 
 
 ReadAccess = Depends(require_read)
-WriteAccess = Depends(require_write)

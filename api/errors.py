@@ -9,10 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount, Route
 
 from gridmap.errors import GridmapError
 
-from .store import NotFound, VersionConflict
+from .store import EventConflict, NotFound, UserError, VersionConflict
 
 log = logging.getLogger("gridmap.api")
 
@@ -116,12 +117,39 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     )
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app accepts at the request's path.
+
+    Starlette's 405 lists the methods of the first route that matches the path only;
+    a path served by several routes (``GET`` and ``PATCH /api/plans/{id}``) needs all.
+    """
+    methods: set[str] = set()
+    scope = dict(request.scope)
+    for route in request.app.router.routes:
+        if isinstance(route, Route):
+            match, _ = route.matches(scope)
+            if match != Match.NONE and route.methods:
+                methods |= set(route.methods)
+        elif isinstance(route, Mount):
+            match, _ = route.matches(scope)
+            if match != Match.NONE:
+                methods |= {"GET", "HEAD"}
+    return sorted(methods)
+
+
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "error" if exc.status_code >= 500 else "bad_request")
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    headers = dict(getattr(exc, "headers", None) or {})
     if exc.status_code == 404 and message == "Not Found":
         message = f"no such resource: {request.url.path}"
-    return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+    if exc.status_code == 405:
+        allow = allowed_methods(request) or [m.strip() for m in headers.get("Allow", "").split(",")]
+        headers["Allow"] = ", ".join(m for m in allow if m)
+        message = (
+            f"{request.method} is not allowed on {request.url.path}; allowed: {headers['Allow']}"
+        )
+    return error_response(exc.status_code, code, message, headers or None)
 
 
 async def _gridmap_error(request: Request, exc: GridmapError) -> JSONResponse:
@@ -140,6 +168,20 @@ async def _conflict(request: Request, exc: VersionConflict) -> JSONResponse:
     )
 
 
+async def _event_conflict(request: Request, exc: EventConflict) -> JSONResponse:
+    return error_response(
+        409,
+        "revision_conflict",
+        str(exc),
+        current_revision=exc.current,
+        your_revision=exc.expected,
+    )
+
+
+async def _user_error(request: Request, exc: UserError) -> JSONResponse:
+    return error_response(422, "invalid_user", str(exc))
+
+
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal server error; see the server log")
@@ -153,4 +195,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GridmapError, _gridmap_error)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(VersionConflict, _conflict)
+    app.add_exception_handler(EventConflict, _event_conflict)
+    app.add_exception_handler(UserError, _user_error)
     app.add_exception_handler(Exception, _server_error)

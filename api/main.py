@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,9 +25,10 @@ import gridmap
 
 from .errors import error_body, install_error_handlers
 from .geo import PlanCache, clean_json
-from .jobs import JobRunner
-from .routers import buildings, events, grids, jobs, pages, plans, stats
+from .jobs import Instance, JobRunner, reap_dead_instances
+from .routers import audit, buildings, events, grids, jobs, pages, plans, stats, users
 from .routers import settings as settings_router
+from .schemas import EventIn
 from .settings import Settings
 from .store import Store, plan_to_bytes
 
@@ -35,10 +37,13 @@ _STATIC = Path(__file__).resolve().parent / "static"
 
 #: Start-up warning when no token is configured.
 NO_TOKEN_WARNING = (
-    "GRIDMAP_TOKEN is not set: the API is read-only and every write (POST/PUT/PATCH) is "
-    "refused with 403. Set GRIDMAP_TOKEN=<secret> and send 'Authorization: Bearer <secret>' "
-    "to allow writes."
+    "GRIDMAP_TOKEN is not set and the store has no users: the API is read-only and every "
+    "write (POST/PUT/PATCH) is refused with 403. Set GRIDMAP_TOKEN=<secret> (or add users "
+    "with 'gridmap users add') and send 'Authorization: Bearer <token>' to allow writes."
 )
+#: Request bodies documented through ``openapi_extra`` rather than a typed parameter
+#: (they are validated item by item); their schemas are added to the components.
+_EXTRA_COMPONENTS = (EventIn,)
 
 
 class BodyLimitMiddleware:
@@ -127,10 +132,11 @@ def create_app(store_path: str | Path | None = None, settings: Settings | None =
     if store_path is not None:
         settings = settings.with_values(store_path=Path(store_path))
     store = Store(settings.store_path)
-    failed = store.fail_unfinished_jobs()
+    instance = Instance(store.uploads_dir)
+    failed = reap_dead_instances(store, instance)
     if failed:
-        log.warning("%d unfinished job(s) from an earlier run marked failed", failed)
-    runner = JobRunner(store, settings.job_workers)
+        log.warning("%d unfinished job(s) of stopped server processes marked failed", failed)
+    runner = JobRunner(store, settings.job_workers, instance)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -147,7 +153,12 @@ def create_app(store_path: str | Path | None = None, settings: Settings | None =
         summary="Grid management (网格化管理): plans, grids, buildings, events, statistics.",
         description=(
             "Reads are public unless `GRIDMAP_PRIVATE_READS=1`; writes need "
-            "`Authorization: Bearer <GRIDMAP_TOKEN>`. GeoJSON is WGS84 (EPSG:4326). "
+            "`Authorization: Bearer <token>`: `GRIDMAP_TOKEN` (bootstrap admin) or a user "
+            "token (`gridmap users add NAME --role viewer|worker|planner|admin "
+            "[--scope CODE]`). Roles: viewer reads; worker reports and handles events; "
+            "planner edits and uploads plans; admin does everything (settings, users, "
+            "audit log). A scope (code prefix) limits writes to its grids. Every write is "
+            "in the audit log (`GET /api/audit`). GeoJSON is WGS84 (EPSG:4326). "
             'Every error has the body `{"error": {"code": ..., "message": ...}}`.'
         ),
         docs_url=None,
@@ -161,12 +172,35 @@ def create_app(store_path: str | Path | None = None, settings: Settings | None =
     app.state.jobs = runner
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
-    for module in (plans, grids, buildings, events, stats, jobs, settings_router, pages):
+    routers = (plans, grids, buildings, events, stats, jobs, settings_router, users, audit, pages)
+    for module in routers:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
-    if not settings.token:
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    if not settings.token and not store.has_users():
         log.warning(NO_TOKEN_WARNING)
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the schemas of :data:`_EXTRA_COMPONENTS` included."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        description=app.description,
+        routes=app.routes,
+    )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for model in _EXTRA_COMPONENTS:
+        js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in js.pop("$defs", {}).items():
+            schemas.setdefault(name, sub)
+        schemas.setdefault(model.__name__, js)
+    app.openapi_schema = doc
+    return doc
 
 
 def store_plan(store: Store, plan: Any, name: str, comment: str = "") -> int:

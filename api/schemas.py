@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from .i18n import CATEGORY_LABELS, SOURCE_LABELS, STATUS_LABELS
+from .store import ROLES
 
 #: Category as sent (code or Chinese name) -> code.
 CATEGORY_INPUT: dict[str, str] = {
@@ -31,6 +41,119 @@ STATUS_INPUT: dict[str, str] = {
 }
 _TILE_WORDS = ("none", "osm", "tianditu")
 _GRID_CODE = re.compile(r"^\d{1,15}$")
+
+# ------------------------------------------------------------------ times
+#: China Standard Time: the offset of times given without one.
+_CST = timezone(timedelta(hours=8), "Asia/Shanghai")
+#: ISO 8601 times the API accepts: a date, or a date and time with an optional offset.
+TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
+)
+#: Earliest and latest accepted times (China Standard Time), so that every time can be
+#: shown in any offset and as a timestamp.
+TIME_MIN = datetime(1900, 1, 1, tzinfo=_CST)
+TIME_MAX = datetime(2200, 1, 1, tzinfo=_CST)
+_TIME_HELP = "e.g. 2025-06-01T09:30:00+08:00; without an offset China Standard Time (+08:00)"
+
+
+def parse_iso_time(value: Any) -> datetime:
+    """Read an API time: an ISO 8601 string matching :data:`TIME_PATTERN` (or a
+    datetime) between :data:`TIME_MIN` and :data:`TIME_MAX`; naive times are +08:00.
+
+    Returns
+    -------
+    datetime
+        Timezone-aware.
+
+    Raises
+    ------
+    ValueError
+        Not such a string, not a real date, or out of range (the message says which).
+    """
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str) and re.fullmatch(TIME_PATTERN, value):
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a real date and time ({exc})") from None
+    else:
+        shown = repr(value)[:60]
+        raise ValueError(f"{shown} is not an ISO 8601 time ({_TIME_HELP})")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=_CST)
+    try:
+        dt.astimezone(UTC)
+        ok = TIME_MIN <= dt < TIME_MAX
+    except OverflowError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{dt.isoformat()} is outside the accepted range 1900-01-01 to 2199-12-31 "
+            "(China Standard Time)"
+        )
+    return dt
+
+
+#: A time in requests: ISO 8601 text (see :func:`parse_iso_time`), documented by pattern.
+IsoTime = Annotated[
+    datetime,
+    BeforeValidator(parse_iso_time),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": TIME_PATTERN,
+            "description": f"ISO 8601 time, 1900-2199 ({_TIME_HELP})",
+            "examples": ["2025-06-01T09:30:00+08:00"],
+        }
+    ),
+]
+
+# ------------------------------------------------------------------- text
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _checked_text(value: str, pattern: re.Pattern[str]) -> str:
+    bad = pattern.search(value)
+    if bad is not None:
+        raise ValueError(
+            f"contains the control character U+{ord(bad.group()):04X} at position "
+            f"{bad.start()}; it would not be stored as sent, remove it"
+        )
+    bad = _SURROGATE.search(value)
+    if bad is not None:
+        raise ValueError(
+            f"contains an unpaired surrogate U+{ord(bad.group()):04X} at position "
+            f"{bad.start()}: not valid Unicode"
+        )
+    return value
+
+
+def single_line(value: str) -> str:
+    """Refuse text with control characters (NUL, tab, line breaks...) or lone surrogates."""
+    return _checked_text(value, _CONTROL)
+
+
+def multi_line(value: str) -> str:
+    """Like :func:`single_line`, but tab and line breaks are allowed."""
+    return _checked_text(value, _CONTROL_MULTILINE)
+
+
+#: Names: no control characters (they are stored and shown exactly as sent).
+Name = Annotated[
+    str,
+    AfterValidator(single_line),
+    WithJsonSchema({"type": "string", "pattern": r"^[^\x00-\x1f\x7f]*$"}),
+]
+#: Free text (comments): no control characters except tab and line breaks.
+Text = Annotated[
+    str,
+    AfterValidator(multi_line),
+    WithJsonSchema({"type": "string", "pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"}),
+]
 
 
 # ---------------------------------------------------------------- errors
@@ -66,28 +189,17 @@ class EventIn(BaseModel):
         pattern=r"^[A-Za-z0-9_.:\-]+$",
         description="your id for the event; generated when absent",
     )
-    reported_at: datetime = Field(description="ISO 8601 time the event was reported")
+    reported_at: IsoTime = Field(description="ISO 8601 time the event was reported")
     category: str = Field(
         description="one of the seven categories, as code or Chinese name: "
         + ", ".join(f"{k} ({v[0]})" for k, v in CATEGORY_LABELS.items())
     )
     source: str = Field("grid_worker", description="grid_worker (网格员) or resident (居民随手拍)")
     status: str = Field("open", description="open, closed or cancelled (办理中/已办结/已撤销)")
-    deadline: datetime | None = Field(None, description="ISO 8601 deadline for closing it")
-    closed_at: datetime | None = Field(None, description="ISO 8601 time it was closed")
+    deadline: IsoTime | None = Field(None, description="ISO 8601 deadline for closing it")
+    closed_at: IsoTime | None = Field(None, description="ISO 8601 time it was closed")
     lon: float = Field(ge=-180, le=180, allow_inf_nan=False, description="longitude (WGS84)")
     lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="latitude (WGS84)")
-
-    @field_validator("reported_at", "deadline", "closed_at", mode="before")
-    @classmethod
-    def _iso_text(cls, value: Any) -> Any:
-        if value is None or isinstance(value, datetime):
-            return value
-        if not isinstance(value, str):
-            raise ValueError("must be an ISO 8601 time string, e.g. 2025-06-01T09:30:00+08:00")
-        if not re.match(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?", value):
-            raise ValueError("must be an ISO 8601 time, e.g. 2025-06-01T09:30:00+08:00")
-        return value
 
     @field_validator("category")
     @classmethod
@@ -115,14 +227,55 @@ class EventIn(BaseModel):
 
     @model_validator(mode="after")
     def _order(self) -> EventIn:
-        from .geo import parse_time
-
-        rep = parse_time(self.reported_at)
-        if self.closed_at is not None and parse_time(self.closed_at) < rep:
+        if self.closed_at is not None and self.closed_at < self.reported_at:
             raise ValueError("closed_at is earlier than reported_at")
-        if self.deadline is not None and parse_time(self.deadline) < rep:
+        if self.deadline is not None and self.deadline < self.reported_at:
             raise ValueError("deadline is earlier than reported_at")
         return self
+
+
+class EventPatch(BaseModel):
+    """Handling an event (事件办理): new status, closing time or deadline.
+
+    Closing (``status`` ``closed``) without ``closed_at`` records the time of the
+    request. ``revision`` (from ``GET /api/events/{id}``), when given, must be the
+    event's current revision: a change made meanwhile gives 409.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    status: str | None = Field(None, description="open, closed or cancelled (办理中/已办结/已撤销)")
+    closed_at: IsoTime | None = Field(None, description="ISO 8601 time it was closed")
+    deadline: IsoTime | None = Field(None, description="ISO 8601 deadline for closing it")
+    revision: int | None = Field(None, ge=0, le=2**31, description="the revision you changed")
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = STATUS_INPUT.get(value) or STATUS_INPUT.get(value.lower())
+        if code is None:
+            raise ValueError(f"unknown status {value!r}; use open, closed or cancelled")
+        return code
+
+
+class EventOut(BaseModel):
+    """One stored event."""
+
+    event_id: str
+    plan_id: int | None = None
+    grid_code: str | None = Field(None, description="grid the event was assigned on arrival")
+    reported_at: str
+    category: str
+    source: str
+    status: str
+    deadline: str | None = None
+    closed_at: str | None = None
+    lon: float
+    lat: float
+    received: str
+    revision: int = Field(description="increases with every change")
 
 
 class EventItemError(BaseModel):
@@ -148,8 +301,8 @@ class GridEdit(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     grid_code: str = Field(min_length=1, max_length=15, pattern=r"^\d{1,15}$")
-    name: str | None = Field(None, max_length=100, description="grid name")
-    worker: str | None = Field(None, max_length=100, description="grid worker (网格员)")
+    name: Name | None = Field(None, max_length=100, description="grid name")
+    worker: Name | None = Field(None, max_length=100, description="grid worker (网格员)")
 
 
 class PlanPatch(BaseModel):
@@ -162,9 +315,9 @@ class PlanPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     version: int = Field(ge=1, le=2**31, description="the version you edited")
-    name: str | None = Field(None, min_length=1, max_length=200, description="new plan name")
+    name: Name | None = Field(None, min_length=1, max_length=200, description="new plan name")
     grids: list[GridEdit] = Field(default_factory=list, max_length=100_000)
-    comment: str = Field("", max_length=500, description="why (kept in the plan history)")
+    comment: Text = Field("", max_length=500, description="why (kept in the plan history)")
 
 
 class PlanOut(BaseModel):
@@ -214,7 +367,7 @@ class SettingsPatch(BaseModel):
         max_length=1000,
         description="none, osm, tianditu or an http(s) XYZ template with {z}, {x} and {y}",
     )
-    tiles_attribution: str | None = Field(None, max_length=300)
+    tiles_attribution: Name | None = Field(None, max_length=300)
     tianditu_key: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9]*$")
 
     @field_validator("tiles")
@@ -287,3 +440,63 @@ class EvacuationOverlay(BaseModel):
         default_factory=FeatureCollectionOut,
         description="flooded, impassable road edges: name, highway, depth_max_m, length_m",
     )
+
+
+# ------------------------------------------------------------------ users
+class UserIn(BaseModel):
+    """A new user; the answer holds their token, shown this once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[\w.@\-]+$",
+        description="1-64 letters, digits, '_', '.', '@', '-'",
+    )
+    role: Literal[ROLES] = Field(description="viewer, worker, planner or admin")  # type: ignore[valid-type]
+    scope: str | None = Field(
+        None,
+        pattern=r"^([0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15})$",
+        description="code prefix the user may write in: district (6 digits), street (9), "
+        "community (12) or grid (15); none = everywhere",
+    )
+
+
+class UserOut(BaseModel):
+    """A user (the token is never shown again)."""
+
+    name: str
+    role: str
+    scope: str | None = None
+    created: str
+    created_by: str
+    revoked: str | None = None
+
+
+class UserCreated(UserOut):
+    """A new user with their token."""
+
+    token: str = Field(description="the bearer token; keep it, it is not shown again")
+
+
+# ------------------------------------------------------------------ audit
+class AuditEntry(BaseModel):
+    """One write, as the audit log keeps it."""
+
+    id: int
+    at: str = Field(description="UTC time of the write")
+    who: str = Field(description="user name; GRIDMAP_TOKEN for the bootstrap token")
+    role: str
+    action: str = Field(description="events.add, event.update, plan.edit, plan.create, ...")
+    target: str = Field(description="what was written, e.g. plan/1, events/E1")
+    before: Any = Field(None, description="state before (versions, values), if any")
+    after: Any = Field(None, description="state after (versions, ids, values), if any")
+    client: str = Field(description="client address")
+
+
+class AuditOut(BaseModel):
+    """Audit entries, newest first."""
+
+    entries: list[AuditEntry]
+    truncated: bool = Field(description="whether more entries matched than limit")

@@ -5,11 +5,16 @@ Environment variables
 ``GRIDMAP_STORE``
     Path of the project store (default ``out/gridmap_store.gpkg``).
 ``GRIDMAP_TOKEN``
-    Bearer token that write endpoints require. Unset: every write is refused (403).
+    Bearer token of the bootstrap admin (every right). Users added with ``gridmap users
+    add`` have their own tokens and roles. Unset and no users: every write is refused
+    (403).
 ``GRIDMAP_PRIVATE_READS``
-    ``1``/``true``: read endpoints and the map page require the token too.
+    ``1``/``true``: read endpoints and the map page require a token (any role) too.
 ``GRIDMAP_MAX_UPLOAD_MB``
     Largest accepted request body in MB (default 50); larger ones get 413.
+``GRIDMAP_MAX_UNZIPPED_MB``
+    Most MB a zipped Shapefile may unpack to (default 1024); a zip above it, or one
+    that unpacks to more than 200 times its size (beyond 64 MB), gets 413.
 ``GRIDMAP_TILES``
     Base map: ``none`` (default, the page draws roads and water from the plan),
     ``osm``, ``tianditu`` (needs ``GRIDMAP_TIANDITU_KEY``) or any XYZ URL template.
@@ -74,11 +79,13 @@ class Settings:
     store_path : pathlib.Path
         The project store (one SQLite file).
     token : str or None
-        Bearer token for writes (and private reads); None refuses every write.
+        Bearer token of the bootstrap admin; None: only users' tokens can write.
     private_reads : bool
         Require the token for reads and the map page too.
     max_upload_mb : float
         Largest accepted request body, in MB.
+    max_unzipped_mb : float
+        Most MB a zipped Shapefile may unpack to.
     tiles : str
         ``none``, ``osm``, ``tianditu`` or an XYZ URL template.
     tianditu_key : str or None
@@ -99,6 +106,7 @@ class Settings:
     token: str | None = None
     private_reads: bool = False
     max_upload_mb: float = 50.0
+    max_unzipped_mb: float = 1024.0
     tiles: str = "none"
     tianditu_key: str | None = None
     tiles_attribution: str | None = None
@@ -116,6 +124,7 @@ class Settings:
             "token": os.environ.get("GRIDMAP_TOKEN") or None,
             "private_reads": _env_bool("GRIDMAP_PRIVATE_READS"),
             "max_upload_mb": _env_float("GRIDMAP_MAX_UPLOAD_MB", 50.0),
+            "max_unzipped_mb": _env_float("GRIDMAP_MAX_UNZIPPED_MB", 1024.0),
             "tiles": (os.environ.get("GRIDMAP_TILES") or "none").strip(),
             "tianditu_key": os.environ.get("GRIDMAP_TIANDITU_KEY") or None,
             "tiles_attribution": os.environ.get("GRIDMAP_TILES_ATTRIBUTION") or None,
@@ -134,6 +143,11 @@ class Settings:
     def max_upload_bytes(self) -> int:
         """The upload limit in bytes."""
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_unzipped_bytes(self) -> int:
+        """The unpacked-zip limit in bytes."""
+        return int(self.max_unzipped_mb * 1024 * 1024)
 
 
 def tile_config(tiles: str, key: str | None, attribution: str | None) -> dict[str, Any]:

@@ -17,10 +17,18 @@ Design
 * ``plan_overlays`` holds per-grid figures computed for a plan by other gridmap steps
   (e.g. ``flood``: the four-colour flood grade of every grid), as JSON. They belong to
   the plan, not to a version: edits of names and workers do not change them.
-* ``settings`` is a key/value table; ``jobs`` tracks background jobs.
+* ``settings`` is a key/value table; ``jobs`` tracks background jobs, each with the
+  server process (``owner``) that runs it.
+* ``users`` holds the people who may write: name, role, scope (a code prefix) and the
+  SHA-256 of their token (the token itself is never stored).
+* ``audit`` is the append-only log of every write: who (user and role), when, what
+  (action and target), the state before and after (versions or ids) and the client
+  address. SQLite triggers refuse any ``UPDATE`` or ``DELETE`` of it.
 
-Every write is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``); an exception or a
-crash before ``COMMIT`` leaves the previous state (SQLite's journal guarantees it).
+Every write is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) that also appends
+its audit entry; an exception or a crash before ``COMMIT`` leaves the previous state
+(SQLite's journal guarantees it), so there is never a write without its entry or an
+entry without its write.
 Plan updates use optimistic concurrency: :meth:`Store.update_plan` takes the version
 the caller edited and raises :class:`VersionConflict` when the plan has moved on.
 """
@@ -29,6 +37,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import secrets
 import sqlite3
 import struct
 import tempfile
@@ -42,7 +52,13 @@ from pathlib import Path
 from typing import Any
 
 #: Version of the store's own table layout (kept in the ``settings`` table).
-STORE_FORMAT = 1
+STORE_FORMAT = 2
+#: Roles of users, from fewest to most rights (see :mod:`api.auth`).
+ROLES = ("viewer", "worker", "planner", "admin")
+#: Lengths of a scope: district (6), street (9), community (12) or grid (15) digits.
+SCOPE_LENGTHS = (6, 9, 12, 15)
+#: Largest integer SQLite stores; larger ids cannot exist.
+_SQLITE_MAX_INT = 2**63 - 1
 _GPKG_APPLICATION_ID = 0x47504B47  # "GPKG"
 _GPKG_USER_VERSION = 10400  # GeoPackage 1.4
 _WGS84_WKT = (
@@ -143,7 +159,46 @@ CREATE TABLE IF NOT EXISTS jobs (
     created TEXT NOT NULL,
     updated TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('viewer', 'worker', 'planner', 'admin')),
+    scope TEXT CHECK (scope IS NULL OR (length(scope) IN (6, 9, 12, 15)
+                                        AND scope NOT GLOB '*[^0-9]*')),
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    revoked TEXT
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    ts REAL NOT NULL,
+    who TEXT NOT NULL,
+    role TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    before TEXT,
+    after TEXT,
+    client TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_who ON audit (who, id);
+CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts);
 """
+
+#: The audit log is append-only: the database itself refuses to change or remove entries.
+_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit "
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: entries cannot be changed'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit "
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: entries cannot be deleted'); END",
+)
+
+#: Columns added after the first store format: (table, column, declaration).
+_ADDED_COLUMNS = (
+    ("jobs", "owner", "TEXT"),
+    ("events", "revision", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 #: Event columns as stored (besides ``fid`` and ``geom``).
 EVENT_FIELDS = (
@@ -190,6 +245,61 @@ class VersionConflict(StoreError):
             f"plan {plan_id} is at version {current}, not {expected}: reload it and "
             "apply your change again"
         )
+
+
+class EventConflict(StoreError):
+    """An event update was based on a revision that is no longer the current one."""
+
+    def __init__(self, event_id: str, expected: int, current: int):
+        self.event_id = event_id
+        self.expected = expected
+        self.current = current
+        super().__init__(
+            f"event {event_id} was changed meanwhile (revision {current}, not {expected}): "
+            "reload it and apply your change again"
+        )
+
+
+class UserError(StoreError):
+    """A user cannot be added or revoked as asked (exists, unknown, bad role or scope)."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a write, as the audit log records it.
+
+    Attributes
+    ----------
+    name : str
+        User name (``GRIDMAP_TOKEN`` for the bootstrap token, ``system`` for the server
+        itself, ``cli:<login>`` for the command line).
+    role : str
+        The user's role (``system`` for the server).
+    client : str
+        Client address (``local`` outside HTTP).
+    """
+
+    name: str
+    role: str
+    client: str = "local"
+
+
+#: The server itself (seeding the sample, finishing jobs for nobody in particular).
+SYSTEM = Actor("system", "system", "local")
+
+
+def token_hash(token: str) -> str:
+    """The SHA-256 (hex) under which a user's token is stored.
+
+    Tokens are 192-bit random strings, so a plain hash is enough: nothing can be
+    guessed from it, and the lookup by hash reveals nothing about the token.
+    """
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _valid_id(value: Any) -> bool:
+    """Whether `value` can be the id of a row (SQLite integers are 64-bit)."""
+    return isinstance(value, int) and 0 < value <= _SQLITE_MAX_INT
 
 
 @dataclass(frozen=True)
@@ -294,12 +404,24 @@ class Store:
             raise
         con.execute("COMMIT")
 
+    @property
+    def uploads_dir(self) -> Path:
+        """Folder of the uploads being processed (``<store>.uploads``), one sub-folder
+        per server process (see :class:`api.jobs.Instance`)."""
+        return self.path.with_name(self.path.name + ".uploads")
+
     def _init_schema(self) -> None:
         con = self._con()
         with self.transaction():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     con.execute(statement)
+            for statement in _TRIGGERS:
+                con.execute(statement)
+            for table, column, declaration in _ADDED_COLUMNS:
+                have = {r["name"] for r in con.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             con.execute(
                 "INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES "
                 "('Undefined cartesian SRS', -1, 'NONE', -1, 'undefined', "
@@ -319,17 +441,104 @@ class Store:
                 "('events', 'geom', 'POINT', 4326, 0, 0)"
             )
             con.execute(
-                "INSERT OR IGNORE INTO settings (key, value) VALUES ('store_format', ?)",
+                "INSERT INTO settings (key, value) VALUES ('store_format', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value "
+                "WHERE CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER)",
                 (str(STORE_FORMAT),),
             )
         con.execute(f"PRAGMA application_id={_GPKG_APPLICATION_ID}")
         con.execute(f"PRAGMA user_version={_GPKG_USER_VERSION}")
 
+    # ------------------------------------------------------------------ audit
+    @staticmethod
+    def _audit(
+        con: sqlite3.Connection,
+        actor: Actor | None,
+        action: str,
+        target: str,
+        before: Any = None,
+        after: Any = None,
+    ) -> None:
+        """Append one entry to the audit log (inside the caller's transaction)."""
+        actor = actor or SYSTEM
+        now = datetime.now(UTC)
+
+        def dump(value: Any) -> str | None:
+            return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+        con.execute(
+            "INSERT INTO audit (at, ts, who, role, action, target, before, after, client) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                now.isoformat(timespec="milliseconds"),
+                now.timestamp(),
+                actor.name,
+                actor.role,
+                action,
+                target,
+                dump(before),
+                dump(after),
+                actor.client,
+            ),
+        )
+
+    def audit(
+        self,
+        *,
+        who: str | None = None,
+        since_ts: float | None = None,
+        action: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Audit entries, newest first.
+
+        Parameters
+        ----------
+        who : str, optional
+            Only this user's entries.
+        since_ts : float, optional
+            Only entries at or after this UNIX time.
+        action : str, optional
+            Only this action (``events.add``, ``plan.edit``...).
+        limit : int
+            Most entries returned.
+        """
+        where, args = [], []
+        if who is not None:
+            where.append("who = ?")
+            args.append(who)
+        if since_ts is not None:
+            where.append("ts >= ?")
+            args.append(since_ts)
+        if action is not None:
+            where.append("action = ?")
+            args.append(action)
+        sql = "SELECT id, at, who, role, action, target, before, after, client FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(int(limit))
+        out = []
+        for r in self._con().execute(sql, args):
+            row = dict(r)
+            for key in ("before", "after"):
+                row[key] = None if row[key] is None else json.loads(row[key])
+            out.append(row)
+        return out
+
     # ------------------------------------------------------------------ plans
     def add_plan(
-        self, name: str, gpkg: bytes, summary: dict[str, Any], notes: list[str], comment: str = ""
+        self,
+        name: str,
+        gpkg: bytes,
+        summary: dict[str, Any],
+        notes: list[str],
+        comment: str = "",
+        *,
+        actor: Actor | None = None,
+        audit_extra: dict[str, Any] | None = None,
     ) -> PlanRecord:
-        """Store a new plan as version 1 and return its record."""
+        """Store a new plan as version 1 and return its record (audited ``plan.create``)."""
         now = _now()
         with self.transaction() as con:
             cur = con.execute(
@@ -338,6 +547,14 @@ class Store:
             )
             plan_id = int(cur.lastrowid)
             self._insert_version(con, plan_id, 1, now, gpkg, summary, notes, comment)
+            self._audit(
+                con,
+                actor,
+                "plan.create",
+                f"plan/{plan_id}",
+                None,
+                {"plan_id": plan_id, "version": 1, "name": name, **(audit_extra or {})},
+            )
         return self.plan(plan_id)
 
     def update_plan(
@@ -350,8 +567,13 @@ class Store:
         *,
         name: str | None = None,
         comment: str = "",
+        actor: Actor | None = None,
+        audit_extra: dict[str, Any] | None = None,
     ) -> PlanRecord:
         """Save a new version of a plan, if nobody else saved one since `expected_version`.
+
+        The audit entry (``plan.edit``) records the version before and after, the name
+        change and `audit_extra` (e.g. the edited grids).
 
         Raises
         ------
@@ -360,9 +582,11 @@ class Store:
         VersionConflict
             The plan's current version is not `expected_version`.
         """
+        if not _valid_id(plan_id):
+            raise NotFound(f"plan {plan_id} does not exist")
         now = _now()
         with self.transaction() as con:
-            row = con.execute("SELECT version FROM plans WHERE id = ?", (plan_id,)).fetchone()
+            row = con.execute("SELECT version, name FROM plans WHERE id = ?", (plan_id,)).fetchone()
             if row is None:
                 raise NotFound(f"plan {plan_id} does not exist")
             current = int(row["version"])
@@ -374,6 +598,11 @@ class Store:
                 "UPDATE plans SET version = ?, updated = ?, name = COALESCE(?, name) WHERE id = ?",
                 (new, now, name, plan_id),
             )
+            before: dict[str, Any] = {"version": current}
+            after: dict[str, Any] = {"version": new, **(audit_extra or {})}
+            if name is not None and name != row["name"]:
+                before["name"], after["name"] = row["name"], name
+            self._audit(con, actor, "plan.edit", f"plan/{plan_id}", before, after)
         return self.plan(plan_id)
 
     @staticmethod
@@ -428,6 +657,8 @@ class Store:
 
     def plan(self, plan_id: int) -> PlanRecord:
         """Return one plan's record; raise :class:`NotFound` when it does not exist."""
+        if not _valid_id(plan_id):
+            raise NotFound(f"plan {plan_id} does not exist")
         row = self._con().execute(self._PLAN_SQL + " WHERE p.id = ?", (plan_id,)).fetchone()
         if row is None:
             raise NotFound(f"plan {plan_id} does not exist")
@@ -440,6 +671,8 @@ class Store:
 
     def plan_bytes(self, plan_id: int, version: int) -> bytes:
         """Return the GeoPackage bytes of one plan version."""
+        if not (_valid_id(plan_id) and _valid_id(version)):
+            raise NotFound(f"plan {plan_id} has no version {version}")
         row = (
             self._con()
             .execute(
@@ -454,6 +687,8 @@ class Store:
 
     def versions(self, plan_id: int) -> list[dict[str, Any]]:
         """Return the saved versions of a plan (without the plan bytes), oldest first."""
+        if not _valid_id(plan_id):
+            return []
         rows = (
             self._con()
             .execute(
@@ -466,20 +701,39 @@ class Store:
         return [dict(r) for r in rows]
 
     # --------------------------------------------------------------- overlays
-    def set_overlay(self, plan_id: int, name: str, data: dict[str, Any]) -> None:
-        """Store (or replace) a per-grid overlay of a plan, e.g. ``flood``."""
+    def set_overlay(
+        self, plan_id: int, name: str, data: dict[str, Any], *, actor: Actor | None = None
+    ) -> None:
+        """Store (or replace) a per-grid overlay of a plan, e.g. ``flood`` (audited
+        ``overlay.set``)."""
+        if not _valid_id(plan_id):
+            raise NotFound(f"plan {plan_id} does not exist")
         with self.transaction() as con:
             if con.execute("SELECT 1 FROM plans WHERE id = ?", (plan_id,)).fetchone() is None:
                 raise NotFound(f"plan {plan_id} does not exist")
+            replaced = con.execute(
+                "SELECT created FROM plan_overlays WHERE plan_id = ? AND name = ?",
+                (plan_id, name),
+            ).fetchone()
             con.execute(
                 "INSERT INTO plan_overlays (plan_id, name, created, data) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(plan_id, name) DO UPDATE SET created = excluded.created, "
                 "data = excluded.data",
                 (plan_id, name, _now(), json.dumps(data, ensure_ascii=False, default=str)),
             )
+            self._audit(
+                con,
+                actor,
+                "overlay.set",
+                f"plan/{plan_id}/overlays/{name}",
+                None if replaced is None else {"created": replaced["created"]},
+                {"name": name},
+            )
 
     def overlay(self, plan_id: int, name: str) -> dict[str, Any] | None:
         """A plan's overlay, or None."""
+        if not _valid_id(plan_id):
+            return None
         row = (
             self._con()
             .execute(
@@ -491,6 +745,8 @@ class Store:
 
     def overlay_names(self, plan_id: int) -> list[str]:
         """Names of a plan's overlays."""
+        if not _valid_id(plan_id):
+            return []
         rows = self._con().execute(
             "SELECT name FROM plan_overlays WHERE plan_id = ? ORDER BY name", (plan_id,)
         )
@@ -509,34 +765,112 @@ class Store:
             found.update(r[0] for r in con.execute(q, chunk))
         return found
 
-    def add_events(self, rows: list[dict[str, Any]]) -> list[str]:
+    def add_events(
+        self,
+        rows: list[dict[str, Any]],
+        *,
+        actor: Actor | None = None,
+        target: str = "events",
+    ) -> list[str]:
         """Insert events (dicts with :data:`EVENT_FIELDS`) in one transaction.
+
+        An event whose ``event_id`` is already stored (by this process or another one
+        at the same moment) is skipped, never an error: compare the returned ids with
+        the ones given. The audit entry (``events.add``) lists the stored ids.
 
         Returns
         -------
         list of str
-            The stored event ids.
-
-        Raises
-        ------
-        sqlite3.IntegrityError
-            An event id is already stored (nothing is inserted then).
+            The ids of the events stored by this call, in the order given.
         """
         now = _now()
         cols = ("geom",) + EVENT_FIELDS
-        sql = f"INSERT INTO events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-        values = []
-        for r in rows:
-            r = {**r, "received": r.get("received") or now}
-            values.append(
-                (gpkg_point(float(r["lon"]), float(r["lat"])),)
-                + tuple(r.get(c) for c in EVENT_FIELDS)
-            )
+        sql = (
+            f"INSERT INTO events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            "ON CONFLICT(event_id) DO NOTHING"
+        )
+        stored: list[str] = []
         with self.transaction() as con:
-            con.executemany(sql, values)
-            if values:
+            for r in rows:
+                r = {**r, "received": r.get("received") or now}
+                values = (gpkg_point(float(r["lon"]), float(r["lat"])),) + tuple(
+                    r.get(c) for c in EVENT_FIELDS
+                )
+                if con.execute(sql, values).rowcount == 1:
+                    stored.append(r["event_id"])
+            if stored:
                 self._update_event_extent(con)
-        return [r["event_id"] for r in rows]
+                plans = sorted({r.get("plan_id") for r in rows if r.get("plan_id") is not None})
+                self._audit(
+                    con, actor, "events.add", target, None, {"plan_id": plans, "event_ids": stored}
+                )
+        return stored
+
+    def event(self, event_id: str) -> dict[str, Any]:
+        """One stored event (with its ``revision``); raise :class:`NotFound` when unknown."""
+        row = (
+            self._con()
+            .execute(
+                f"SELECT fid, {', '.join(EVENT_FIELDS)}, revision FROM events WHERE event_id = ?",
+                (event_id,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise NotFound(f"event {event_id!r} does not exist")
+        return dict(row)
+
+    def update_event(
+        self,
+        event_id: str,
+        changes: dict[str, Any],
+        expected_revision: int,
+        *,
+        actor: Actor | None = None,
+    ) -> dict[str, Any]:
+        """Change an event's ``status``, ``closed_at`` or ``deadline`` (compare-and-set).
+
+        Parameters
+        ----------
+        event_id : str
+            The event.
+        changes : dict
+            New values of ``status``, ``closed_at``, ``deadline`` (None clears a time).
+        expected_revision : int
+            The revision the change was based on.
+        actor : Actor, optional
+            Who changes it (audited ``event.update`` with the values before and after).
+
+        Raises
+        ------
+        NotFound
+            No such event.
+        EventConflict
+            The event changed since `expected_revision`.
+        """
+        allowed = {"status", "closed_at", "deadline"}
+        bad = set(changes) - allowed
+        if bad:
+            raise ValueError(f"events cannot change {sorted(bad)}")
+        with self.transaction() as con:
+            row = con.execute(
+                "SELECT status, closed_at, deadline, revision FROM events WHERE event_id = ?",
+                (event_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"event {event_id!r} does not exist")
+            if int(row["revision"]) != int(expected_revision):
+                raise EventConflict(event_id, int(expected_revision), int(row["revision"]))
+            before = {k: row[k] for k in changes}
+            before["revision"] = int(row["revision"])
+            sets = ", ".join(f"{k} = ?" for k in changes)
+            con.execute(
+                f"UPDATE events SET {sets}, revision = revision + 1 WHERE event_id = ?",
+                (*changes.values(), event_id),
+            )
+            after = {**changes, "revision": int(row["revision"]) + 1}
+            self._audit(con, actor, "event.update", f"events/{event_id}", before, after)
+        return self.event(event_id)
 
     @staticmethod
     def _update_event_extent(con: sqlite3.Connection) -> None:
@@ -574,10 +908,17 @@ class Store:
             args.append(int(limit))
         return [dict(r) for r in self._con().execute(sql, args)]
 
-    def events_revision(self) -> tuple[int, int]:
-        """Return ``(count, max fid)`` of the events: changes whenever events change."""
-        row = self._con().execute("SELECT COUNT(*), COALESCE(MAX(fid), 0) FROM events").fetchone()
-        return int(row[0]), int(row[1])
+    def events_revision(self) -> tuple[int, int, int]:
+        """Return ``(count, max fid, sum of revisions)`` of the events: changes whenever
+        an event is added or updated, in any process."""
+        row = (
+            self._con()
+            .execute(
+                "SELECT COUNT(*), COALESCE(MAX(fid), 0), COALESCE(SUM(revision), 0) FROM events"
+            )
+            .fetchone()
+        )
+        return int(row[0]), int(row[1]), int(row[2])
 
     # --------------------------------------------------------------- settings
     def settings(self) -> dict[str, str]:
@@ -586,9 +927,41 @@ class Store:
             r["key"]: r["value"] for r in self._con().execute("SELECT key, value FROM settings")
         }
 
-    def set_settings(self, values: dict[str, str | None]) -> dict[str, str]:
-        """Store settings in one transaction (None deletes a key); return all settings."""
+    def set_settings(
+        self,
+        values: dict[str, str | None],
+        *,
+        actor: Actor | None = None,
+        secret: Iterable[str] = (),
+    ) -> dict[str, str]:
+        """Store settings in one transaction (None deletes a key); return all settings.
+
+        The audit entry (``settings.update``) has the values before and after; those of
+        `secret` keys are shown as ``"(set)"``.
+        """
+        if not values:
+            return self.settings()
+        hidden = set(secret)
+
+        def shown(key: str, value: str | None) -> str | None:
+            return "(set)" if key in hidden and value is not None else value
+
         with self.transaction() as con:
+            old = {
+                r["key"]: r["value"]
+                for r in con.execute(
+                    f"SELECT key, value FROM settings WHERE key IN ({','.join('?' * len(values))})",
+                    list(values),
+                )
+            }
+            self._audit(
+                con,
+                actor,
+                "settings.update",
+                "settings",
+                {k: shown(k, old.get(k)) for k in values},
+                {k: shown(k, v) for k, v in values.items()},
+            )
             for key, value in values.items():
                 if value is None:
                     con.execute("DELETE FROM settings WHERE key = ?", (key,))
@@ -601,16 +974,51 @@ class Store:
         return self.settings()
 
     # ------------------------------------------------------------------- jobs
-    def create_job(self, kind: str, message: str = "") -> str:
-        """Create a queued job and return its id."""
-        job_id = uuid.uuid4().hex[:16]
+    def create_job(
+        self,
+        kind: str,
+        message: str = "",
+        *,
+        job_id: str | None = None,
+        owner: str | None = None,
+        actor: Actor | None = None,
+        audit_after: dict[str, Any] | None = None,
+    ) -> str:
+        """Create a queued job and return its id.
+
+        Parameters
+        ----------
+        kind : str
+            ``partition``.
+        message : str
+            First status message.
+        job_id : str, optional
+            The id (default: a random one).
+        owner : str, optional
+            The server process that will run it (:attr:`api.jobs.Instance.id`).
+        actor : Actor, optional
+            Who asked for it; with `audit_after` an audit entry ``<kind>.submit`` is
+            written.
+        audit_after : dict, optional
+            What the audit entry records (e.g. the uploaded file's name).
+        """
+        job_id = job_id or uuid.uuid4().hex[:16]
         now = _now()
         with self.transaction() as con:
             con.execute(
-                "INSERT INTO jobs (id, kind, status, progress, message, created, updated) "
-                "VALUES (?, ?, 'queued', 0, ?, ?, ?)",
-                (job_id, kind, message, now, now),
+                "INSERT INTO jobs (id, kind, status, progress, message, owner, created, updated) "
+                "VALUES (?, ?, 'queued', 0, ?, ?, ?, ?)",
+                (job_id, kind, message, owner, now, now),
             )
+            if actor is not None or audit_after is not None:
+                self._audit(
+                    con,
+                    actor,
+                    f"{kind}.submit",
+                    f"jobs/{job_id}",
+                    None,
+                    {"job": job_id, **(audit_after or {})},
+                )
         return job_id
 
     def update_job(self, job_id: str, **fields: Any) -> None:
@@ -632,8 +1040,31 @@ class Store:
             raise NotFound(f"job {job_id} does not exist")
         return dict(row)
 
+    def unfinished_job_owners(self) -> set[str | None]:
+        """The owners (server processes) of queued and running jobs; None for jobs
+        created before owners were recorded."""
+        rows = self._con().execute(
+            "SELECT DISTINCT owner FROM jobs WHERE status IN ('queued', 'running')"
+        )
+        return {r["owner"] for r in rows}
+
+    def fail_jobs_of(self, owner: str | None, reason: str) -> int:
+        """Mark the queued and running jobs of one owner failed; return how many."""
+        with self.transaction() as con:
+            cur = con.execute(
+                "UPDATE jobs SET status = 'failed', error = ?, message = 'failed', updated = ? "
+                "WHERE status IN ('queued', 'running') AND owner IS ?",
+                (reason, _now(), owner),
+            )
+        return int(cur.rowcount)
+
     def fail_unfinished_jobs(self, reason: str = "the server stopped before the job ended") -> int:
-        """Mark queued and running jobs failed (called at start-up); return how many."""
+        """Mark every queued and running job failed, whoever runs it; return how many.
+
+        Only for a store that no server process uses: a starting server calls
+        :func:`api.jobs.reap_dead_instances` instead, which leaves the jobs of live
+        processes alone.
+        """
         with self.transaction() as con:
             cur = con.execute(
                 "UPDATE jobs SET status = 'failed', error = ?, updated = ? "
@@ -641,6 +1072,116 @@ class Store:
                 (reason, _now()),
             )
         return int(cur.rowcount)
+
+    # ------------------------------------------------------------------ users
+    def add_user(
+        self, name: str, role: str, scope: str | None = None, *, actor: Actor | None = None
+    ) -> str:
+        """Add a user and return their new token (shown once; only its hash is stored).
+
+        Raises
+        ------
+        UserError
+            The name is taken (also by a revoked user: names in the audit log stay
+            unambiguous), or the role or scope is not valid.
+        """
+        check_user(name, role, scope)
+        token = "gm_" + secrets.token_urlsafe(24)
+        now = _now()
+        with self.transaction() as con:
+            row = con.execute("SELECT revoked FROM users WHERE name = ?", (name,)).fetchone()
+            if row is not None:
+                state = f"revoked {row['revoked']}" if row["revoked"] else "active"
+                raise UserError(
+                    f"user {name!r} exists ({state}); names are never reused, choose another"
+                )
+            con.execute(
+                "INSERT INTO users (name, role, scope, token_sha256, created, created_by) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (name, role, scope, token_hash(token), now, (actor or SYSTEM).name),
+            )
+            self._audit(
+                con, actor, "user.add", f"users/{name}", None, {"role": role, "scope": scope}
+            )
+        return token
+
+    def revoke_user(self, name: str, *, actor: Actor | None = None) -> dict[str, Any]:
+        """Revoke a user's token for good; return the user.
+
+        Raises
+        ------
+        NotFound
+            No such user.
+        UserError
+            Already revoked.
+        """
+        with self.transaction() as con:
+            row = con.execute("SELECT revoked FROM users WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise NotFound(f"no user {name!r}")
+            if row["revoked"]:
+                raise UserError(f"user {name!r} was already revoked on {row['revoked']}")
+            con.execute("UPDATE users SET revoked = ? WHERE name = ?", (_now(), name))
+            self._audit(con, actor, "user.revoke", f"users/{name}", {"revoked": None}, None)
+        return self.user(name)
+
+    _USER_COLUMNS = "name, role, scope, created, created_by, revoked"
+
+    def user(self, name: str) -> dict[str, Any]:
+        """One user (without the token hash); raise :class:`NotFound` when unknown."""
+        row = (
+            self._con()
+            .execute(f"SELECT {self._USER_COLUMNS} FROM users WHERE name = ?", (name,))
+            .fetchone()
+        )
+        if row is None:
+            raise NotFound(f"no user {name!r}")
+        return dict(row)
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user, active and revoked, in the order they were added."""
+        rows = self._con().execute(f"SELECT {self._USER_COLUMNS} FROM users ORDER BY id")
+        return [dict(r) for r in rows]
+
+    def user_by_token(self, token: str) -> dict[str, Any] | None:
+        """The active user holding `token`, or None."""
+        row = (
+            self._con()
+            .execute(
+                f"SELECT {self._USER_COLUMNS} FROM users WHERE token_sha256 = ? "
+                "AND revoked IS NULL",
+                (token_hash(token),),
+            )
+            .fetchone()
+        )
+        return None if row is None else dict(row)
+
+    def has_users(self) -> bool:
+        """Whether any user is active."""
+        row = self._con().execute("SELECT 1 FROM users WHERE revoked IS NULL LIMIT 1").fetchone()
+        return row is not None
+
+
+def check_user(name: str, role: str, scope: str | None) -> None:
+    """Raise :class:`UserError` unless `name`, `role` and `scope` are valid.
+
+    Names are 1-64 letters (any script), digits, ``_ . @ -``; ``GRIDMAP_TOKEN`` and
+    ``system`` are reserved. A scope is a code prefix of 6, 9, 12 or 15 digits.
+    """
+    if not isinstance(name, str) or not re.fullmatch(r"[\w.@\-]{1,64}", name):
+        raise UserError(
+            f"user name {str(name)[:80]!r} is not valid: use 1-64 letters, digits, '_', '.', "
+            "'@' or '-'"
+        )
+    if name in ("GRIDMAP_TOKEN", "system") or name.startswith("cli:"):
+        raise UserError(f"user name {name!r} is reserved")
+    if role not in ROLES:
+        raise UserError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if scope is not None and not (re.fullmatch(r"[0-9]+", scope) and len(scope) in SCOPE_LENGTHS):
+        raise UserError(
+            f"scope {scope!r} is not valid: give a code prefix of 6 (district), 9 (street), "
+            "12 (community) or 15 (grid) digits"
+        )
 
 
 # -------------------------------------------------------------- plan <-> bytes

@@ -640,7 +640,7 @@ def test_upload_job_plan_flow(client):
     # the newest plan is now the default
     assert client.get("/api/grids").json()["plan_id"] == plan_id
     # the upload folder is cleaned up
-    assert not any((client.app.state.store.path.parent / "uploads").iterdir())
+    assert not any(client.app.state.jobs.instance.dir.iterdir())
 
 
 def test_upload_zipped_shapefile(client, tmp_path):

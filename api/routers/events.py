@@ -1,18 +1,20 @@
-"""Events (事件): report them (one or many) and read them back as GeoJSON."""
+"""Events (事件): report them (one or many), handle them, read them back as GeoJSON."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from ..deps import ReadAccess, WriteAccess, get_cache, get_store, plan_record, plan_view
+from ..auth import Principal, check_scope, require
+from ..deps import ReadAccess, get_cache, get_store, plan_record, plan_view
 from ..errors import ApiError, error_body, validation_details
 from ..geo import (
     PlanCache,
@@ -23,8 +25,8 @@ from ..geo import (
     iso_cst,
     parse_time,
 )
-from ..schemas import ErrorBody, EventIn, EventsAccepted
-from ..store import Store
+from ..schemas import ErrorBody, EventIn, EventOut, EventPatch, EventsAccepted, IsoTime
+from ..store import NotFound, Store
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 
@@ -51,6 +53,19 @@ _POST_SCHEMA = {
         },
     }
 }
+_WRITE_ERRORS = {
+    400: {"model": ErrorBody, "description": "malformed JSON"},
+    401: {"model": ErrorBody, "description": "token missing"},
+    403: {
+        "model": ErrorBody,
+        "description": "wrong token, role without the right, out of scope, or writes disabled",
+    },
+    413: {"model": ErrorBody, "description": "body too large"},
+}
+PlanQuery = Annotated[
+    int | None,
+    Query(ge=1, le=2**62, description="plan whose grids the events go to (default: the newest)"),
+]
 
 
 @router.post(
@@ -58,29 +73,38 @@ _POST_SCHEMA = {
     status_code=201,
     response_model=EventsAccepted,
     responses={
-        400: {"model": ErrorBody, "description": "malformed JSON"},
-        401: {"model": ErrorBody, "description": "token missing"},
-        403: {"model": ErrorBody, "description": "wrong token or writes disabled"},
-        413: {"model": ErrorBody, "description": "body too large"},
+        **_WRITE_ERRORS,
+        404: {"model": ErrorBody, "description": "no such plan"},
         422: {"model": ErrorBody, "description": "every event was refused"},
     },
     openapi_extra=_POST_SCHEMA,
-    dependencies=[WriteAccess],
 )
 async def post_events(
     request: Request,
     store: Annotated[Store, Depends(get_store)],
     cache: Annotated[PlanCache, Depends(get_cache)],
+    principal: Annotated[Principal, require("events.report")],
+    plan: PlanQuery = None,
 ) -> JSONResponse:
-    """Report one event (an object) or several (a list).
+    """Report one event (an object) or several (a list). Role: worker or admin.
 
-    Each event is validated on its own: ISO 8601 times (no offset = +08:00), lon/lat
-    in range, one of the seven categories (code or Chinese name), inside the plan area
-    of the newest plan. Its grid is found by point-in-polygon. Valid events are stored
-    in one transaction; the answer lists their ids and the refused ones with reasons
-    (201), or is 422 when every event was refused.
+    Each event is validated on its own: ISO 8601 times (no offset = +08:00, years
+    1900-2199), lon/lat in range, one of the seven categories (code or Chinese
+    name), inside the plan area of the plan ``?plan=`` (default the newest) and, for a
+    user with a scope, inside a grid whose code starts with the scope. Its grid is
+    found by point-in-polygon. Valid events are stored in one transaction; the
+    answer lists their ids and the refused ones with reasons (201), or is 422 when
+    every event was refused (403 when one was refused for the scope). An
+    ``event_id`` that exists already, also one sent at the same moment to another
+    server process, is refused for that item only.
     """
     raw = await request.body()
+    return await run_in_threadpool(_post_events, raw, store, cache, principal, plan)
+
+
+def _post_events(
+    raw: bytes, store: Store, cache: PlanCache, principal: Principal, plan: int | None
+) -> JSONResponse:
     try:
         payload = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -91,26 +115,30 @@ async def post_events(
     if len(items) > MAX_BATCH:
         raise ApiError(422, "batch_too_large", f"at most {MAX_BATCH} events per request")
     try:
-        view = cache.view(plan_record(store))
+        record = plan_record(store, plan)
     except ApiError as exc:
+        if plan is not None:
+            raise
         raise ApiError(
             422, "no_plan", "the store has no plan to assign events to: upload one first"
         ) from exc
-    return _ingest(items, view, store)
+    return _ingest(items, cache.view(record), store, principal)
 
 
-def _ingest(items: list[Any], view: PlanView, store: Store) -> JSONResponse:
+def _item_error(index: int, event_id: Any, field: str, message: str) -> dict[str, Any]:
+    return {
+        "index": index,
+        "event_id": event_id if isinstance(event_id, str) else None,
+        "errors": [{"field": field, "message": message}],
+    }
+
+
+def _ingest(items: list[Any], view: PlanView, store: Store, principal: Principal) -> JSONResponse:
     errors: list[dict[str, Any]] = []
     valid: list[tuple[int, EventIn]] = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            errors.append(
-                {
-                    "index": i,
-                    "event_id": None,
-                    "errors": [{"field": "", "message": "must be a JSON object"}],
-                }
-            )
+            errors.append(_item_error(i, None, "", "must be a JSON object"))
             continue
         try:
             valid.append((i, EventIn.model_validate(item)))
@@ -124,25 +152,45 @@ def _ingest(items: list[Any], view: PlanView, store: Store) -> JSONResponse:
     existing = store.existing_event_ids(given) if given else set()
     seen: set[str] = set()
     rows: list[dict[str, Any]] = []
+    positions: dict[str, tuple[int, str | None]] = {}
+    scope_refused = 0
     for (i, ev), g in zip(valid, gidx, strict=True):
-        problem = None
         if g < 0:
-            problem = {
-                "field": "lon,lat",
-                "message": f"point ({ev.lon}, {ev.lat}) is outside the plan area",
-            }
-        elif ev.event_id and (ev.event_id in existing or ev.event_id in seen):
-            problem = {"field": "event_id", "message": f"event_id {ev.event_id!r} already exists"}
-        if problem:
-            errors.append({"index": i, "event_id": ev.event_id, "errors": [problem]})
+            errors.append(
+                _item_error(
+                    i,
+                    ev.event_id,
+                    "lon,lat",
+                    f"point ({ev.lon}, {ev.lat}) is outside the plan area of plan {view.plan_id}",
+                )
+            )
+            continue
+        code = str(view.codes[g])
+        if not principal.in_scope(code):
+            scope_refused += 1
+            errors.append(
+                _item_error(
+                    i,
+                    ev.event_id,
+                    "lon,lat",
+                    f"point ({ev.lon}, {ev.lat}) falls in grid {code}, outside the scope "
+                    f"{principal.scope} of {principal.label()}",
+                )
+            )
+            continue
+        if ev.event_id and (ev.event_id in existing or ev.event_id in seen):
+            errors.append(
+                _item_error(i, ev.event_id, "event_id", f"event_id {ev.event_id!r} already exists")
+            )
             continue
         eid = ev.event_id or "E" + uuid.uuid4().hex[:15]
         seen.add(eid)
+        positions[eid] = (i, ev.event_id)
         rows.append(
             {
                 "event_id": eid,
                 "plan_id": view.plan_id,
-                "grid_code": str(view.codes[g]),
+                "grid_code": code,
                 "reported_at": iso_cst(ev.reported_at),
                 "reported_ts": parse_time(ev.reported_at).timestamp(),
                 "category": ev.category,
@@ -154,18 +202,111 @@ def _ingest(items: list[Any], view: PlanView, store: Store) -> JSONResponse:
                 "lat": ev.lat,
             }
         )
+    accepted = (
+        store.add_events(rows, actor=principal.actor, target=f"plan/{view.plan_id}/events")
+        if rows
+        else []
+    )
+    for eid in sorted(set(positions) - set(accepted), key=lambda e: positions[e][0]):
+        i, given_id = positions[eid]  # stored by someone else meanwhile
+        errors.append(_item_error(i, given_id, "event_id", f"event_id {eid!r} already exists"))
     errors.sort(key=lambda e: e["index"])
-    if not rows:
+    if not accepted:
+        status, code = (403, "out_of_scope") if scope_refused else (422, "invalid_events")
         body = error_body(
-            "invalid_events",
-            f"all {len(items)} event(s) were refused; see errors",
+            code,
+            f"all {len(items)} event(s) were refused"
+            + (f", {scope_refused} outside your scope {principal.scope}" if scope_refused else "")
+            + "; see errors",
             items=errors,
         )
-        return JSONResponse({**body, "accepted": [], "errors": errors}, status_code=422)
-    accepted = store.add_events(rows)
+        return JSONResponse({**body, "accepted": [], "errors": errors}, status_code=status)
     return JSONResponse(
         {"accepted": accepted, "errors": errors, "plan_id": view.plan_id}, status_code=201
     )
+
+
+EventId = Annotated[
+    str,
+    Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$", description="event id"),
+]
+
+
+@router.get(
+    "/{event_id}",
+    response_model=EventOut,
+    responses={404: {"model": ErrorBody, "description": "no such event"}},
+    dependencies=[ReadAccess],
+)
+def get_event(event_id: EventId, store: Annotated[Store, Depends(get_store)]) -> dict[str, Any]:
+    """One event as stored, with its ``revision`` (for ``PATCH``)."""
+    try:
+        return _event_out(store.event(event_id))
+    except NotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
+
+
+def _event_out(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in ("fid", "reported_ts")}
+
+
+@router.patch(
+    "/{event_id}",
+    response_model=EventOut,
+    responses={
+        **_WRITE_ERRORS,
+        404: {"model": ErrorBody, "description": "no such event"},
+        409: {"model": ErrorBody, "description": "the event changed meanwhile"},
+        422: {"model": ErrorBody, "description": "invalid values"},
+    },
+)
+def handle_event(
+    event_id: EventId,
+    patch: EventPatch,
+    store: Annotated[Store, Depends(get_store)],
+    cache: Annotated[PlanCache, Depends(get_cache)],
+    principal: Annotated[Principal, require("events.handle")],
+) -> dict[str, Any]:
+    """Handle an event: change its ``status``, ``closed_at`` or ``deadline``.
+    Role: worker or admin; a scoped user only for events whose point lies in a grid
+    of their scope (located in the event's plan as it is now).
+    """
+    try:
+        row = store.event(event_id)
+    except NotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
+    changes = patch.model_dump(exclude_unset=True, exclude={"revision"})
+    if not changes:
+        raise ApiError(422, "nothing_to_change", "give status, closed_at or deadline")
+    if principal.scope is not None:
+        check_scope(principal, [_event_grid(store, cache, row)], "handle events")
+    if changes.get("status") == "closed" and not changes.get("closed_at") and not row["closed_at"]:
+        changes["closed_at"] = datetime.now(UTC)
+    reported = datetime.fromisoformat(row["reported_at"])
+    for key in ("closed_at", "deadline"):
+        if changes.get(key) is not None:
+            if changes[key] < reported:
+                raise ApiError(
+                    422,
+                    "validation_error",
+                    f"{key} is earlier than reported_at ({row['reported_at']})",
+                )
+            changes[key] = iso_cst(changes[key])
+    expected = row["revision"] if patch.revision is None else patch.revision
+    updated = store.update_event(event_id, changes, expected, actor=principal.actor)
+    return _event_out(updated)
+
+
+def _event_grid(store: Store, cache: PlanCache, row: dict[str, Any]) -> str:
+    """The grid holding an event's point in its plan now (the newest plan when that
+    plan is gone); outside every grid: the grid it was given on arrival, or ``""``."""
+    try:
+        record = plan_record(store, row["plan_id"])
+    except ApiError:
+        record = plan_record(store, None)
+    view = cache.view(record)
+    g = int(view.locate(np.array([row["lon"]]), np.array([row["lat"]]))[0])
+    return str(view.codes[g]) if g >= 0 else str(row["grid_code"] or "")
 
 
 @router.get(
@@ -181,8 +322,8 @@ def get_events(
     view: Annotated[PlanView, Depends(plan_view)],
     cache: Annotated[PlanCache, Depends(get_cache)],
     grid: Annotated[str | None, Query(max_length=64, description="grid code")] = None,
-    start: Annotated[datetime | None, Query(description="reported_at >= start (ISO 8601)")] = None,
-    end: Annotated[datetime | None, Query(description="reported_at < end (ISO 8601)")] = None,
+    start: Annotated[IsoTime | None, Query(description="reported_at >= start")] = None,
+    end: Annotated[IsoTime | None, Query(description="reported_at < end")] = None,
     category: Annotated[str | None, Query(max_length=64, description="category code")] = None,
     limit: Annotated[int, Query(ge=1, le=200_000)] = 50_000,
 ) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,15 +12,9 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ..deps import (
-    TOKEN_COOKIE,
-    effective_settings,
-    get_settings,
-    get_store,
-    page_lang,
-    reads_allowed,
-    token_matches,
-)
+from ..auth import TOKEN_COOKIE, client_address, identify, reads_allowed
+from ..deps import effective_settings, get_settings, get_store, page_lang
+from ..errors import ApiError
 from ..i18n import page_strings
 from ..settings import Settings, tile_config
 from ..store import NotFound, Store
@@ -81,11 +76,15 @@ def map_page(
     eff = effective_settings(request)
     plans = store.plans()
     current = None
-    if plan is not None and plan.isdigit():
+    if plan is not None:
+        if not re.fullmatch(r"[0-9]{1,20}", plan):
+            raise ApiError(
+                422, "validation_error", f"plan must be a plan id (digits), not {plan!r}"
+            )
         try:
             current = store.plan(int(plan))
-        except NotFound:
-            current = None
+        except NotFound as exc:
+            raise ApiError(404, "not_found", f"{exc}; the plans are listed at /api/plans") from exc
     if current is None and plans:
         current = plans[0]
     if current is not None:
@@ -129,9 +128,11 @@ def login(
     token: Annotated[str, Form(max_length=500)] = "",
     lang: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
-    """Check the token and keep it in an HttpOnly cookie for private reads of the page."""
+    """Check the token (GRIDMAP_TOKEN or any active user's) and keep it in an HttpOnly
+    cookie for private reads of the page."""
     lang = page_lang(request, lang or None)
-    if not settings.token or not token_matches(token, settings.token):
+    store: Store = request.app.state.store
+    if identify(token, settings, store, client_address(request)) is None:
         return _login(request, lang, failed=True)
     resp = RedirectResponse(f"/?lang={lang}", status_code=303)
     resp.set_cookie(

@@ -2,34 +2,39 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import re
 import shutil
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.datastructures import UploadFile
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gridmap.errors import GridmapError
 
-from ..deps import ReadAccess, WriteAccess, get_cache, get_settings, get_store
+from ..auth import Principal, check_scope, require
+from ..deps import ReadAccess, get_cache, get_settings, get_store
 from ..errors import ApiError, validation_details
 from ..geo import PLAN_LAYERS, PlanCache, clean_json
-from ..jobs import UPLOAD_KINDS, PartitionParams, sniff_upload
-from ..schemas import ErrorBody, EvacuationOverlay, JobAccepted, PlanOut, PlanPatch
+from ..jobs import UPLOAD_KINDS, JobRunner, PartitionParams, UploadRefused, ZipLimits, sniff_upload
+from ..schemas import ErrorBody, EvacuationOverlay, JobAccepted, Name, PlanOut, PlanPatch
 from ..settings import Settings
 from ..store import NotFound, PlanRecord, Store, VersionConflict, plan_to_bytes
+from ..upload import UploadForm, read_upload
 
 router = APIRouter(prefix="/api/plans", tags=["plans"])
 
 _ERRORS = {
     401: {"model": ErrorBody, "description": "token missing"},
-    403: {"model": ErrorBody, "description": "wrong token or writes disabled"},
+    403: {
+        "model": ErrorBody,
+        "description": "wrong token, role without the right, out of scope, or writes disabled",
+    },
     404: {"model": ErrorBody, "description": "no such plan"},
     422: {"model": ErrorBody, "description": "invalid input"},
 }
@@ -163,19 +168,23 @@ def plan_overlay(
         **_ERRORS,
         400: {"model": ErrorBody, "description": "malformed JSON"},
         409: {"model": ErrorBody, "description": "stale version"},
+        413: {"model": ErrorBody, "description": "body too large"},
     },
-    dependencies=[WriteAccess],
 )
 def edit_plan(
     plan_id: PlanId,
     patch: PlanPatch,
     store: Annotated[Store, Depends(get_store)],
     cache: Annotated[PlanCache, Depends(get_cache)],
+    principal: Annotated[Principal, require("plans.edit")],
 ) -> dict[str, Any]:
     """Edit a plan's name or grids' names and workers; saved as a new version.
+    Role: planner or admin.
 
     Send the ``version`` you edited. When somebody saved a newer version meanwhile
-    the answer is 409 with ``current_version``: reload, re-apply, send again.
+    the answer is 409 with ``current_version``: reload, re-apply, send again. A user
+    with a scope may edit only grids of the stored plan whose codes start with it,
+    and rename the plan only when all its grids do (403 ``out_of_scope``).
     """
     record = _record_or_404(store, plan_id)
     if patch.version != record.version:
@@ -192,6 +201,9 @@ def edit_plan(
         raise ApiError(
             422, "unknown_grid", f"no grid {unknown[0]} in plan {plan_id}", grids=unknown[:20]
         )
+    check_scope(principal, [codes.iloc[pos[g.grid_code]] for g in patch.grids], "edit grids")
+    if patch.name is not None:
+        check_scope(principal, codes, f"rename plan {plan_id}, which has grids")
     for g in patch.grids:
         if g.grid_code in seen:
             raise ApiError(422, "duplicate_grid", f"grid {g.grid_code} is edited twice")
@@ -204,6 +216,7 @@ def edit_plan(
         {
             "what": "edit",
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "who": principal.name,
             "grids": sorted(seen)[:100],
             "name": patch.name,
             "reason": patch.comment,
@@ -220,6 +233,8 @@ def edit_plan(
         record.notes,
         name=patch.name,
         comment=patch.comment or f"edited {len(seen)} grid(s)",
+        actor=principal.actor,
+        audit_extra={"grids": sorted(seen)} if seen else None,
     )
     return _plan_out(store, updated, with_versions=True)
 
@@ -227,12 +242,23 @@ def edit_plan(
 class _UploadForm(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: Name | None = Field(None, min_length=1, max_length=200)
     admin_code: str | None = Field(None, pattern=r"^\d{6}$")
     household_min: int = Field(300, ge=1, le=100_000)
     household_max: int = Field(500, ge=1, le=100_000)
     crs: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9:_.\- ]+$")
     seed: int = Field(0, ge=0, le=2**31)
+    encoding: str | None = Field(None, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.\-]+$")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown encoding {value!r}; e.g. GBK, GB18030, UTF-8") from None
+        return value
 
 
 _UPLOAD_SCHEMA = {
@@ -255,6 +281,11 @@ _UPLOAD_SCHEMA = {
                         "household_max": {"type": "integer", "minimum": 1, "default": 500},
                         "crs": {"type": "string", "description": "CRS of a source without one"},
                         "seed": {"type": "integer", "minimum": 0, "default": 0},
+                        "encoding": {
+                            "type": "string",
+                            "description": "encoding of a Shapefile's attributes without .cpg, "
+                            "e.g. GBK",
+                        },
                     },
                 }
             }
@@ -269,29 +300,61 @@ _UPLOAD_SCHEMA = {
     response_model=JobAccepted,
     responses={
         **_ERRORS,
-        400: {"model": ErrorBody, "description": "malformed multipart body"},
-        413: {"model": ErrorBody, "description": "upload too large"},
+        400: {"model": ErrorBody, "description": "malformed multipart body or not UTF-8"},
+        413: {
+            "model": ErrorBody,
+            "description": "upload too large, or a zip unpacking to too much",
+        },
     },
     openapi_extra=_UPLOAD_SCHEMA,
-    dependencies=[WriteAccess],
 )
 async def upload_plan(
     request: Request,
     store: Annotated[Store, Depends(get_store)],
     settings: Annotated[Settings, Depends(get_settings)],
+    principal: Annotated[Principal, require("plans.upload")],
 ) -> JSONResponse:
     """Upload building footprints; a background job partitions them into a new plan.
+    Role: planner or admin.
 
     Multipart form: ``file`` (GeoPackage, GeoJSON or zipped Shapefile; at most
-    ``GRIDMAP_MAX_UPLOAD_MB``), optional ``name``, ``admin_code`` (6 digits),
-    ``household_min``/``household_max``, ``crs``, ``seed``. Answers 202 with the job id;
-    follow it at ``GET /api/jobs/{id}``.
+    ``GRIDMAP_MAX_UPLOAD_MB``; a zip may unpack to at most ``GRIDMAP_MAX_UNZIPPED_MB``
+    and 200 times its size), optional ``name``, ``admin_code`` (6 digits),
+    ``household_min``/``household_max``, ``crs``, ``seed``, ``encoding`` (of a
+    Shapefile's attributes without ``.cpg``, e.g. ``GBK``). Names must be UTF-8 (or
+    the request's declared ``charset``). A user with a scope must be scoped to a
+    district (6 digits); the plan's codes then start with it. Answers 202 with the
+    job id; follow it at ``GET /api/jobs/{id}``.
     """
-    form = await request.form(max_files=1, max_fields=20)
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
+    runner: JobRunner = request.app.state.jobs
+    job_id, workdir = runner.new_workdir()
+    try:
+        form = await read_upload(
+            request.headers,
+            request.stream(),
+            workdir / "upload.bin",
+            max_bytes=settings.max_upload_bytes,
+        )
+        return await run_in_threadpool(
+            _accept_upload, form, job_id, workdir, store, settings, principal, runner
+        )
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def _accept_upload(
+    form: UploadForm,
+    job_id: str,
+    workdir: FsPath,
+    store: Store,
+    settings: Settings,
+    principal: Principal,
+    runner: JobRunner,
+) -> JSONResponse:
+    if form.path is None:
         raise ApiError(422, "missing_file", "send the footprints as the multipart field 'file'")
-    fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str) and v != ""}
+    fields = {k: v for k, v in form.fields.items() if v != ""}
     try:
         params = _UploadForm.model_validate(fields)
     except ValidationError as exc:
@@ -304,51 +367,68 @@ async def upload_plan(
         ) from exc
     if params.household_min > params.household_max:
         raise ApiError(422, "validation_error", "household_min must not exceed household_max")
-    filename = FsPath(upload.filename or "").name
+    admin_code = _upload_scope(principal, params.admin_code)
+    filename = FsPath((form.filename or "").replace("\\", "/")).name
     suffix = FsPath(filename).suffix.lower()
     if suffix not in UPLOAD_KINDS:
         raise ApiError(
             422,
             "unsupported_file",
-            f"unsupported file type {suffix or '(none)'}: upload a GeoPackage (.gpkg), "
+            f"unsupported file type {suffix[:20] or '(none)'}: upload a GeoPackage (.gpkg), "
             "GeoJSON (.geojson/.json) or a zipped Shapefile (.zip)",
         )
-    workdir = store.path.parent / "uploads" / uuid.uuid4().hex
-    workdir.mkdir(parents=True)
     target = workdir / f"upload{suffix}"
-    try:
-        size = 0
-        with target.open("wb") as fh:
-            while chunk := await upload.read(1 << 20):
-                size += len(chunk)
-                if size > settings.max_upload_bytes:
-                    raise ApiError(
-                        413,
-                        "payload_too_large",
-                        f"the upload exceeds {settings.max_upload_mb:g} MB",
-                    )
-                fh.write(chunk)
-        source = sniff_upload(target, suffix, settings.max_upload_bytes)
-    except GridmapError as exc:
-        shutil.rmtree(workdir, ignore_errors=True)
-        message = str(exc).replace(target.name, filename or target.name)
-        raise ApiError(422, "invalid_upload", message) from exc
-    except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
+    form.path.rename(target)
     label = re.sub(r"[^\w.\-]", "_", filename)[:100] or target.name
+    limits = ZipLimits(max_total=settings.max_unzipped_bytes)
+    try:
+        source = sniff_upload(target, suffix, limits, params.encoding, label)
+    except UploadRefused as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from exc
+    except GridmapError as exc:
+        raise ApiError(422, "invalid_upload", str(exc)) from exc
     params_ = PartitionParams(
         name=params.name or FsPath(label).stem,
-        admin_code=params.admin_code,
+        admin_code=admin_code,
         household_range=(params.household_min, params.household_max),
         difficult_range=(min(200, params.household_min), min(300, params.household_max)),
         crs=params.crs,
         seed=params.seed,
     )
-    job_id = store.create_job("partition", f"queued: {label}")
-    request.app.state.jobs.submit_partition(job_id, source, workdir, params_, label)
+    store.create_job(
+        "partition",
+        f"queued: {label}",
+        job_id=job_id,
+        owner=runner.instance.id,
+        actor=principal.actor,
+        audit_after={"file": filename, "bytes": form.size, "name": params_.name},
+    )
+    runner.submit_partition(job_id, source, workdir, params_, label, principal.actor)
     return JSONResponse(
         {"job": job_id, "status_url": f"/api/jobs/{job_id}"},
         status_code=202,
         headers={"Location": f"/api/jobs/{job_id}"},
     )
+
+
+def _upload_scope(principal: Principal, admin_code: str | None) -> str | None:
+    """The district code of a new plan as the user's scope allows (403 otherwise)."""
+    if principal.scope is None:
+        return admin_code
+    if len(principal.scope) != 6:
+        raise ApiError(
+            403,
+            "out_of_scope",
+            f"{principal.label()} may not upload plans: a new plan covers a whole district, "
+            "so only users scoped to a district (6 digits) or without a scope may",
+            scope=principal.scope,
+        )
+    if admin_code is not None and admin_code != principal.scope:
+        raise ApiError(
+            403,
+            "out_of_scope",
+            f"{principal.label()} may only upload plans of district {principal.scope}, "
+            f"not {admin_code}",
+            scope=principal.scope,
+        )
+    return principal.scope

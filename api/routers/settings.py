@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from ..deps import ReadAccess, WriteAccess, effective_settings, get_settings, get_store
+from ..auth import Principal, require, writes_enabled
+from ..deps import ReadAccess, effective_settings, get_settings, get_store
 from ..schemas import ErrorBody, SettingsOut, SettingsPatch
 from ..settings import Settings
 from ..store import Store
@@ -22,7 +23,7 @@ def _out(request: Request, settings: Settings) -> dict[str, Any]:
         "tiles_attribution": eff["tiles_attribution"],
         "tianditu_key_set": bool(eff["tianditu_key"]),
         "private_reads": settings.private_reads,
-        "writes_enabled": bool(settings.token),
+        "writes_enabled": writes_enabled(settings, request.app.state.store),
         "max_upload_mb": settings.max_upload_mb,
     }
 
@@ -41,18 +42,20 @@ def read_settings(
     responses={
         400: {"model": ErrorBody, "description": "malformed JSON"},
         401: {"model": ErrorBody, "description": "token missing"},
-        403: {"model": ErrorBody, "description": "wrong token or writes disabled"},
+        403: {"model": ErrorBody, "description": "wrong token, not an admin, or writes disabled"},
+        413: {"model": ErrorBody, "description": "body too large"},
         422: {"model": ErrorBody, "description": "invalid value"},
     },
-    dependencies=[WriteAccess],
 )
 def write_settings(
     request: Request,
     patch: SettingsPatch,
     store: Annotated[Store, Depends(get_store)],
     settings: Annotated[Settings, Depends(get_settings)],
+    principal: Annotated[Principal, require("settings.write")],
 ) -> dict[str, Any]:
-    """Save display settings; an empty string resets one to the server default."""
+    """Save display settings; an empty string resets one to the server default.
+    Role: admin."""
     values = {k: (v if v != "" else None) for k, v in patch.model_dump(exclude_unset=True).items()}
-    store.set_settings(values)
+    store.set_settings(values, actor=principal.actor, secret=("tianditu_key",))
     return _out(request, settings)
