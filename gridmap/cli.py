@@ -214,15 +214,24 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_export)
 
     s = sub.add_parser(
-        "evacuate", help="evacuation plan: who moves, to which shelter, by which road"
+        "evacuate",
+        help="evacuation plan before the water comes: who moves, when (waves), to which "
+        "shelter, by which road",
     )
     s.add_argument("-p", "--plan", required=True, help="plan GeoPackage")
     s.add_argument("-o", "--out", required=True, help="output folder")
     s.add_argument(
         "--depth",
         action="append",
-        required=True,
-        help="flood-depth GeoTIFF used to grade buildings; repeatable",
+        default=None,
+        help="peak flood-depth GeoTIFF used to grade buildings; repeatable "
+        "(or give --dem with --water-level)",
+    )
+    s.add_argument("--dem", default=None, help="DEM GeoTIFF (with --water-level)")
+    s.add_argument(
+        "--water-level",
+        default=None,
+        help="peak water level (m) over the DEM, or a water-surface raster: cut levels (m)",
     )
     s.add_argument("--roads", required=True, help="road lines (file[:layer]), .graphml or .pbf")
     s.add_argument(
@@ -232,17 +241,55 @@ def _parser() -> argparse.ArgumentParser:
         "--road-depth",
         action="append",
         default=None,
-        help="water on roads at evacuation time (default: the grading depth); repeatable",
+        help="peak water on the roads when it differs from the grading's; repeatable",
     )
     s.add_argument("--speed", type=float, default=4.0, help="walking speed km/h (4.0)")
+    s.add_argument(
+        "--max-walk",
+        type=float,
+        default=60.0,
+        help="longest walk to a shelter, minutes (60); beyond it: needs_transport",
+    )
     s.add_argument(
         "--flooded-road-depth",
         type=float,
         default=0.3,
-        help="roads at or above this depth (m) are impassable (0.3)",
+        help="water depth (m) from which a road is impassable (0.3)",
+    )
+    s.add_argument("--waves", type=int, default=3, help="number of departure waves (3)")
+    s.add_argument(
+        "--network",
+        choices=["pre_flood", "peak"],
+        default="pre_flood",
+        help="route on the roads before the flood (default) or on those open at the peak",
+    )
+    s.add_argument(
+        "--rise-rate", type=float, default=None, help="rise of the water, m/h: leave-by times"
+    )
+    s.add_argument(
+        "--hydrograph",
+        default=None,
+        help="CSV of time (hours or date-time) and water level: leave-by times",
+    )
+    s.add_argument(
+        "--start-level",
+        type=float,
+        default=None,
+        help="water level (m) at the warning, with --dem (default: lowest water entry)",
+    )
+    s.add_argument(
+        "--warning-time", default=None, help="clock time of the warning, e.g. '2026-07-20 06:00'"
+    )
+    s.add_argument(
+        "--region",
+        default=None,
+        help="households setting for persons per household (CN, ID, FR, EU or auto)",
     )
     s.add_argument(
         "--who", default=None, help="colours to move, e.g. red,orange (default: all flooded floors)"
+    )
+    s.add_argument(
+        "--no-map-tiles", action="store_true", help="no base tiles on the map (fully offline)"
     )
     s.set_defaults(func=_cmd_evacuate)
 
@@ -252,18 +299,40 @@ def _parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------- commands
 def _cmd_evacuate(args) -> int:
     from .evacuation import run_evacuation
+    from .load import read_layer
 
     who = {c.strip() for c in args.who.split(",") if c.strip()} if args.who else None
+    level = args.water_level
+    if level is not None:
+        try:
+            level = float(level)
+        except ValueError:
+            pass  # a water-surface raster path
+    layers = {}
+    for key in ("roads", "shelters"):
+        path, layer = _split_layer(getattr(args, key))
+        layers[key] = read_layer(path, layer=layer) if layer else path
     for path in run_evacuation(
         args.plan,
         args.depth,
-        args.roads,
-        args.shelters,
+        layers["roads"],
+        layers["shelters"],
         args.out,
         road_depth=args.road_depth,
+        dem=args.dem,
+        water_level=level,
         speed_kmh=args.speed,
+        max_walk_min=args.max_walk,
         flooded_road_depth=args.flooded_road_depth,
+        waves=args.waves,
+        network=args.network,
+        rise_rate=args.rise_rate,
+        hydrograph=args.hydrograph,
+        start_level=args.start_level,
+        warning_time=args.warning_time,
+        region=args.region,
         who=who,
+        tiles=None if args.no_map_tiles else "osm",
     ):
         print(path)
     return 0

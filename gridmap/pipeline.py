@@ -179,6 +179,7 @@ def run_sample(
     t = time.perf_counter()
     evac = plan_evacuation(grading, inp["layers"]["roads"], inp["layers"]["shelters"])
     written += write_evacuation_outputs(evac, out / "evacuation")
+    log.info("%r", evac)
     log.info("evacuation plan done in %.1f s", time.perf_counter() - t)
 
     s = {**plan.summary(), **_weak_summary(plan)}

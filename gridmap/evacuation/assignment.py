@@ -27,9 +27,10 @@ Solution
 2. Buildings the flow sends whole to one shelter keep it. The units of buildings the
    flow splits are re-assigned whole by a small HiGHS MIP over the places left
    (warm-started by a greedy packing along the flows).
-3. When there are at most :data:`EXACT_MAX_PAIRS` (unit, shelter) pairs, the full MIP
-   above is solved by HiGHS, warm-started with that solution, so small plans are optimal
-   (within ``time_limit``).
+3. When there are at most :data:`EXACT_MAX_PAIRS` (unit, shelter) pairs and the
+   solution is above the LP bound, the full MIP above is solved by HiGHS, warm-started
+   with that solution, so small plans are optimal (to :data:`MIP_GAP`, within
+   ``time_limit`` seconds; the result is never worse than the warm start).
 4. Units still without a place go to the nearest allowed shelter with room for them,
    if any (a last greedy pass; normally there is none).
 """
@@ -42,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["EXACT_MAX_PAIRS", "INITIAL_PAIRS", "PRIORITY_WEIGHT", "assign"]
+__all__ = ["EXACT_MAX_PAIRS", "INITIAL_PAIRS", "MIP_GAP", "PRIORITY_WEIGHT", "assign"]
 
 #: Weight of an unplaced person by flood colour: when capacity is short, one red person
 #: left without shelter costs as much as four orange persons (sixteen yellow ...).
@@ -51,6 +52,13 @@ PRIORITY_WEIGHT: dict[str, int] = {"red": 64, "orange": 16, "yellow": 4, "blue":
 #: Problems with at most this many (demand unit, shelter) pairs are also solved as one
 #: exact mixed-integer programme (warm-started with the flow solution).
 EXACT_MAX_PAIRS = 20_000
+
+#: Time limit (s) of the MIP that re-assigns the units of the buildings the LP split
+#: (warm-started by a greedy packing, so it always has a solution).
+REPAIR_TIME_LIMIT = 2.0
+
+#: Relative gap at which the MIPs stop (the LP bound and the gap are reported).
+MIP_GAP = 1e-4
 
 #: Pairs per building in the first LP of the column generation (and per round added).
 INITIAL_PAIRS = 8
@@ -203,7 +211,7 @@ def _mip(
     lp.integrality_ = [highspy.HighsVarType.kInteger] * m + [highspy.HighsVarType.kContinuous] * u_n
     h.passModel(lp)
     h.setOptionValue("time_limit", float(time_limit))
-    h.setOptionValue("mip_rel_gap", 1e-6)
+    h.setOptionValue("mip_rel_gap", MIP_GAP)
     if start is not None:
         col = np.zeros(m + u_n)
         pos = pd.Series(np.arange(m), index=pair)
@@ -257,7 +265,7 @@ def assign(
     capacity: np.ndarray,
     *,
     exact_max_pairs: int = EXACT_MAX_PAIRS,
-    time_limit: float = 30.0,
+    time_limit: float = 5.0,
     initial_pairs: int = INITIAL_PAIRS,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Assign whole demand units to shelters optimally (see the module notes).
@@ -352,7 +360,7 @@ def assign(
             persons[split][local] * pc[sp],
             residual,
             start,
-            min(time_limit, 10.0),
+            min(time_limit, REPAIR_TIME_LIMIT),
         )
         pick = got if got is not None else start
         choice[split] = np.where(pick >= 0, sp[np.maximum(pick, 0)], -1)

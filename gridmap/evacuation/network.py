@@ -33,6 +33,7 @@ from .timing import EdgeProfile
 
 __all__ = [
     "BIG_COMPONENT_SHARE",
+    "all_pairs",
     "PEDESTRIAN_FLOW",
     "SNAP_SLACK_M",
     "Access",
@@ -277,6 +278,56 @@ def pairs_within(
     b, s, d = np.concatenate(out_b), np.concatenate(out_s), np.concatenate(out_d)
     order = np.lexsort((s, d, b))
     return b[order], s[order], d[order]
+
+
+def all_pairs(
+    net: RoadNetwork,
+    passable: np.ndarray,
+    s_acc: Access,
+    shelters: np.ndarray,
+    b_acc: Access,
+    buildings: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (building, shelter) pair joined by a passable road, with no distance limit.
+
+    Searches from the buildings' road ends when they are fewer than the shelters (the
+    usual case for the few buildings that need a vehicle), else from the shelters.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray, numpy.ndarray)
+        Building position (index into `buildings`), shelter and metres, sorted by
+        building then metres.
+    """
+    shelters = np.asarray(shelters, dtype=np.int64)
+    shelters = shelters[passable[s_acc.edge[shelters]]]
+    e = b_acc.edge[buildings]
+    nodes = np.unique(np.r_[net.u[e], net.v[e]])
+    if len(buildings) == 0 or len(shelters) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
+    if len(nodes) >= len(shelters):
+        rt = router(net, passable, s_acc, shelters, nodes)
+        return pairs_within(rt, b_acc, buildings, _INF)
+    n = net.n_nodes
+    mat, _, _ = _matrix(net, passable, s_acc)
+    d = dijkstra(mat, directed=False, indices=nodes)[:, n + shelters]  # (nodes, shelters)
+    iu = np.searchsorted(nodes, net.u[e])
+    iv = np.searchsorted(nodes, net.v[e])
+    t, off, length = b_acc.t[buildings], b_acc.offset[buildings], net.length[e]
+    cost = (
+        np.minimum(d[iu] + (t * length)[:, None], d[iv] + ((1 - t) * length)[:, None])
+        + off[:, None]
+    )
+    same = (s_acc.edge[shelters][None, :] == e[:, None]) & passable[e][:, None]
+    if same.any():
+        direct = np.abs(t[:, None] - s_acc.t[shelters][None, :]) * length[:, None]
+        direct = direct + s_acc.offset[shelters][None, :] + off[:, None]
+        cost = np.where(same, np.minimum(cost, direct), cost)
+    cost[~passable[e]] = _INF
+    bi, si = np.nonzero(np.isfinite(cost))
+    m = cost[bi, si]
+    order = np.lexsort((shelters[si], m, bi))
+    return bi[order], shelters[si][order], m[order]
 
 
 def nearest_shelter(

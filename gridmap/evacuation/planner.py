@@ -23,6 +23,7 @@ from .demand import Who, demand_units, household_persons, who_label
 from .network import (
     PEDESTRIAN_FLOW,
     Access,
+    all_pairs,
     attach,
     nearest_shelter,
     pairs_within,
@@ -365,7 +366,7 @@ def plan_evacuation(
     network_type: str = "walking",
     snap_tolerance: float = SNAP_TOLERANCE_M,
     sample_spacing: float = SAMPLE_SPACING_M,
-    time_limit: float = 30.0,
+    time_limit: float = 5.0,
 ) -> EvacuationPlan:
     """Plan the evacuation before the water comes: who moves, when, to which shelter, by which road.
 
@@ -435,7 +436,8 @@ def plan_evacuation(
     sample_spacing : float
         Spacing (m) of the flood samples along the roads (default 10 m).
     time_limit : float
-        Time limit (s) of each MIP solve.
+        Time limit (s) of each MIP solve (default 5 s); ``solver`` reports the LP
+        bound and the gap of the result.
 
     Returns
     -------
@@ -581,10 +583,7 @@ def plan_evacuation(
     if transport and len(drive) and (residual > 0).any():
         room = np.flatnonzero(is_open & (residual > 0))
         bl = np.unique(unit_b[drive])
-        rt_t = router(
-            net, passable, s_acc, room, np.r_[net.u[b_acc.edge[bl]], net.v[b_acc.edge[bl]]]
-        )
-        tg, ts, tm = pairs_within(rt_t, b_acc, bl, np.inf)
+        tg, ts, tm = all_pairs(net, passable, s_acc, room, b_acc, bl)
         got, t_solver = assign(
             persons[drive],
             weight[drive],
@@ -597,6 +596,9 @@ def plan_evacuation(
             time_limit=time_limit,
         )
         t_choice[drive] = got
+        if (got >= 0).any():
+            ends = np.r_[net.u[b_acc.edge[bl]], net.v[b_acc.edge[bl]]]
+            rt_t = router(net, passable, s_acc, np.unique(got[got >= 0]), ends)
         clock.lap("transport")
 
     # routes, cut stages, waves, clock
@@ -866,6 +868,7 @@ def run_evacuation(
     road_depth: str | os.PathLike | list | None = None,
     dem: str | os.PathLike | None = None,
     water_level: float | str | None = None,
+    tiles: str | None = "osm",
     **kwargs: Any,
 ):
     """Grade a saved plan for a flood and write its evacuation plan.
@@ -890,6 +893,8 @@ def run_evacuation(
     dem, water_level : optional
         A DEM and the peak water level (m, or a water-surface raster): grading and cut
         levels from the rising water.
+    tiles : str or None
+        Base map of the evacuation map (None: none, fully offline).
     **kwargs
         Passed to :func:`plan_evacuation`.
 
@@ -907,4 +912,4 @@ def run_evacuation(
     graded = grade_flood(plan, depth=depth, dem=dem, water_level=water_level)
     evac = plan_evacuation(graded, roads, shelters, depth=road_depth, **kwargs)
     log.info("%r", evac)
-    return outputs.write_evacuation_outputs(evac, out)
+    return outputs.write_evacuation_outputs(evac, out, tiles=tiles)
