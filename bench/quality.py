@@ -657,7 +657,7 @@ def _row(r: dict[str, Any]) -> list[str]:
         str(m.get("empty_grids", "")),
         f"{m['crossings']['listed_rows']}/{m['crossings']['unlisted_grids']}" if m else "",
         extra,
-        f"{err['type']}: {err['message'][:70]}" if err else "",
+        f"{err['type']}: {' '.join(err['message'].split())[:70]}" if err else "",
     ]
 
 
