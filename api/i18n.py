@@ -70,10 +70,18 @@ _ZH: dict[str, str] = {
     "evac_shelter": "避难场所",
     "evac_load": "安置人数 / 容量",
     "evac_pct_used": "使用率",
-    "evac_routes": "疏散路线（颜色：避难场所）",
+    "evac_routes": "疏散路线（颜色：转移批次）",
     "evac_other_shelters": "其他避难场所",
     "evac_circle": "圆圈大小：安置人数",
-    "evac_impassable": "积水不可通行道路",
+    "evac_impassable": "洪峰时积水不可通行道路",
+    "evac_waves": "转移批次（按路线受淹先后）",
+    "evac_wave": "第几批",
+    "evac_driven": "车辆转运",
+    "evac_status": "状态",
+    "evac_closed": "受淹关闭",
+    "evac_island": "洪峰时成孤岛的避难场所",
+    "evac_needs_transport": "需车辆/舟艇转运",
+    "evac_shelters_used": "避难场所（安置 / 容量）",
     "evac_placed": "已安置",
     "evac_cut_off": "道路被淹、未能转移",
     "evac_no_capacity": "容量不足、未能安置",
@@ -162,10 +170,18 @@ _EN: dict[str, str] = {
     "evac_shelter": "Shelter",
     "evac_load": "Load / capacity",
     "evac_pct_used": "Used",
-    "evac_routes": "Routes (colour: shelter)",
+    "evac_routes": "Routes (colour: departure wave)",
     "evac_other_shelters": "Other shelters",
     "evac_circle": "Circle size: persons placed",
-    "evac_impassable": "Impassable (flooded) road",
+    "evac_impassable": "Impassable road at the peak (flooded)",
+    "evac_waves": "Departure waves (whose way out floods first)",
+    "evac_wave": "Wave",
+    "evac_driven": "Driven there",
+    "evac_status": "Status",
+    "evac_closed": "closed (flooded)",
+    "evac_island": "Island at the peak (its roads flood)",
+    "evac_needs_transport": "Not placed: needs a vehicle or boat",
+    "evac_shelters_used": "Shelters (placed / capacity)",
     "evac_placed": "Placed",
     "evac_cut_off": "Not placed: cut off by flooded roads",
     "evac_no_capacity": "Not placed: no shelter capacity",
@@ -238,6 +254,14 @@ _EN: dict[str, str] = {
     "login_button": "Sign in",
 }
 
+#: Why evacuation demand is not placed (gridmap.evacuation reasons): code -> (zh, en).
+EVAC_REASON_LABELS: dict[str, tuple[str, str]] = {
+    "needs_transport": ("步行范围内无避难所，需车辆/舟艇", "No shelter within walking reach"),
+    "no_capacity": ("步行范围内避难所已满", "Shelters within reach full"),
+    "no_route": ("无道路通往避难所", "No road to a shelter"),
+    "cut_off": ("洪峰时道路受淹", "Cut off at the peak"),
+}
+
 #: Page strings per language.
 STRINGS: dict[str, dict[str, str]] = {"zh": _ZH, "en": _EN}
 
@@ -254,7 +278,7 @@ def page_strings(lang: str) -> dict[str, Any]:
     -------
     dict
         The UI strings plus ``categories``, ``sources``, ``statuses``, ``kinds`` and
-        ``flag_labels`` and ``flood`` (code -> label).
+        ``flag_labels``, ``flood`` and ``evac_reason`` (code -> label).
     """
     lang = lang if lang in STRINGS else "zh"
     return {
@@ -265,4 +289,5 @@ def page_strings(lang: str) -> dict[str, Any]:
         "kinds": _pick(KIND_LABELS, lang),
         "flag_labels": _pick(FLAG_LABELS, lang),
         "flood": _pick(FLOOD_LABELS, lang),
+        "evac_reason": _pick(EVAC_REASON_LABELS, lang),
     }

@@ -313,9 +313,11 @@ EVAC_SHELTER_COLUMNS = (
     "type",
     "capacity",
     "load",
+    "transport_load",
     "households",
     "pct_used",
     "status",
+    "island_at_peak",
 )
 #: Route columns kept in the ``evacuation`` overlay (lines building -> shelter).
 EVAC_ROUTE_COLUMNS = (
@@ -324,14 +326,33 @@ EVAC_ROUTE_COLUMNS = (
     "colour",
     "shelter_id",
     "shelter",
+    "mode",
     "households",
     "persons",
     "route_length_m",
     "travel_time_min",
     "arrival_time_min",
+    "wave",
+    "cut_stage",
+    "cut_level_m",
+    "cut_at_peak",
 )
 #: Impassable road columns kept in the ``evacuation`` overlay.
-EVAC_ROAD_COLUMNS = ("edge", "name", "highway", "length_m", "depth_max_m")
+EVAC_ROAD_COLUMNS = ("edge", "name", "highway", "length_m", "depth_max_m", "cut_stage")
+#: Building columns kept in the ``evacuation`` overlay (points: placed by wave, the others
+#: by reason).
+EVAC_BUILDING_COLUMNS = (
+    "building_id",
+    "grid_code",
+    "colour",
+    "households_to_move",
+    "persons_to_move",
+    "status",
+    "wave",
+    "cut_stage",
+    "shelter",
+)
+_EVAC_REASONS = ("cut_off", "no_capacity", "needs_transport", "no_route")
 
 
 def evacuation_overlay(evac: Any) -> dict[str, Any]:
@@ -341,8 +362,10 @@ def evacuation_overlay(evac: Any) -> dict[str, Any]:
     -------
     dict
         ``summary`` (:meth:`EvacuationPlan.summary` plus ``unplaced_persons`` by
-        reason) and the WGS84 FeatureCollections ``shelters`` (points), ``routes`` and
-        ``impassable`` (lines).
+        reason), ``palette`` (colours of the waves, the reasons and the flooded roads,
+        as on the folium map) and the WGS84 FeatureCollections ``shelters`` (points),
+        ``buildings`` (points: the buildings with households to move), ``routes`` and
+        ``impassable`` (lines: roads flooded at the peak).
     """
     import geopandas as gpd
 
@@ -350,16 +373,35 @@ def evacuation_overlay(evac: Any) -> dict[str, Any]:
 
     summary = dict(evac.summary())
     summary["unplaced_persons"] = {
-        reason: int(summary.get(f"{reason}_persons", 0)) for reason in ("cut_off", "no_capacity")
+        reason: int(summary.get(f"{reason}_persons", 0)) for reason in _EVAC_REASONS
+    }
+    summary["persons_by_wave"] = {
+        str(k): int(v) for k, v in (summary.get("persons_by_wave") or {}).items()
     }
     sh = evac.shelters
     points = gpd.GeoDataFrame(
         sh.drop(columns=sh.geometry.name), geometry=sh.geometry.representative_point(), crs=sh.crs
     )
+    b = evac.buildings
+    b_points = gpd.GeoDataFrame(
+        b.drop(columns=b.geometry.name), geometry=b.geometry.representative_point(), crs=b.crs
+    )
+    try:
+        from gridmap.evacuation.outputs import FLOODED_ROAD_COLOUR, REASON_COLOURS, WAVE_COLOURS
+
+        palette = {
+            "waves": list(WAVE_COLOURS),
+            "reasons": dict(REASON_COLOURS),
+            "flooded": FLOODED_ROAD_COLOUR,
+        }
+    except ImportError:  # pragma: no cover - the overlay comes from gridmap.evacuation
+        palette = {}
     return clean_json(
         {
             "summary": summary,
+            "palette": palette,
             "shelters": geojson_wgs84(points, EVAC_SHELTER_COLUMNS),
+            "buildings": geojson_wgs84(b_points, EVAC_BUILDING_COLUMNS),
             "routes": geojson_wgs84(evac.routes, EVAC_ROUTE_COLUMNS),
             "impassable": geojson_wgs84(evac.impassable, EVAC_ROAD_COLUMNS),
         }

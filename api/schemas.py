@@ -415,7 +415,12 @@ class EvacuationSummary(BaseModel):
     placed_persons: int = Field(0, description="persons placed in a shelter")
     unplaced_persons: dict[str, int] = Field(
         default_factory=dict,
-        description="persons not placed, by reason: cut_off (flooded roads), no_capacity",
+        description="persons not placed, by reason: no_capacity (every shelter within the "
+        "walking limit full), needs_transport (none within it), no_route, cut_off (peak "
+        "network only)",
+    )
+    persons_by_wave: dict[str, int] = Field(
+        default_factory=dict, description="persons by departure wave (1 leaves first)"
     )
     clearance_time_min: float | None = Field(
         None, description="minutes until the last placed person reaches a shelter"
@@ -434,11 +439,22 @@ class EvacuationOverlay(BaseModel):
     )
     routes: FeatureCollectionOut = Field(
         default_factory=FeatureCollectionOut,
-        description="route lines (building -> shelter): shelter_id, shelter, persons, ...",
+        description="route lines (building -> shelter): shelter_id, shelter, persons, wave, "
+        "cut_stage, mode (walk/vehicle), ...",
+    )
+    buildings: FeatureCollectionOut = Field(
+        default_factory=FeatureCollectionOut,
+        description="buildings with households to move (points): status (placed or the "
+        "reason), wave, households_to_move, shelter",
+    )
+    palette: dict[str, Any] = Field(
+        default_factory=dict,
+        description="colours: waves (list, wave 1 first), reasons, flooded (roads)",
     )
     impassable: FeatureCollectionOut = Field(
         default_factory=FeatureCollectionOut,
-        description="flooded, impassable road edges: name, highway, depth_max_m, length_m",
+        description="road edges flooded (impassable) at the peak: name, highway, depth_max_m, "
+        "cut_stage, length_m",
     )
 
 

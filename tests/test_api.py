@@ -921,7 +921,13 @@ def test_evacuation_overlay(client, demo_plan):
     assert data["plan_id"] == 1 and data["name"] == "evacuation"
     s = data["summary"]
     assert s["placed_persons"] == evac.summary()["placed_persons"] > 0
-    assert set(s["unplaced_persons"]) == {"cut_off", "no_capacity"}
+    assert set(s["unplaced_persons"]) == {"cut_off", "no_capacity", "needs_transport", "no_route"}
+    assert sum(s["persons_by_wave"].values()) == s["persons"]
+    # the buildings to move (points): placed ones by wave, the others by reason
+    b = data["buildings"]["features"]
+    assert len(b) == len(evac.buildings) and b[0]["geometry"]["type"] == "Point"
+    assert {"status", "wave", "households_to_move"} <= set(b[0]["properties"])
+    assert len(data["palette"]["waves"]) >= 3 and data["palette"]["flooded"]
     assert s["clearance_time_min"] == pytest.approx(evac.clearance_time_min, abs=0.1)
     sh = data["shelters"]["features"]
     assert [f["geometry"]["type"] for f in sh] == ["Point", "Point"]

@@ -417,33 +417,55 @@
     },
   });
 
-  // evacuation: the plan's "evacuation" overlay (gridmap.plan_evacuation): routes coloured
-  // by shelter, shelters as circles sized by their load, impassable roads dashed
-  const EVAC_COLOURS = ['#1b9e77', '#d95f02', '#7570b3', '#17becf', '#66a61e', '#e6ab02',
-    '#a6761d', '#1f78b4', '#b15928', '#6a3d9a'];
-  const EVAC_IMPASSABLE = '#c51b7d';
+  // evacuation: the plan's "evacuation" overlay (gridmap.plan_evacuation): buildings to
+  // move coloured by departure wave (those not placed by reason, ringed in magenta), routes
+  // coloured by wave, shelters as circles sized by their load (islands at the peak ringed in
+  // light blue, closed ones grey), roads flooded at the peak dashed in a colour no route uses
+  const EVAC_WAVES = ['#762a83', '#e7298a', '#1b9e77', '#66a61e', '#e6ab02', '#7570b3',
+    '#fb9a99', '#b15928'];
+  const EVAC_FLOODED = '#00bfff';
+  const EVAC_REASONS = { needs_transport: '#000000', no_capacity: '#8c2d04', no_route: '#525252',
+    cut_off: '#252525' };
+  const EVAC_UNPLACED_RING = '#ff00ff';
   let evacPromise = null;
   function loadEvacuation() {
     if (!evacPromise) {
       evacPromise = getJSON(API + '/plans/' + CFG.plan.id + '/overlays/evacuation').then((d) => {
-        // shelters in use first (fullest first) get the distinct colours
+        const pal = d.palette || {};
+        d.waveColours = pal.waves || EVAC_WAVES;
+        d.flooded = pal.flooded || EVAC_FLOODED;
+        d.reasonColours = Object.assign({}, EVAC_REASONS, pal.reasons || {});
         const shelters = (d.shelters.features || []).map((f) => f.properties);
-        const order = shelters.slice().sort((a, b) => (b.load || 0) - (a.load || 0));
-        d.colourOf = new Map();
-        order.forEach((p, i) => d.colourOf.set(p.shelter_id, EVAC_COLOURS[i % EVAC_COLOURS.length]));
-        d.used = order.filter((p) => (p.load || 0) > 0);
-        d.maxLoad = Math.max(1, ...shelters.map((p) => p.load || 0));
+        const total = (p) => (p.load || 0) + (p.transport_load || 0);
+        d.used = shelters.filter((p) => total(p) > 0).sort((a, b) => total(b) - total(a));
+        d.maxLoad = Math.max(1, ...shelters.map(total));
+        d.total = total;
         ctx.evacuation = d;
         return d;
       });
     }
     return evacPromise;
   }
+  function waveColour(evac, w) {
+    const list = evac.waveColours;
+    return list[((Math.max(1, w || 1) - 1) % list.length)];
+  }
   function shelterPopup(p) {
-    return '<b>' + esc(S.evac_shelter) + ' ' + esc(p.name || p.shelter_id || '') + '</b>' + rows([
+    const r = [
       [S.evac_load, esc(num(p.load)) + ' / ' + esc(num(p.capacity)) + ' ' + esc(S.unit_persons)],
       [S.evac_pct_used, esc(num(p.pct_used, 1)) + '%'],
-    ]);
+    ];
+    if (p.transport_load) r.push([S.evac_driven, esc(num(p.transport_load)) + ' ' + esc(S.unit_persons)]);
+    if (p.status && p.status !== 'open') r.push([S.evac_status, esc(S.evac_closed)]);
+    else if (p.island_at_peak) r.push([S.evac_status, esc(S.evac_island)]);
+    return '<b>' + esc(S.evac_shelter) + ' ' + esc(p.name || p.shelter_id || '') + '</b>' + rows(r);
+  }
+  function evacBuildingTip(p) {
+    const placed = p.status === 'placed' || p.status === 'partly_placed';
+    const what = placed ? S.evac_wave + ' ' + esc(num(p.wave)) + (p.shelter ? ' → ' + esc(p.shelter) : '')
+      : esc((S.evac_reason || {})[p.status] || p.status || '');
+    return esc(p.building_id || '') + ' · ' + esc(num(p.households_to_move)) + ' ' + esc(S.unit_households) +
+      ' · ' + what;
   }
   registerLayer({
     id: 'evacuation',
@@ -451,46 +473,87 @@
     show: () => false,
     create: async () => {
       const evac = await loadEvacuation();
-      const colour = (id) => evac.colourOf.get(id) || '#777';
-      const impassable = L.geoJSON(evac.impassable, {
-        interactive: false,
-        style: { color: EVAC_IMPASSABLE, weight: 3, dashArray: '6 5', opacity: 0.9 },
-      });
       const routes = L.geoJSON(evac.routes, {
-        style: (f) => ({ color: colour(f.properties.shelter_id), weight: 2.5, opacity: 0.85 }),
+        style: (f) => ({ color: waveColour(evac, f.properties.wave), weight: 2.5, opacity: 0.85,
+          dashArray: f.properties.mode === 'vehicle' ? '2 6' : null }),
       });
       routes.bindTooltip((l) => esc(l.feature.properties.shelter || '') + ' · ' +
-        esc(num(l.feature.properties.persons)) + ' ' + esc(S.unit_persons), { sticky: true });
+        esc(num(l.feature.properties.persons)) + ' ' + esc(S.unit_persons) +
+        (l.feature.properties.wave ? ' · ' + esc(S.evac_wave) + ' ' + esc(num(l.feature.properties.wave)) : ''),
+      { sticky: true });
+      const impassable = L.geoJSON(evac.impassable, {
+        interactive: false,
+        style: { color: evac.flooded, weight: 3, dashArray: '6 5', opacity: 0.95 },
+      });
+      const buildings = L.geoJSON(evac.buildings || { type: 'FeatureCollection', features: [] }, {
+        pointToLayer: (f, latlng) => {
+          const p = f.properties;
+          const placed = p.status === 'placed' || p.status === 'partly_placed';
+          return L.circleMarker(latlng, placed
+            ? { radius: 4, color: waveColour(evac, p.wave), weight: 1, fillColor: waveColour(evac, p.wave), fillOpacity: 0.9 }
+            : { radius: 6, color: EVAC_UNPLACED_RING, weight: 2,
+              fillColor: evac.reasonColours[p.status] || '#000', fillOpacity: 1 });
+        },
+      });
+      buildings.bindTooltip((l) => evacBuildingTip(l.feature.properties), { sticky: true });
       const shelters = L.geoJSON(evac.shelters, {
-        pointToLayer: (f, latlng) => L.circleMarker(latlng, {
-          radius: 5 + 15 * Math.sqrt((f.properties.load || 0) / evac.maxLoad),
-          color: '#222', weight: 1.5, fillColor: colour(f.properties.shelter_id), fillOpacity: 0.8,
-        }),
+        pointToLayer: (f, latlng) => {
+          const p = f.properties;
+          const closed = p.status && p.status !== 'open';
+          return L.circleMarker(latlng, {
+            radius: 5 + 15 * Math.sqrt(evac.total(p) / evac.maxLoad),
+            color: closed ? '#555' : (p.island_at_peak ? evac.flooded : '#222'),
+            weight: p.island_at_peak ? 3 : 1.5,
+            fillColor: closed ? '#9e9e9e' : '#ffffff', fillOpacity: 0.9,
+          });
+        },
       });
       shelters.bindPopup((l) => shelterPopup(l.feature.properties), { maxWidth: 280 });
       gm.layers.evacuation_shelters = shelters;
-      return L.featureGroup([impassable, routes, shelters]);
+      gm.layers.evacuation_buildings = buildings;
+      return L.featureGroup([routes, impassable, buildings, shelters]);
     },
     legend: (c) => {
       const evac = c.evacuation;
       if (!evac) return '';
       const s = evac.summary || {};
       const un = s.unplaced_persons || {};
-      const shown = evac.used.slice(0, 8);
-      let html = '<div class="note">' + esc(S.evac_routes) + '</div>' + shown.map((p) =>
-        '<div><span class="ln" style="border-top:3px solid ' + evac.colourOf.get(p.shelter_id) + '"></span>' +
-        esc(p.name || p.shelter_id) + '</div>').join('');
-      if (evac.used.length > shown.length) {
-        html += '<div><span class="ln" style="border-top:3px solid #777"></span>' + esc(S.evac_other_shelters) + '</div>';
+      const byWave = s.persons_by_wave || {};
+      const nWaves = s.waves || Object.keys(byWave).length;
+      let html = '';
+      if (nWaves) {
+        html += '<div class="note">' + esc(S.evac_waves) + '</div>';
+        for (let w = 1; w <= nWaves; w++) {
+          html += '<div><span class="sw" style="background:' + waveColour(evac, w) + '"></span>' +
+            esc(S.evac_wave) + ' ' + w + ': ' + esc(num(byWave[w] || 0)) + ' ' + esc(S.unit_persons) + '</div>';
+        }
+      } else {
+        html += '<div class="note">' + esc(S.evac_routes) + '</div>';
       }
-      html += '<div><span class="sw" style="width:10px;border-radius:50%;background:#ccc;border:1px solid #222"></span>' +
+      Object.keys(evac.reasonColours).forEach((r) => {
+        if (!un[r]) return;
+        html += '<div><span class="sw" style="background:' + evac.reasonColours[r] + ';outline:2px solid ' +
+          EVAC_UNPLACED_RING + '"></span>' + esc((S.evac_reason || {})[r] || r) + ': ' + esc(num(un[r])) +
+          ' ' + esc(S.unit_persons) + '</div>';
+      });
+      const shown = evac.used.slice(0, 8);
+      if (shown.length) {
+        html += '<div class="note">' + esc(S.evac_shelters_used) + '</div>' + shown.map((p) =>
+          '<div><span class="sw" style="width:10px;border-radius:50%;background:#fff;border:1px solid #222"></span>' +
+          esc(p.name || p.shelter_id) + ' ' + esc(num(evac.total(p))) + ' / ' + esc(num(p.capacity)) + '</div>').join('');
+        if (evac.used.length > shown.length) html += '<div>' + esc(S.evac_other_shelters) + '</div>';
+      }
+      html += '<div><span class="sw" style="width:10px;border-radius:50%;background:#fff;border:1px solid #222"></span>' +
         esc(S.evac_circle) + '</div>' +
-        '<div><span class="ln" style="border-top:3px dashed ' + EVAC_IMPASSABLE + '"></span>' +
+        '<div><span class="sw" style="width:10px;border-radius:50%;background:#fff;border:2px solid ' + evac.flooded +
+        '"></span>' + esc(S.evac_island) + '</div>' +
+        '<div><span class="ln" style="border-top:3px dashed ' + evac.flooded + '"></span>' +
         esc(S.evac_impassable) + '</div>';
       return html + rows([
         [S.evac_placed, esc(num(s.placed_persons)) + ' ' + esc(S.unit_persons)],
         [S.evac_cut_off, esc(num(un.cut_off || 0)) + ' ' + esc(S.unit_persons)],
         [S.evac_no_capacity, esc(num(un.no_capacity || 0)) + ' ' + esc(S.unit_persons)],
+        [S.evac_needs_transport, esc(num(un.needs_transport || 0)) + ' ' + esc(S.unit_persons)],
         [S.evac_clearance, esc(num(s.clearance_time_min, 1)) + ' ' + esc(S.unit_min)],
       ]);
     },
