@@ -897,9 +897,10 @@ def test_jakarta_roads_noded_and_schools_and_mosques(realdata):
     assert junctions.sum() > 10_000
 
     b = gridmap.read_buildings(folder / "buildings_attrs.gpkg", on_bad_levels="null")
-    b = gridmap.estimate_households(b)
+    b = gridmap.estimate_households(b, region="ID")
     graded = gridmap.grade_flood(b, depth=folder / "flood_depth_current.tif")
-    shelters = b[b["use"].isin(["education", "place_of_worship"])]
+    raw = gpd.read_file(folder / "buildings_attrs.gpkg")
+    shelters = raw[raw["use"].isin(["education", "place_of_worship"])]  # schools, mosques
     evac = gridmap.plan_evacuation(graded, net, shelters, region="ID")
     _check_plan(evac)
     s = evac.summary()
