@@ -287,6 +287,48 @@ def test_every_shelter_within_reach_is_considered(tmp_path):
     assert set(plan2.routes["mode"]) == {"walk", "vehicle"}
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_column_generation_reaches_the_full_lp_optimum(seed):
+    # random buildings and shelters, places short: the LP grown from 1 pair per building
+    # ends at the optimum of the LP over every pair
+    from scipy.optimize import linprog
+
+    from gridmap.evacuation.assignment import assign
+
+    rng = np.random.default_rng(seed)
+    nb, ns = 40, 12
+    bxy, sxy = rng.uniform(0, 3000, (nb, 2)), rng.uniform(0, 3000, (ns, 2))
+    dist = np.hypot(*(bxy[:, None, :] - sxy[None, :, :]).transpose(2, 0, 1))
+    g, s = np.nonzero(dist <= 2500)
+    order = np.lexsort((dist[g, s], g))
+    g, s = g[order], s[order]
+    secs = dist[g, s] / 1.1
+    persons = rng.integers(1, 9, nb)
+    cap = rng.integers(5, 20, ns)
+    weight = np.ones(nb, dtype=np.int64)
+    grown, info = assign(persons, weight, np.arange(nb), g, s, secs, cap, initial_pairs=1)
+    full, info_full = assign(persons, weight, np.arange(nb), g, s, secs, cap, initial_pairs=ns)
+    assert info["lp_rounds"] > 1 and info["lp_pairs"] < info["pairs"]
+    assert info["lower_bound"] == pytest.approx(info_full["lower_bound"], rel=1e-9)
+    # the same LP solved by scipy (persons x tenths of a second, penalty as documented)
+    c10 = np.round(secs * 10)
+    pen = c10.max() + 1
+    m = len(g)
+    a_eq = np.zeros((nb, m + nb))
+    a_eq[g, np.arange(m)] = 1
+    a_eq[np.arange(nb), m + np.arange(nb)] = 1
+    a_ub = np.zeros((ns, m + nb))
+    a_ub[s, np.arange(m)] = 1
+    lp = linprog(
+        np.r_[c10, np.full(nb, pen)], A_ub=a_ub, b_ub=cap, A_eq=a_eq, b_eq=persons,
+        bounds=(0, None), method="highs",
+    )  # fmt: skip
+    assert info["lower_bound"] == pytest.approx(lp.fun / 10, rel=1e-9)
+    # the units go whole: capacities hold
+    load = np.bincount(grown[grown >= 0], weights=persons[grown >= 0], minlength=ns)
+    assert (load <= cap).all()
+
+
 def test_walking_limit_needs_transport(tmp_path):
     # a house 5 km from the only shelter: beyond the 60-minute walk
     nodes = {"a": (-500, 0), "b": (4500, 0)}

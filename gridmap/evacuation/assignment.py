@@ -37,6 +37,8 @@ Solution
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from typing import Any
 
@@ -70,7 +72,23 @@ _REPAIR_PAIRS = 16
 def _highs() -> Any:
     import highspy
 
-    h = highspy.Highs()
+    # HiGHS prints its banner to the C stdout when the first solver is made, before any
+    # option can silence it: keep it off the user's console
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no usable stdout: nothing to keep clean
+        saved = None
+    if saved is None:
+        h = highspy.Highs()
+    else:
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 1)
+                h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
     h.setOptionValue("output_flag", False)
     h.setOptionValue("log_to_console", False)
     h.setOptionValue("random_seed", 0)
