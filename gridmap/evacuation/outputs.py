@@ -735,9 +735,9 @@ def evacuation_map(
             r,
             style_function=lambda _f: {
                 "color": FLOODED_ROAD_COLOUR,
-                "weight": 3,
+                "weight": 2,
                 "dashArray": "6 5",
-                "opacity": 0.9,
+                "opacity": 0.8,
             },
             tooltip=folium.GeoJsonTooltip(
                 fields=["name", "depth_max_m", "cut_stage"],
@@ -775,50 +775,41 @@ def evacuation_map(
         bw["grid_code"] = bw["grid_code"].fillna("").astype(str)
         bw["shelter"] = bw["shelter"].fillna("").astype(str)
         placed = bw["status"].isin(["placed", "partly_placed"])
-        for w in sorted(bw.loc[placed, "wave"].dropna().unique()):
-            sub = bw[placed & (bw["wave"] == w)]
-            fg = folium.FeatureGroup(name=f"第{int(w)}批转移楼栋 wave {int(w)} ({len(sub)})")
-            c = wave_colour(w)
-            folium.GeoJson(
-                sub[[*fields, "geometry"]],
-                style_function=lambda _f, c=c: {
-                    "color": c,
-                    "weight": 1,
-                    "fillColor": c,
-                    "fillOpacity": 0.75,
-                },
-                tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases),
-            ).add_to(fg)
-            fg.add_to(m)
-        for reason, c in REASON_COLOURS.items():
-            sub = bw[bw["status"] == reason]
+        groups = [
+            (
+                f"第{int(w)}批转移楼栋 wave {int(w)}",
+                placed & (bw["wave"] == w),
+                wave_colour(w),
+                None,
+            )
+            for w in sorted(bw.loc[placed, "wave"].dropna().unique())
+        ]
+        groups += [
+            (_REASON_LABELS[r], bw["status"] == r, c, "#ff00ff") for r, c in REASON_COLOURS.items()
+        ]
+        for label, mask, c, ring in groups:
+            sub = bw[mask]
             if sub.empty:
                 continue
-            fg = folium.FeatureGroup(name=f"{_REASON_LABELS[reason]} ({len(sub)})")
+            fg = folium.FeatureGroup(name=f"{label} ({len(sub)})")
+            style = {
+                "color": ring or c,
+                "weight": 2 if ring else 1,
+                "fillColor": c,
+                "fillOpacity": 0.9 if ring else 0.75,
+            }
+            tip = folium.GeoJsonTooltip(fields=fields, aliases=aliases)
             folium.GeoJson(
-                sub[[*fields, "geometry"]],
-                style_function=lambda _f, c=c: {
-                    "color": "#ff00ff",
-                    "weight": 2,
-                    "fillColor": c,
-                    "fillOpacity": 0.9,
-                },
+                sub[[*fields, "geometry"]], style_function=lambda _f, st=style: st, tooltip=tip
+            ).add_to(fg)
+            # a marker per building too, so that they show at any zoom
+            pts = sub[fields].assign(geometry=sub.geometry.representative_point().to_numpy())
+            folium.GeoJson(
+                gpd.GeoDataFrame(pts, geometry="geometry", crs=sub.crs),
+                marker=folium.CircleMarker(radius=4 if ring else 3),
+                style_function=lambda _f, st=style: {**st, "fillOpacity": 1.0},
                 tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases),
             ).add_to(fg)
-            pts = sub.geometry.representative_point()
-            for (x, y), bid in zip(
-                shapely.get_coordinates(pts.to_numpy()), sub["building_id"], strict=True
-            ):
-                folium.CircleMarker(
-                    location=[y, x],
-                    radius=4,
-                    color="#ff00ff",
-                    weight=2,
-                    fill=True,
-                    fill_color=c,
-                    fill_opacity=1.0,
-                    tooltip=f"{bid}: {_REASON_LABELS[reason]}",
-                ).add_to(fg)
             fg.add_to(m)
 
     sh = plan.shelters
