@@ -17,9 +17,6 @@ from .errors import GridmapError
 
 log = logging.getLogger("gridmap")
 
-#: Road classes used as grid barriers in the main job (arterials).
-ARTERIALS = ("motorway", "trunk", "primary", "secondary")
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gridmap`` command line; return the exit code."""
@@ -83,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--arterials-only",
         action="store_true",
-        help="keep only highway in motorway/trunk/primary/secondary from barrier layers",
+        help="keep only arterials (motorway/trunk/primary/secondary), rivers, water and "
+        "railways from the barrier layers (class read from highway, fclass, TYPE, ...)",
     )
     s.add_argument(
         "--difficult", help="difficult-area polygons (file[:layer]) or a building column name"
@@ -96,6 +94,16 @@ def _parser() -> argparse.ArgumentParser:
         "--difficult-range", nargs=2, type=int, default=(200, 300), metavar=("MIN", "MAX")
     )
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--street-column", help="community column naming each community's street (街道)")
+    s.add_argument(
+        "--community-size", nargs=2, type=int, default=(3000, 5000), metavar=("MIN", "MAX"),
+        help="households of a derived planning community (without --communities)",
+    )  # fmt: skip
+    s.add_argument(
+        "--street-size", nargs=2, type=int, default=(20000, 40000), metavar=("MIN", "MAX"),
+        help="households of a derived street",
+    )  # fmt: skip
+    s.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     s.add_argument("--map", help="also write the plan map (HTML)")
     _add_read_options(s)
     _add_estimate_options(s)
@@ -456,9 +464,9 @@ def _cmd_partition(args) -> int:
     comms = _opt_layer(args.communities, read_layer)
     barriers = [_opt_layer(x, read_layer) for x in args.barriers]
     if args.arterials_only:
-        barriers = [
-            x[x["highway"].isin(ARTERIALS)] if "highway" in x.columns else x for x in barriers
-        ]
+        from .partition.blocks import RANK_ARTERIAL, barrier_ranks
+
+        barriers = [x[barrier_ranks(x)[0] >= RANK_ARTERIAL] for x in barriers]
     difficult = args.difficult
     if difficult and (Path(_split_layer(difficult)[0]).exists()):
         difficult = _opt_layer(difficult, read_layer)
@@ -473,6 +481,10 @@ def _cmd_partition(args) -> int:
         difficult_range=tuple(args.difficult_range),
         admin_code=args.admin_code,
         seed=args.seed,
+        street_column=args.street_column,
+        community_size=tuple(args.community_size),
+        street_size=tuple(args.street_size),
+        workers=args.workers,
     )
     out = plan.to_file(args.out)
     if args.map:

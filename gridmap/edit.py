@@ -77,8 +77,13 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from . import grids as _g
 from .errors import InputError, PlanError
+from .partition.atoms import distinct_seeds, footprint_seeds, strip_seeds
+from .partition.blocks import barrier_ranks
+from .partition.codes import reading_order
+from .partition.engine import crossings
+from .partition.geometry import PRECISION, polsby_popper, polygonal, unit_strips
+from .partition.tessellation import redraw
 from .plan import CROSSING_COLUMNS, GRID_COLUMNS, Plan, empty_crossings
 
 log = logging.getLogger("gridmap")
@@ -346,7 +351,7 @@ def merge_grids(plan: Plan, a: str, b: str, *, reason: str = "") -> EditResult:
             ca,
             cb,
         )
-    merged = _g._polygonal(shapely.union_all([grids.at[ra, "geometry"], grids.at[rb, "geometry"]]))
+    merged = polygonal(shapely.union_all([grids.at[ra, "geometry"], grids.at[rb, "geometry"]]))
     bl = plan.buildings.copy()
     s = _splits(plan).copy()
     bl.loc[bl["grid_code"] == cb, "grid_code"] = ca
@@ -532,7 +537,7 @@ def replan(plan: Plan, community_code: str, *, reason: str = "") -> EditResult:
     area = shapely.union(comm_geom, replaced)
     if len(others):
         area = shapely.difference(area, shapely.union_all(others))
-    area = _g._polygonal(area)
+    area = polygonal(area)
     new_grids, b, s = _replan_area(
         plan,
         area,
@@ -668,7 +673,7 @@ def renumber(plan: Plan, *, reason: str = "") -> EditResult:
     g = plan.grids
     key = (g["street_code"].astype(str) + g["community_code"].astype(str)).to_numpy()
     labels = pd.factorize(key)[0]
-    seq = _g._sequence_codes(g.geometry.values, labels)
+    seq = reading_order(g.geometry.values, labels)
     prefix = g["grid_code"].astype(str).str[:12].to_numpy()
     new = [f"{p}{q:03d}" for p, q in zip(prefix, seq, strict=True)]
     mapping = {o: n for o, n in zip(g["grid_code"], new, strict=True) if o != n}
@@ -843,11 +848,11 @@ def polygon_from_geojson(source: Any) -> shapely.Geometry:
             geoms = [shapely.geometry.shape(g) for g in _geojson_geometries(obj)]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"not a GeoJSON geometry ({exc})", source=where) from exc
-    polys = [_g._polygonal(shapely.make_valid(g)) for g in geoms if g is not None]
+    polys = [polygonal(shapely.make_valid(g)) for g in geoms if g is not None]
     polys = [p for p in polys if not p.is_empty]
     if not polys:
         raise InputError("the GeoJSON holds no polygon", source="GeoJSON")
-    return _g._polygonal(shapely.union_all(polys))
+    return polygonal(shapely.union_all(polys))
 
 
 def selection_map(plan: Plan, *, filename: str = "selection.geojson", **kwargs):
@@ -1364,22 +1369,6 @@ def _geojson_geometries(obj: Any) -> list[dict]:
     return [obj]
 
 
-def _barrier_lines(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
-    bar = plan.barriers
-    if bar is None or not len(bar):
-        return np.array([], dtype=object), np.array([], dtype=object)
-    geoms = bar.geometry.values
-    poly = np.isin(shapely.get_type_id(geoms), (3, 6))
-    lines = np.where(poly, shapely.boundary(geoms), geoms)
-    keep = ~(shapely.is_empty(lines) | shapely.is_missing(lines))
-    labels = (
-        bar["barrier"].astype(str).to_numpy()
-        if "barrier" in bar.columns
-        else np.full(len(bar), "barrier", dtype=object)
-    )
-    return np.asarray(lines[keep], dtype=object), labels[keep]
-
-
 def _set_geoms(grids: gpd.GeoDataFrame, geoms: dict[str, shapely.Geometry]) -> None:
     if not geoms:
         return
@@ -1398,130 +1387,98 @@ def _retessellate(
 ) -> dict[str, shapely.Geometry]:
     """Redraw the polygons of the grids `region` from their (new) buildings.
 
-    The union of their current polygons is cut along barriers and community borders
-    into blocks, each block is divided among the seed points of the buildings assigned
-    to those grids (Voronoi), and cells are dissolved per grid. Grids of `region` left
-    without seeds disappear (unless in `keep`). Returns ``{code: polygon}``.
+    The union of their current polygons, cut by community borders and barriers, is
+    tessellated among the seed points of the buildings (and split parts) assigned to
+    those grids, exactly as :func:`gridmap.plan_grids` draws grids, and dissolved per
+    grid. Grids of `region` left without buildings disappear (unless in `keep`).
+    Returns ``{code: polygon}``.
     """
-    from .partition import _point_blocks
-
     g = plan.grids
-    area = _g._polygonal(shapely.union_all(g.loc[g["grid_code"].isin(region)].geometry.values))
-    xy, lab, anchors_xy = _seeds(b, s, region)
-    present = sorted(set(lab.tolist()))
+    area = polygonal(
+        shapely.union_all(g.loc[g["grid_code"].isin(region)].geometry.values, grid_size=PRECISION)
+    )
+    xy, unit, main, unit_label = _seeds(b, s, region)
+    present = sorted(set(unit_label.tolist()))
     out_codes = [region[i] for i in present]
-    for k in keep:
-        if k not in out_codes:
-            out_codes.append(k)
+    out_codes += [k for k in keep if k not in out_codes]
     if len(xy) == 0:
         return {out_codes[0]: area} if out_codes else {}
     pos = {c: i for i, c in enumerate(out_codes)}
-    lab = np.array([pos[region[i]] for i in lab], dtype=np.int64)
-
-    lines, _ = _barrier_lines(plan)
+    label = np.array([pos[region[i]] for i in unit_label], dtype=np.int64)
+    areas = np.array([area], dtype=object)
     if plan.communities is not None and len(plan.communities):
         cg = plan.communities.geometry.values
         cg = cg[shapely.intersects(cg, area)]
-        lines = np.concatenate([lines, shapely.boundary(cg)]) if len(cg) > 1 else lines
-    lines = np.asarray(lines, dtype=object)
-    blocks = _g._community_blocks(area, lines)
-    if len(blocks) == 0:
-        blocks = shapely.get_parts(area)
-    pt_block = _point_blocks(xy, blocks)
-    has = np.zeros(len(blocks), dtype=bool)
-    has[np.unique(pt_block)] = True
-    blocks, _ = _g._merge_empty_blocks(blocks, has)
-    pt_block = _point_blocks(xy, blocks)
-    cells = np.empty(len(xy), dtype=object)
-    for k in range(len(blocks)):
-        sel = np.flatnonzero(pt_block == k)
-        if len(sel):
-            cells[sel] = _voronoi_cells(blocks[k], xy[sel])
-    geoms = np.empty(len(out_codes), dtype=object)
-    for i in range(len(out_codes)):
-        mine = cells[lab == i]
-        geoms[i] = _g._polygonal(shapely.union_all(mine)) if len(mine) else shapely.Polygon()
-    anchors = [
-        shapely.points(anchors_xy[region.index(c)])
-        if region.index(c) in anchors_xy
-        else np.array([], dtype=object)
-        for c in out_codes
-    ]
-    geoms = _g._repair_coverage(area, geoms, anchors)
+        if len(cg) > 1:
+            pieces = np.array(
+                [polygonal(x) for x in shapely.intersection(cg, area, grid_size=PRECISION)],
+                dtype=object,
+            )
+            areas = pieces[~shapely.is_empty(pieces)]
+    lines, ranks = _barrier_lines_ranked(plan)
+    geoms = redraw(areas, xy, unit, main, label, len(out_codes), barrier_lines=lines,
+                   barrier_rank=ranks)  # fmt: skip
     return dict(zip(out_codes, geoms, strict=True))
 
 
-def _voronoi_cells(block: shapely.Geometry, xy: np.ndarray) -> np.ndarray:
-    """Voronoi cells of the (unique) points `xy` clipped to `block`, in the order of `xy`."""
-    if len(xy) == 1:
-        return np.array([block], dtype=object)
-    raw = shapely.get_parts(
-        shapely.voronoi_polygons(shapely.multipoints(xy), extend_to=block, ordered=True)
-    )
-    cells = shapely.intersection(raw, block)
-    bad = ~shapely.is_valid(cells)
-    if bad.any():
-        cells[bad] = shapely.make_valid(cells[bad])
-    mixed = ~np.isin(shapely.get_type_id(cells), (3, 6))
-    if mixed.any():
-        cells[mixed] = [_g._polygonal(c) for c in cells[mixed]]
-    return cells
+def _barrier_lines_ranked(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    bar = plan.barriers
+    if bar is None or not len(bar):
+        return np.array([], dtype=object), np.array([], dtype=np.int64)
+    ranks = bar["rank"].to_numpy() if "rank" in bar.columns else barrier_ranks(bar)[0]
+    geoms = bar.geometry.values
+    poly = np.isin(shapely.get_type_id(geoms), (3, 6))
+    lines = np.where(poly, shapely.boundary(geoms), geoms)
+    keep = ~(shapely.is_empty(lines) | shapely.is_missing(lines))
+    return np.asarray(lines[keep], dtype=object), np.asarray(ranks)[keep].astype(np.int64)
 
 
 def _seeds(
     b: pd.DataFrame, s: pd.DataFrame, region: list[str]
-) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
-    """Seed points of the buildings and parts assigned to the grids `region`.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Seed points of the buildings and split parts assigned to the grids `region`.
 
-    Returns the points, the index into `region` of each point, and per grid index the
-    representative points that must stay in the grid (its anchors).
+    Every building (or split part) is a unit with a main seed; returns the seeds, the
+    unit of each and whether it is the unit's main seed, and per unit the index into
+    `region` of its grid.
     """
-    from .partition import _BIG_FOOTPRINT, _SHRINK
-
     pos = {c: i for i, c in enumerate(region)}
     geoms = b.geometry.values
+    codes = b["grid_code"].to_numpy()
     split_ids = set(s["building_id"])
-    whole = (~b["building_id"].isin(split_ids) & b["grid_code"].isin(region)).to_numpy()
-    wi = np.flatnonzero(whole)
-    lab_w = b["grid_code"].to_numpy()[wi]
-    lab_w = np.array([pos[c] for c in lab_w], dtype=np.int64)
-    rep = shapely.point_on_surface(geoms[wi])
-    xy_list = [shapely.get_coordinates(rep)]
-    lab_list = [lab_w]
-    anchor_xy = [shapely.get_coordinates(rep)]
-    anchor_lab = [lab_w]
-    big = shapely.area(geoms[wi]) > _BIG_FOOTPRINT
-    if big.any():
-        inner = shapely.simplify(shapely.buffer(geoms[wi][big], -_SHRINK), 1.0)
-        coords, idx = shapely.get_coordinates(inner, return_index=True)
-        xy_list.append(coords)
-        lab_list.append(lab_w[big][idx])
+    whole = np.flatnonzero(
+        (~b["building_id"].isin(split_ids) & b["grid_code"].isin(region)).to_numpy()
+    )
+    anchors = shapely.point_on_surface(geoms[whole])
+    fxy, fi, fmain = footprint_seeds(anchors, geoms[whole])
+    xy, unit, main = [fxy], [fi], [fmain]
+    labels = [pos[c] for c in codes[whole]]
     sp = s[s["grid_code"].isin(region)]
     if len(sp):
         lookup = pd.Series(np.arange(len(b)), index=b["building_id"].to_numpy())
-        for bid, _ in sp.groupby("building_id", sort=True):
+        for bid in sorted(set(sp["building_id"])):
             allp = s[s["building_id"] == bid].sort_values("part")
-            hh = allp["households"].to_numpy(dtype=float)
-            frac = hh / hh.sum() if hh.sum() > 0 else np.full(len(hh), 1.0 / len(hh))
-            geom = geoms[int(lookup[bid])]
-            strips = _g._unit_strips(geom, frac)
-            for (_, prow), strip in zip(allp.iterrows(), strips, strict=True):
-                if prow["grid_code"] not in pos:
+            bi = int(lookup[bid])
+            anchor = shapely.point_on_surface(geoms[bi])
+            pts, holder = strip_seeds(geoms[bi], anchor, allp["households"].to_numpy())
+            for k, code in enumerate(allp["grid_code"].tolist()):
+                if code not in pos:
                     continue
-                p = shapely.point_on_surface(geom if strip.is_empty else strip)
-                c = shapely.get_coordinates(p)
-                xy_list.append(c)
-                lab_list.append(np.array([pos[prow["grid_code"]]]))
-                anchor_xy.append(c)
-                anchor_lab.append(np.array([pos[prow["grid_code"]]]))
-    xy = np.concatenate(xy_list) if xy_list else np.empty((0, 2))
-    lab = np.concatenate(lab_list).astype(np.int64) if lab_list else np.empty(0, np.int64)
-    # Drop duplicate seeds; a grid whose every seed duplicates another's keeps one, nudged.
-    keep = _g._dedupe_seeds(xy, lab)
-    axy = np.concatenate(anchor_xy) if anchor_xy else np.empty((0, 2))
-    alab = np.concatenate(anchor_lab) if anchor_lab else np.empty(0, np.int64)
-    anchors = {int(g): axy[alab == g] for g in np.unique(alab)}
-    return xy[keep], lab[keep], anchors
+                u = len(labels)
+                labels.append(pos[code])
+                xy.append(pts[k : k + 1])
+                unit.append(np.array([u]))
+                main.append(np.ones(1, dtype=bool))
+                if k == holder:
+                    xy.append(shapely.get_coordinates(anchor))
+                    unit.append(np.array([u]))
+                    main.append(np.zeros(1, dtype=bool))
+    if not labels:
+        return np.empty((0, 2)), np.empty(0, np.int64), np.empty(0, bool), np.empty(0, np.int64)
+    sxy, su, sm = distinct_seeds(
+        np.concatenate(xy), np.concatenate(unit).astype(np.int64), np.concatenate(main)
+    )
+    return sxy, su, sm, np.array(labels, dtype=np.int64)
 
 
 # ------------------------------------------------------------------ planner runs
@@ -1607,7 +1564,7 @@ def _replan_area(
                     "name": "",
                     "worker": "",
                     "area_m2": area.area,
-                    "polsby_popper": float(_g.polsby_popper(np.array([area]))[0]),
+                    "polsby_popper": float(polsby_popper(np.array([area]))[0]),
                     "geometry": area,
                 }
             ],
@@ -1705,7 +1662,7 @@ def _pseudo_buildings(b: pd.DataFrame, s: pd.DataFrame, rows: pd.DataFrame) -> g
         allp = s[s["building_id"] == bid].sort_values("part")
         hh = allp["households"].to_numpy(dtype=float)
         frac = hh / hh.sum() if hh.sum() > 0 else np.full(len(hh), 1.0 / len(hh))
-        strips = dict(zip(allp["part"], _g._unit_strips(base.geometry, frac), strict=True))
+        strips = dict(zip(allp["part"], unit_strips(base.geometry, frac), strict=True))
         for _, r in grp.iterrows():
             row = base.copy()
             row["building_id"] = f"{bid}{_PSEUDO}{int(r['part'])}"
@@ -1989,18 +1946,15 @@ def _recount(grids: gpd.GeoDataFrame, b: pd.DataFrame, s: pd.DataFrame, tm: np.n
     grids.loc[tm, "buildings"] = codes.map(t["buildings"]).fillna(0).astype(np.int64).to_numpy()
     geoms = grids.geometry.values[tm]
     grids.loc[tm, "area_m2"] = shapely.area(geoms)
-    grids.loc[tm, "polsby_popper"] = _g.polsby_popper(geoms)
+    grids.loc[tm, "polsby_popper"] = polsby_popper(geoms)
     for col in ("households", "buildings", "range_min", "range_max"):
         grids[col] = grids[col].astype(np.int64)
 
 
 def _new_crossings(plan: Plan, rows: gpd.GeoDataFrame, manual: bool) -> pd.DataFrame:
-    from .partition import _crossings
-
-    lines, labels = _barrier_lines(plan)
-    if len(lines) == 0 or len(rows) == 0:
+    if plan.barriers is None or len(plan.barriers) == 0 or len(rows) == 0:
         return empty_crossings()
-    out = _crossings(rows.reset_index(drop=True), lines, labels)
+    out = crossings(rows.reset_index(drop=True), plan.barriers)
     if manual and len(out):
         out["reason"] = "drawn across the barrier by a manual edit"
     return out

@@ -16,9 +16,6 @@ import pandas as pd
 
 log = logging.getLogger("gridmap")
 
-#: Road classes treated as barriers (arterials) when planning the sample town.
-ARTERIALS = ("motorway", "trunk", "primary", "secondary")
-
 
 def sample_inputs(data: str | Path | None = None) -> dict:
     """Load the sample town and prepare the inputs of :func:`gridmap.plan_grids`.
@@ -37,7 +34,9 @@ def sample_inputs(data: str | Path | None = None) -> dict:
     paths = sample_paths(data)
     buildings = estimate_households(read_buildings(paths["gpkg"], layer="buildings"))
     roads = layers["roads"]
-    arterials = roads[roads["highway"].isin(ARTERIALS)]
+    from .partition.blocks import RANK_ARTERIAL, barrier_ranks
+
+    arterials = roads[barrier_ranks(roads)[0] >= RANK_ARTERIAL]
     barriers = [arterials, layers["rivers"]]
     return {
         "buildings": buildings,

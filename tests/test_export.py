@@ -155,6 +155,6 @@ def test_bad_arguments(plan, tmp_path):
         export.grid_sheet(plan, "nope")
 
 
-def test_plan_export_method(plan, tmp_path):
-    out = plan.export(tmp_path, formats=["gpkg", "csv"])
+def test_export_plan_function(plan, tmp_path):
+    out = gridmap.export_plan(plan, tmp_path, formats=["gpkg", "csv"])
     assert set(out) == {"gpkg", "csv"}

@@ -365,10 +365,15 @@ def test_bad_inputs_raise_clear_errors():
         gridmap.plan_grids(dup, comms)
     with pytest.raises(SchemaError, match="difficult"):
         gridmap.plan_grids(b, comms, difficult="no_such_column")
+    # codes that are not 3 digits (e.g. '1000' from a file's own numbering) are
+    # replaced by a documented numbering, never refused
     bad = comms.copy()
-    bad["community_code"] = ["1", "2"]
-    with pytest.raises(SchemaError, match="3-digit"):
-        gridmap.plan_grids(b, bad)
+    bad["community_code"] = ["1", "1000"]
+    plan = gridmap.plan_grids(b, bad, admin_code="230717")
+    assert plan.grids["grid_code"].str.fullmatch(r"\d{15}").all()
+    assert sorted(plan.communities["source_code"]) == ["1", "1000"]
+    assert sorted(plan.communities["community_code"]) == ["001", "002"]
+    assert any("numbered 001, 002" in n for n in plan.notes)
     with pytest.raises(gridmap.CRSError):
         gridmap.plan_grids(b.set_crs(None, allow_override=True), comms)
     with pytest.raises(PlanError, match="no buildings"):

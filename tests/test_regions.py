@@ -9,7 +9,7 @@ import shapely
 from scipy.spatial import Delaunay
 
 from gridmap.errors import InputError
-from gridmap.regions import RegionResult, connected_components_of, partition_region
+from gridmap.partition.regions import RegionResult, connected_components_of, partition_region
 
 LO, HI = 300, 500
 

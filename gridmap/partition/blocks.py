@@ -32,7 +32,7 @@ import shapely
 
 from ..crs import to_metric
 from ..errors import SchemaError
-from .geometry import PRECISION, snap
+from .geometry import PRECISION
 
 __all__ = [
     "BARRIER_CLASS_COLUMNS",
@@ -226,8 +226,8 @@ def blocks(
         cut.append(extra[hit])
     linework = np.concatenate(cut)
     noded = shapely.union_all(linework, grid_size=PRECISION)
+    # noded on the grid, so the faces are valid and on the grid already
     polys = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
-    polys = snap(polys)
     polys = polys[~shapely.is_empty(polys) & (shapely.get_type_id(polys) == 3)]
     rep = shapely.point_on_surface(polys)
     tree = shapely.STRtree(areas)

@@ -31,9 +31,9 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from .geometry import PRECISION, polygonal_parts
+from .geometry import PRECISION, polygonal_parts, round_to_grid
 
-__all__ = ["Tessellation", "dissolve", "tessellate", "unit_graph"]
+__all__ = ["Tessellation", "dissolve", "redraw", "tessellate", "unit_graph"]
 
 _MIN_BORDER = 0.05  # metres: a shared border shorter than this is a touch, not adjacency
 
@@ -62,6 +62,8 @@ class Tessellation:
     n_units : int
         Number of units, including the units without households made for detached
         orphan land (numbered after the given ones).
+    zone_edges, zone_length : ndarray
+        Pairs of zones (communities) that share a border, and its length (m).
     """
 
     faces: np.ndarray
@@ -72,6 +74,8 @@ class Tessellation:
     rank: np.ndarray
     line: np.ndarray
     n_units: int
+    zone_edges: np.ndarray
+    zone_length: np.ndarray
 
 
 def tessellate(
@@ -169,7 +173,18 @@ def tessellate(
     pairs = np.concatenate([p_in, p_x])
     seg_len = np.concatenate([l_in, l_x])
     seg_mid = np.concatenate([m_in, m_x])
-    same_zone = zone[face_block[pairs[:, 0]]] == zone[face_block[pairs[:, 1]]]
+    # vertices are shared across zones too (the coverage is exact everywhere), but
+    # faces are neighbours only within a zone; zones touch where their faces do
+    za = zone[face_block[pairs[:, 0]]]
+    zb = zone[face_block[pairs[:, 1]]]
+    same_zone = za == zb
+    zone_edges, zone_length, _, _ = _face_pairs(
+        np.sort(np.column_stack([za, zb])[~same_zone], axis=1),
+        seg_len[~same_zone],
+        np.zeros(int((~same_zone).sum()), dtype=np.int64),
+        np.full(int((~same_zone).sum()), -1, dtype=np.int64),
+        int(zone.max()) + 1 if len(zone) else 1,
+    )
     pairs, seg_len, seg_mid = pairs[same_zone], seg_len[same_zone], seg_mid[same_zone]
     cross = face_block[pairs[:, 0]] != face_block[pairs[:, 1]]
     seg_rank = np.zeros(len(pairs), dtype=np.int64)
@@ -186,7 +201,9 @@ def tessellate(
     unit, n_units = _settle_units(
         len(faces), face_unit, face_main, edges, length, rank, n_units, avoid
     )
-    return Tessellation(faces, unit, face_block, edges, length, rank, line, n_units)
+    return Tessellation(
+        faces, unit, face_block, edges, length, rank, line, n_units, zone_edges, zone_length
+    )
 
 
 def unit_graph(
@@ -229,7 +246,9 @@ def unit_graph(
     return edges, length, cost, rank
 
 
-def dissolve(faces: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray:
+def dissolve(
+    faces: np.ndarray, labels: np.ndarray, n_labels: int, *, single: bool = True
+) -> np.ndarray:
     """Union the faces of each label (exactly: the faces form a noded coverage).
 
     Parameters
@@ -238,6 +257,9 @@ def dissolve(faces: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray
     labels : ndarray of int
         Label of every face (``-1``: not dissolved).
     n_labels : int
+    single : bool
+        Each label's faces are connected, so the union must be one Polygon (a grid);
+        otherwise a valid MultiPolygon is accepted as it is (a community in parts).
 
     Returns
     -------
@@ -259,7 +281,8 @@ def dissolve(faces: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray
             merged = shapely.coverage_union_all(faces[idx])
         except shapely.errors.GEOSException:
             merged = None
-        if merged is None or shapely.get_type_id(merged) != 3 or not merged.is_valid:
+        bad_type = shapely.get_type_id(merged) != 3 if single else False
+        if merged is None or bad_type or not merged.is_valid:
             merged = shapely.union_all(faces[idx], grid_size=PRECISION)
         out[g] = merged
     return out
@@ -328,10 +351,16 @@ def _voronoi_faces(
     shapely.prepare(blocks)
     inside = shapely.contains_properly(cblock, cells)
     inside[single] = False
-    clipped = np.empty(len(cells), dtype=object)
-    clipped[inside] = shapely.set_precision(cells[inside], PRECISION)
+    # clip with a floating overlay and round to the grid with numpy (several times
+    # faster than snap-rounding overlays); the few that rounding spoils are clipped
+    # again with a snap-rounding overlay
     out = ~inside
-    clipped[out] = shapely.intersection(cells[out], cblock[out], grid_size=PRECISION)
+    cut = cells.copy()
+    cut[out] = shapely.intersection(cells[out], cblock[out])
+    clipped, ok = round_to_grid(cut)
+    bad = np.flatnonzero(~ok)
+    if len(bad):
+        clipped[bad] = shapely.intersection(cells[bad], cblock[bad], grid_size=PRECISION)
     parts, owner = polygonal_parts(clipped)
     # the part holding the seed stays with it; the others become orphan faces
     part_seed = owner.copy()
@@ -480,10 +509,7 @@ def _cross_block_edges(outline: _Outline, face_block: np.ndarray, zone: np.ndarr
     midpt = a[i] + u * (start + over / 2)[:, None]
     pairs = np.sort(np.column_stack([face[i], face[j]]), axis=1)
     ins = (np.concatenate(ins_row), np.concatenate(ins_t), np.concatenate(ins_xy))
-    # vertices are shared across zones too (the coverage is exact everywhere); the
-    # adjacency stays within a zone
-    same = zone[fb[i]] == zone[fb[j]]
-    return pairs[same], over[same], midpt[same], ins
+    return pairs, over, midpt, ins
 
 
 def _insert_vertices(faces: np.ndarray, outline: _Outline, ins) -> np.ndarray:
@@ -600,3 +626,60 @@ def _stray_faces(n: int, unit: np.ndarray, main: np.ndarray, edges: np.ndarray) 
     # when every main seed has a face; guards against losing a unit)
     stray &= anchor[np.maximum(unit, 0)] >= 0
     return stray
+
+
+def redraw(
+    areas: np.ndarray,
+    seeds: np.ndarray,
+    seed_unit: np.ndarray,
+    seed_main: np.ndarray,
+    unit_label: np.ndarray,
+    n_labels: int,
+    *,
+    barrier_lines: np.ndarray | None = None,
+    barrier_rank: np.ndarray | None = None,
+) -> np.ndarray:
+    """Draw the polygons of labelled units over some areas (a planner's edit).
+
+    The areas are cut into blocks along the barriers, tessellated among the units'
+    seeds exactly as :func:`gridmap.plan_grids` does, and the faces are dissolved per
+    label. Land that no unit reaches (a detached piece of an area) goes to the label
+    of the nearest face.
+
+    Parameters
+    ----------
+    areas : ndarray of Polygon
+        Non-overlapping areas to redraw (e.g. the edited grids of each community).
+    seeds, seed_unit, seed_main : ndarray
+        Seed points, the unit of each, and each unit's main seed (see
+        :func:`gridmap.partition.atoms.unit_seeds`).
+    unit_label : ndarray of int
+        Label (grid) of every unit.
+    n_labels : int
+    barrier_lines, barrier_rank : ndarray, optional
+
+    Returns
+    -------
+    ndarray of geometry
+        One polygon per label (empty for a label without units).
+    """
+    from .blocks import blocks
+
+    areas = np.asarray(areas, dtype=object)
+    lines = np.empty(0, dtype=object) if barrier_lines is None else barrier_lines
+    blk, zone = blocks(areas, lines)
+    tess = tessellate(
+        blk, seeds, seed_unit, seed_main, block_zone=zone,
+        barrier_lines=barrier_lines, barrier_rank=barrier_rank,
+    )  # fmt: skip
+    label = np.full(tess.n_units, -1, dtype=np.int64)
+    label[: len(unit_label)] = unit_label
+    face_label = label[tess.unit]
+    lost = np.flatnonzero(face_label < 0)
+    if len(lost) and (face_label >= 0).any():
+        known = np.flatnonzero(face_label >= 0)
+        src, tgt = shapely.STRtree(tess.faces[known]).query_nearest(
+            tess.faces[lost], all_matches=False
+        )
+        face_label[lost[src]] = face_label[known[tgt]]
+    return dissolve(tess.faces, face_label, n_labels)

@@ -37,11 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from scipy import sparse
-from scipy.sparse import csgraph
 
-from .regions import partition_region, repair_labels
+from .regions import connected_components_of, partition_region, recombine, repair_labels
 
 __all__ = ["CommunityUnits", "RANK_FACTOR", "plan_community"]
 
@@ -149,6 +146,13 @@ def plan_community(
 
 
 # ----------------------------------------------------------------------------- atoms
+def _components(n: int, edges: np.ndarray) -> tuple[int, np.ndarray]:
+    if n == 0:
+        return 0, np.zeros(0, dtype=np.int64)
+    comp = connected_components_of(n, np.asarray(edges, dtype=np.int64).reshape(-1, 2))
+    return int(comp.max()) + 1, comp
+
+
 def _contract(cu: CommunityUnits, explode: set[int]) -> _Atoms:
     """Contract units into atoms: one per connected part of a group, else one per unit."""
     n = len(cu.households)
@@ -159,8 +163,7 @@ def _contract(cu: CommunityUnits, explode: set[int]) -> _Atoms:
     key = np.where(cu.fixed_special >= 0, -10 * n - cu.fixed_special, key)
     e = cu.edges
     same = key[e[:, 0]] == key[e[:, 1]] if len(e) else np.zeros(0, bool)
-    g = sparse.coo_matrix((np.ones(int(same.sum())), (e[same, 0], e[same, 1])), shape=(n, n))
-    ncomp, comp = csgraph.connected_components(g, directed=False)
+    ncomp, comp = _components(n, e[same] if len(e) else e)
     # a fixed special grid (institution polygon) stays one atom even if in pieces
     fixed = cu.fixed_special >= 0
     comp = np.where(fixed, ncomp + cu.fixed_special, comp)
@@ -226,12 +229,11 @@ def _contract(cu: CommunityUnits, explode: set[int]) -> _Atoms:
 def _quick(cu, at: _Atoms, ranges):
     """The plan of a community that needs no search: no special grids, and every
     connected part either below its floor or a single in-range grid."""
-    if (at.special >= 0).any() or len(at.weight) == 0:
-        return None
+    if (at.special >= 0).any() or len(at.weight) == 0 or at.rural.any():
+        return None  # special grids and villages follow the full rules
     na = len(at.weight)
     e = at.edges
-    g = sparse.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(na, na))
-    k, comp = csgraph.connected_components(g, directed=False)
+    k, comp = _components(na, e)
     w = np.bincount(comp, weights=at.weight, minlength=k)
     ww = np.maximum(at.weight, 1).astype(float)
     d = np.bincount(comp, weights=ww * at.difficult, minlength=k) * 2 > np.bincount(
@@ -242,9 +244,7 @@ def _quick(cu, at: _Atoms, ranges):
     fhi = np.where(d, dhi, hi)
     if not ((w < flo) | ((w >= flo) & (w <= fhi))).all():
         return None
-    if k > 1 and at.rural.any():  # villages: the full rules decide
-        return None
-    return comp.astype(np.int64), _metas(cu, at, comp, k, {}, ranges, {}, [])
+    return comp.astype(np.int64), _metas(cu, at, comp, k, {}, ranges, {}, {})
 
 
 # ---------------------------------------------------------------------------- planning
@@ -262,7 +262,8 @@ def _range_of(p: _Piece, ranges) -> tuple[int, int]:
 def _plan_atoms(cu, at: _Atoms, ranges, seed, join_distance):
     na = len(at.weight)
     special = at.special >= 0
-    res = ~special
+    pocket_of = _pockets(at, ranges)
+    res = ~special & (pocket_of < 0)
     pieces = _initial_pieces(at, res)
     isolated: dict[int, str] = {}
     _merge_infeasible(pieces, at, ranges, join_distance, isolated)
@@ -271,39 +272,85 @@ def _plan_atoms(cu, at: _Atoms, ranges, seed, join_distance):
     region_piece: list[int] = []
     solutions = {pid: _solve(at, pc, ranges, seed) for pid, pc in pieces.items()}
     _rebalance_unbalanced(pieces, solutions, at, ranges, seed)
-    notes: list[str] = []
+    notes: dict[int, str] = {}
     for pid in sorted(pieces, key=lambda p: min(pieces[p].atoms)):
         idx, res_p = solutions[pid]
         for r in range(res_p.k):
             label[idx[res_p.labels == r]] = len(region_piece)
             region_piece.append(pid)
         if res_p.note:
-            notes.append(res_p.note)
+            notes[pid] = res_p.note
     region_piece_arr = np.array(region_piece, dtype=np.int64)
     k = len(region_piece)
     # rebalancing across pieces, one range class at a time
     if k > 1:
-        label = _cross_piece_repair(at, label, region_piece_arr, pieces, ranges, isolated)
+        label = _cross_piece_repair(at, label, region_piece_arr, pieces, ranges, isolated, seed)
     # whole-community fallback
     label, k = _whole_community(at, label, k, pieces, ranges, seed, isolated)
     metas = _metas(cu, at, label, k, pieces, ranges, isolated, notes)
-    # special atoms: a grid each
+    # special atoms: a grid each (with the residential pockets they enclose)
     for a in np.flatnonzero(special):
         label[a] = len(metas)
         sid = int(at.special[a])
+        pocket = np.flatnonzero(pocket_of == a)
+        label[pocket] = len(metas)
+        ph = int(at.weight[pocket].sum())
         metas.append(
             {
                 "kind": "special",
-                "households": int(at.weight[a]),
+                "households": int(at.weight[a]) + ph,
                 "range_min": 0,
                 "range_max": 0,
                 "difficult": False,
-                "flags": "",
-                "flag_reason": "",
+                "flags": "includes_residential" if len(pocket) else "",
+                "flag_reason": (
+                    f"includes {ph} households of homes enclosed by the institution's land "
+                    "(too few for a grid of their own, and no other grid can reach them)"
+                    if len(pocket)
+                    else ""
+                ),
                 "name": str(cu.special_name.get(sid, "")),
             }
         )
     return label, metas
+
+
+def _pockets(at: _Atoms, ranges) -> np.ndarray:
+    """Residential land cut off by special grids: each connected part of the
+    residential atoms that holds fewer households than the floor (and is not all of the
+    community's residential land, nor a village) goes to the special atom it borders
+    most. Returns that special atom per atom (-1 for the others)."""
+    na = len(at.weight)
+    out = np.full(na, -1, dtype=np.int64)
+    special = at.special >= 0
+    if not special.any() or special.all():
+        return out
+    e = at.edges
+    both = ~special[e[:, 0]] & ~special[e[:, 1]]
+    k, comp = _components(na, e[both])
+    comp = np.where(special, -1, comp)
+    res = ~special
+    parts = np.unique(comp[res])
+    if len(parts) <= 1:
+        return out
+    (lo, _), (dlo, _) = ranges
+    ww = np.maximum(at.weight, 1).astype(float)
+    for c in parts.tolist():
+        sel = comp == c
+        h = int(at.weight[sel].sum())
+        floor = dlo if (ww * at.difficult)[sel].sum() * 2 > ww[sel].sum() else lo
+        if h >= floor or at.rural[sel].any():
+            continue
+        # the special atom with the longest (costliest to cut) border
+        m1 = sel[e[:, 0]] & special[e[:, 1]]
+        m2 = sel[e[:, 1]] & special[e[:, 0]]
+        cand = np.r_[e[m1, 1], e[m2, 0]]
+        if not len(cand):
+            continue
+        w = np.r_[at.cost[m1], at.cost[m2]]
+        best = np.bincount(cand, weights=w, minlength=na)
+        out[sel] = int(np.argmax(best))
+    return out
 
 
 def _initial_pieces(at: _Atoms, res: np.ndarray) -> dict[int, _Piece]:
@@ -320,8 +367,7 @@ def _initial_pieces(at: _Atoms, res: np.ndarray) -> dict[int, _Piece]:
         se = e[same]
     else:
         se = np.empty((0, 2), np.int64)
-    g = sparse.coo_matrix((np.ones(len(se)), (se[:, 0], se[:, 1])), shape=(na, na))
-    _, comp = csgraph.connected_components(g, directed=False)
+    _, comp = _components(na, se)
     pieces: dict[int, _Piece] = {}
     for a in np.flatnonzero(res).tolist():
         p = int(comp[a])
@@ -473,7 +519,7 @@ def _rebalance_unbalanced(pieces, solutions, at, ranges, seed) -> None:
                 lo, hi = mlo, mhi
 
 
-def _cross_piece_repair(at, label, region_piece, pieces, ranges, isolated) -> np.ndarray:
+def _cross_piece_repair(at, label, region_piece, pieces, ranges, isolated, seed) -> np.ndarray:
     k = len(region_piece)
     rw = np.bincount(label[label >= 0], weights=at.weight[label >= 0], minlength=k)
     rng = np.array([_range_of(pieces[p], ranges) for p in region_piece])
@@ -481,10 +527,13 @@ def _cross_piece_repair(at, label, region_piece, pieces, ranges, isolated) -> np
     skip = np.array([p in isolated for p in region_piece])
     if not (out & ~skip).any():
         return label
-    for lo, hi in {tuple(r) for r in rng[out & ~skip].tolist()}:
+    for lo, hi in sorted({tuple(r) for r in rng[out & ~skip].tolist()}):
         cls = (rng[:, 0] == lo) & (rng[:, 1] == hi) & ~skip
         movable = (label >= 0) & cls[np.maximum(label, 0)]
         label = repair_labels(at.weight, at.xy, at.edges, label, lo, hi, movable=movable)
+        label = recombine(
+            at.weight, at.edges, label, lo, hi, cost=at.cost, movable=movable, seed=seed
+        )
     return label
 
 
@@ -555,14 +604,21 @@ def _metas(cu, at, label, k, pieces, ranges, isolated, notes) -> list[dict[str, 
     e = at.edges
     both = res[e[:, 0]] & res[e[:, 1]] if len(e) else np.zeros(0, bool)
     na = len(at.weight)
-    g = sparse.coo_matrix((np.ones(int(both.sum())), (e[both, 0], e[both, 1])), shape=(na, na))
-    ncomp, comp = csgraph.connected_components(g, directed=False)
+    ncomp, comp = _components(na, e[both] if len(e) else e)
     comp_total = np.bincount(comp[res], weights=at.weight[res], minlength=ncomp)
     metas = []
     for r in range(k):
         sel = np.flatnonzero(label == r)
-        d = bool(dsh[r] * 2 > tot[r])
-        plo, phi = (dlo, dhi) if d else (lo, hi)
+        # a grid is judged by the range its piece was cut with
+        own = piece_of_atom[sel]
+        own = own[own >= 0]
+        piece = int(np.bincount(own).argmax()) if len(own) else -1
+        if piece in pieces:
+            plo, phi = _range_of(pieces[piece], ranges)
+            d = (plo, phi) == (dlo, dhi) and (dlo, dhi) != (lo, hi)
+        else:
+            d = bool(dsh[r] * 2 > tot[r])
+            plo, phi = (dlo, dhi) if d else (lo, hi)
         h = int(rw[r])
         flags: list[str] = []
         reason: list[str] = []
@@ -595,8 +651,8 @@ def _metas(cu, at, label, k, pieces, ranges, isolated, notes) -> list[dict[str, 
             )
         else:
             reason.append(
-                "atoms too lumpy for an in-range split: "
-                + ("; ".join(notes[:2]) if notes else "no balanced cut was found")
+                "buildings too large for an in-range split: "
+                + (notes.get(piece) or "no balanced cut was found")
             )
         metas.append(
             {
@@ -614,15 +670,14 @@ def _metas(cu, at, label, k, pieces, ranges, isolated, notes) -> list[dict[str, 
 
 
 def _lumpy_compounds(at: _Atoms, label: np.ndarray, metas) -> set[int]:
-    """Compound groups kept whole inside grids that ended out of range."""
-    bad = {
-        r
-        for r, m in enumerate(metas)
-        if m["kind"] != "special"
+    """The compounds kept whole in a community where some grid ended out of range for
+    want of a balanced cut: breaking them into buildings gives the search finer atoms."""
+    bad = any(
+        m["kind"] != "special"
         and not m["flags"]
         and not (m["range_min"] <= m["households"] <= m["range_max"])
-    }
+        for m in metas
+    )
     if not bad:
         return set()
-    sel = np.isin(label, list(bad)) & (at.compound >= 0)
-    return set(at.compound[sel].tolist())
+    return set(at.compound[at.compound >= 0].tolist())

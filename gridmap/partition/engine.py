@@ -246,7 +246,9 @@ def plan_grids(
     )
     nu = tess.n_units
     if given:  # the communities as the partition sees them: the union of their faces
-        comms = comms.set_geometry(dissolve(tess.faces, blk_area[tess.block], len(comms)))
+        comms = comms.set_geometry(
+            dissolve(tess.faces, blk_area[tess.block], len(comms), single=False)
+        )
     ua = _unit_attributes(
         tess, units, nbu, n_inst, inst, hh, b_inst, anchor, seeds, seed_unit, seed_main,
         blk_area, b_diff, b_rural, b_comp, loose_group,
@@ -257,7 +259,7 @@ def plan_grids(
     # ------------------------------------------------------------- hierarchy
     if given:
         unit_comm = ua["area"]
-        street_of = _street_labels(comms, street_column, ua, unit_comm, edges, cost, ss, seed)
+        street_of = _street_labels(comms, street_column, ua, unit_comm, tess, ss, seed)
         comms = number_communities(comms, street_of, notes)
     else:
         unit_comm, comms = _derive_communities(
@@ -601,12 +603,10 @@ def _open_land(edges, length, cost, rank, units, nbu, part, gap):
     return rank, cost
 
 
-def _street_labels(comms, street_column, ua, unit_comm, edges, cost, ss, seed):
+def _street_labels(comms, street_column, ua, unit_comm, tess, ss, seed):
     """A street label per community: given codes, a named column, or derived."""
-    if (
-        "street_code" in comms.columns
-        and comms["street_code"].astype(str).str.strip().str.fullmatch(r"\d{3}").all()
-    ):
+    code = comms["street_code"].astype(str).str.strip() if "street_code" in comms.columns else None
+    if code is not None and code.str.fullmatch(r"\d{3}").all():
         return None
     if street_column is not None:
         if street_column not in comms.columns:
@@ -616,27 +616,13 @@ def _street_labels(comms, street_column, ua, unit_comm, edges, cost, ss, seed):
                 source="communities",
             )
         return comms[street_column].astype(str).to_numpy()
-    return _group_communities(comms.geometry.values, ua, unit_comm, ss, seed)
-
-
-def _group_communities(geoms, ua, unit_comm, size, seed) -> np.ndarray:
-    """Streets: neighbouring communities grouped to `size` households."""
-    n = len(geoms)
-    w = np.bincount(unit_comm[unit_comm >= 0], weights=ua["households"][unit_comm >= 0],
-                    minlength=n).astype(np.int64)  # fmt: skip
-    if w.sum() <= size[1] or n == 1:
+    n = len(comms)
+    has = unit_comm >= 0
+    w = np.bincount(unit_comm[has], weights=ua["households"][has], minlength=n).astype(np.int64)
+    if w.sum() <= ss[1] or n == 1:
         return np.zeros(n, dtype=np.int64)
-    tree = shapely.STRtree(geoms)
-    left, right = tree.query(geoms, predicate="touches")
-    m = left < right
-    left, right = left[m], right[m]
-    shared = shapely.length(
-        shapely.intersection(shapely.boundary(geoms[left]), shapely.boundary(geoms[right]))
-    )
-    keep = shared > 1.0
-    e = np.column_stack([left[keep], right[keep]])
-    xy = shapely.get_coordinates(shapely.point_on_surface(geoms))
-    return group_units(w, xy, e, shared[keep], size, seed=seed)
+    xy = shapely.get_coordinates(shapely.point_on_surface(comms.geometry.values))
+    return group_units(w, xy, tess.zone_edges, tess.zone_length, ss, seed=seed)
 
 
 def _derive_communities(tess, ua, edges, cost, cs, ss, seed, crs, notes, bars):

@@ -28,7 +28,7 @@ import shapely
 
 from ..crs import to_metric
 from ..errors import PlanError, SchemaError
-from .codes import MAX_SEQUENCE, reading_order
+from .codes import MAX_SEQUENCE, reading_order, reading_order_points
 from .geometry import PRECISION, polygonal, polygonal_parts, snap
 from .regions import partition_region
 
@@ -249,13 +249,16 @@ def _valid_codes(comms: pd.DataFrame, col: str) -> bool:
 
 
 def _number_groups(geoms: np.ndarray, label: np.ndarray) -> np.ndarray:
-    """3-digit codes for groups of polygons, in reading order of the groups."""
+    """3-digit codes for groups of polygons, in reading order of the groups (each
+    group placed at the area-weighted centre of its members' inner points)."""
     keys, inv = np.unique(label.astype(str), return_inverse=True)
-    merged = np.array(
-        [shapely.union_all(geoms[inv == k], grid_size=PRECISION) for k in range(len(keys))],
-        dtype=object,
-    )
-    seq = reading_order(merged)
+    pts = shapely.point_on_surface(geoms)
+    a = shapely.area(geoms)
+    tot = np.bincount(inv, weights=a, minlength=len(keys))
+    w = np.maximum(tot, 1e-9)
+    x = np.bincount(inv, weights=a * shapely.get_x(pts), minlength=len(keys)) / w
+    y = np.bincount(inv, weights=a * shapely.get_y(pts), minlength=len(keys)) / w
+    seq = reading_order_points(x, y, tot)
     if seq.max(initial=0) > MAX_SEQUENCE:
         raise PlanError(f"{seq.max()} streets do not fit a 3-digit street code")
     return np.array([f"{s:03d}" for s in seq[inv]], dtype=object)

@@ -34,9 +34,12 @@ __all__ = [
     "SPLIT_COLUMNS",
     "Units",
     "cluster_points",
+    "distinct_seeds",
+    "footprint_seeds",
     "locate_buildings",
     "make_units",
     "split_building",
+    "strip_seeds",
     "unit_groups",
     "unit_seeds",
 ]
@@ -223,6 +226,73 @@ def make_units(
     return Units(building, part, hh.astype(np.int64), area[building], splits)
 
 
+def footprint_seeds(
+    anchors: np.ndarray, footprints: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeds of whole buildings: the anchor, and the outline of a large footprint.
+
+    Parameters
+    ----------
+    anchors : ndarray of Point
+        A point inside each footprint.
+    footprints : ndarray of Polygon
+        The footprints (metric CRS); those above :data:`BIG_FOOTPRINT_M2` also seed
+        from their outline moved 1 m inside (at most 64 points each).
+
+    Returns
+    -------
+    xy : ndarray, shape (s, 2)
+    index : ndarray of int
+        The footprint of each seed.
+    main : ndarray of bool
+        The anchor seeds.
+    """
+    n = len(anchors)
+    xy = [shapely.get_coordinates(anchors)]
+    idx = [np.arange(n)]
+    main = [np.ones(n, dtype=bool)]
+    big = np.flatnonzero(shapely.area(footprints) > BIG_FOOTPRINT_M2)
+    if len(big):
+        inner = shapely.buffer(footprints[big], -_SHRINK)
+        # a coarser outline for very long outlines keeps the seed count bounded
+        tol = np.maximum(1.0, shapely.length(inner) / _MAX_OUTLINE_SEEDS)
+        inner = shapely.simplify(inner, tol)
+        c, ci = shapely.get_coordinates(inner, return_index=True)
+        xy.append(c)
+        idx.append(big[ci])
+        main.append(np.zeros(len(ci), dtype=bool))
+    return np.concatenate(xy), np.concatenate(idx).astype(np.int64), np.concatenate(main)
+
+
+def strip_seeds(
+    footprint: shapely.Geometry, anchor: shapely.Geometry, households: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """Seeds of the parts of a building split by units: one point per unit strip.
+
+    Parameters
+    ----------
+    footprint : Polygon
+        The footprint (its part in its community).
+    anchor : Point
+        The building's anchor point.
+    households : ndarray
+        Households of each part, in part order (the strips' shares).
+
+    Returns
+    -------
+    xy : ndarray, shape (parts, 2)
+        A point inside each part's strip.
+    holder : int
+        The part whose strip holds the anchor (it is seeded with the anchor too).
+    """
+    hh = np.asarray(households, dtype=float)
+    frac = hh / hh.sum() if hh.sum() > 0 else np.full(len(hh), 1.0 / len(hh))
+    strips = unit_strips(footprint, frac)
+    strips[shapely.is_empty(strips)] = footprint
+    holder = int(np.argmin(shapely.distance(strips, anchor)))
+    return shapely.get_coordinates(shapely.point_on_surface(strips)), holder
+
+
 def unit_seeds(
     units: Units, anchors: np.ndarray, parts: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -245,53 +315,37 @@ def unit_seeds(
     main : ndarray of bool
         The main seed of each unit (exactly one per unit).
     """
-    n = len(units)
     whole = np.flatnonzero(units.part < 0)
     wb = units.building[whole]
-    xy = [shapely.get_coordinates(anchors[wb])]
-    unit = [whole]
-    main = [np.ones(len(whole), dtype=bool)]
-    geoms = parts[wb]
-    big = shapely.area(geoms) > BIG_FOOTPRINT_M2
-    if big.any():
-        inner = shapely.buffer(geoms[big], -_SHRINK)
-        # a coarser outline for very long outlines keeps the seed count bounded
-        tol = np.maximum(1.0, shapely.length(inner) / _MAX_OUTLINE_SEEDS)
-        inner = shapely.simplify(inner, tol)
-        c, ci = shapely.get_coordinates(inner, return_index=True)
-        xy.append(c)
-        unit.append(whole[big][ci])
-        main.append(np.zeros(len(ci), dtype=bool))
+    fxy, fi, fmain = footprint_seeds(anchors[wb], parts[wb])
+    xy, unit, main = [fxy], [whole[fi]], [fmain]
     if len(units.splits):
         sp = units.splits.sort_values(["unit"])
-        for _, grp in sp.groupby(sp["unit"].map(lambda u: units.building[u]), sort=True):
-            bi = int(units.building[grp["unit"].iloc[0]])
-            hh = grp["households"].to_numpy(dtype=float)
-            frac = hh / hh.sum() if hh.sum() > 0 else np.full(len(hh), 1.0 / len(hh))
-            strips = unit_strips(parts[bi], frac)
-            empty = shapely.is_empty(strips)
-            strips[empty] = parts[bi]
-            pts = shapely.point_on_surface(strips)
+        for _, grp in sp.groupby(units.building[sp["unit"].to_numpy()], sort=True):
             u = grp["unit"].to_numpy(dtype=np.int64)
-            xy.append(shapely.get_coordinates(pts))
-            unit.append(u)
-            main.append(np.ones(len(u), dtype=bool))
-            # the building's anchor seeds the part whose strip holds it
-            holder = int(np.argmin(shapely.distance(strips, anchors[bi])))
-            xy.append(shapely.get_coordinates(anchors[bi]))
-            unit.append(u[holder : holder + 1])
-            main.append(np.zeros(1, dtype=bool))
-    xy = np.concatenate(xy)
-    unit = np.concatenate(unit).astype(np.int64)
-    main = np.concatenate(main)
-    return _distinct_seeds(xy, unit, main, n)
+            bi = int(units.building[u[0]])
+            pts, holder = strip_seeds(parts[bi], anchors[bi], grp["households"].to_numpy())
+            xy += [pts, shapely.get_coordinates(anchors[bi])]
+            unit += [u, u[holder : holder + 1]]
+            main += [np.ones(len(u), dtype=bool), np.zeros(1, dtype=bool)]
+    return distinct_seeds(
+        np.concatenate(xy), np.concatenate(unit).astype(np.int64), np.concatenate(main)
+    )
 
 
-def _distinct_seeds(
-    xy: np.ndarray, unit: np.ndarray, main: np.ndarray, n_units: int
+def distinct_seeds(
+    xy: np.ndarray, unit: np.ndarray, main: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Drop duplicate seeds (main seeds first); nudge a main seed that duplicates
-    another unit's main seed east in 1 cm steps so every unit keeps one."""
+    """Make seed points distinct to the centimetre.
+
+    Duplicates are dropped (main seeds win); a main seed that duplicates another
+    unit's main seed is nudged east in 1 cm steps, so every unit keeps its main seed.
+
+    Returns
+    -------
+    xy, unit, main : ndarray
+        The kept seeds.
+    """
     q = np.rint(xy / PRECISION).astype(np.int64)
     order = np.lexsort((unit, ~main))  # main seeds win duplicates
     _, first = np.unique(q[order], axis=0, return_index=True)

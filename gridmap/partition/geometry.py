@@ -14,6 +14,7 @@ import shapely
 
 __all__ = [
     "PRECISION",
+    "round_to_grid",
     "polsby_popper",
     "polygonal",
     "polygonal_parts",
@@ -25,6 +26,34 @@ __all__ = [
 PRECISION = 0.01
 
 _POLYGON, _MULTIPOLYGON = 3, 6
+_SCALE = 1.0 / PRECISION  # 100: GEOS rounds as round(x * scale) / scale
+
+
+def round_to_grid(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Round every coordinate to the :data:`PRECISION` grid (numpy; no overlay).
+
+    Much faster than :func:`shapely.set_precision` for geometries that are already
+    clean (Voronoi cells, clipped cells), and gives the same numbers as GEOS's fixed
+    precision model. Rounding can make a geometry invalid (a vertex moved across an
+    edge); those are reported so the caller can snap them with an overlay instead.
+
+    Parameters
+    ----------
+    geoms : ndarray of geometry
+
+    Returns
+    -------
+    rounded : ndarray of geometry
+    ok : ndarray of bool
+        Rounded geometries that are valid polygons.
+    """
+    out = np.array(geoms, dtype=object, copy=True)
+    if len(out) == 0:
+        return out, np.zeros(0, dtype=bool)
+    coords = shapely.get_coordinates(out)
+    out = shapely.set_coordinates(out, np.rint(coords * _SCALE) / _SCALE)
+    ok = shapely.is_valid(out) & (shapely.get_type_id(out) == _POLYGON) & ~shapely.is_empty(out)
+    return out, ok
 
 
 def snap(geoms: np.ndarray | shapely.Geometry) -> np.ndarray | shapely.Geometry:

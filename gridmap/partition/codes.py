@@ -17,7 +17,7 @@ import shapely
 
 from ..errors import PlanError
 
-__all__ = ["MAX_SEQUENCE", "grid_codes", "reading_order"]
+__all__ = ["MAX_SEQUENCE", "grid_codes", "reading_order", "reading_order_points"]
 
 #: Largest number a 3-digit code part can hold.
 MAX_SEQUENCE = 999
@@ -40,19 +40,35 @@ def reading_order(geoms: np.ndarray, groups: np.ndarray | None = None) -> np.nda
     -------
     ndarray of int
     """
-    n = len(geoms)
+    pts = shapely.point_on_surface(geoms)
+    return reading_order_points(shapely.get_x(pts), shapely.get_y(pts), shapely.area(geoms), groups)
+
+
+def reading_order_points(
+    x: np.ndarray, y: np.ndarray, area: np.ndarray, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`reading_order` from a point and an area per item.
+
+    Parameters
+    ----------
+    x, y : ndarray of float
+        A point inside each item (m).
+    area : ndarray of float
+        Area of each item (m²); sets the row height.
+    groups : ndarray, optional
+
+    Returns
+    -------
+    ndarray of int
+    """
+    n = len(x)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     groups = np.zeros(n, dtype=np.int64) if groups is None else np.asarray(groups)
-    pts = shapely.point_on_surface(geoms)
     frame = pd.DataFrame(
-        {
-            "g": pd.factorize(groups)[0],
-            "x": shapely.get_x(pts),
-            "y": shapely.get_y(pts),
-            "a": shapely.area(geoms),
-        }
-    )
+        {"g": pd.factorize(groups)[0], "x": np.asarray(x), "y": np.asarray(y),
+         "a": np.asarray(area, dtype=float)}
+    )  # fmt: skip
     height = np.sqrt(frame.groupby("g")["a"].transform("median").clip(lower=1.0))
     top = frame.groupby("g")["y"].transform("max")
     frame["row"] = np.floor((top - frame["y"]) / height).astype(np.int64)
