@@ -24,6 +24,7 @@ __all__ = [
     "get_cache",
     "get_settings",
     "get_store",
+    "no_nameless_query",
     "page_lang",
     "parse_bbox",
     "plan_record",
@@ -60,6 +61,15 @@ def effective_settings(request: Request) -> dict[str, Any]:
         "tiles_attribution": saved.get("tiles_attribution") or s.tiles_attribution,
         "tianditu_key": saved.get("tianditu_key") or s.tianditu_key,
     }
+
+
+def no_nameless_query(request: Request) -> None:
+    """Refuse a query string with a parameter that has no name (``?=x``): no operation
+    declares one, and silently ignoring it would hide a client's mistake."""
+    if "" in request.query_params:
+        raise ApiError(
+            400, "bad_query", "the query string has a parameter without a name ('?=...')"
+        )
 
 
 def require_read(request: Request) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Mount, Route
 
 from gridmap.errors import GridmapError
 
@@ -17,6 +17,7 @@ from .store import EventConflict, NotFound, UserError, VersionConflict
 
 log = logging.getLogger("gridmap.api")
 
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -118,23 +119,27 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app accepts at the request's path.
+    """The methods the app documents for the request's path (its OpenAPI paths).
 
     Starlette's 405 lists the methods of the first route that matches the path only;
-    a path served by several routes (``GET`` and ``PATCH /api/plans/{id}``) needs all.
+    a path served by several operations (``GET`` and ``PATCH /api/plans/{id}``) needs
+    all of them. Paths outside the schema (pages, static files) get an empty list.
     """
-    methods: set[str] = set()
-    scope = dict(request.scope)
-    for route in request.app.router.routes:
-        if isinstance(route, Route):
-            match, _ = route.matches(scope)
-            if match != Match.NONE and route.methods:
-                methods |= set(route.methods)
-        elif isinstance(route, Mount):
-            match, _ = route.matches(scope)
-            if match != Match.NONE:
-                methods |= {"GET", "HEAD"}
-    return sorted(methods)
+    patterns = getattr(request.app.state, "allow_patterns", None)
+    if patterns is None:
+        patterns = []
+        for template, ops in request.app.openapi().get("paths", {}).items():
+            regex = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+            methods = sorted(m.upper() for m in ops if m in _HTTP_METHODS)
+            patterns.append((re.compile(regex + "$"), methods))
+        request.app.state.allow_patterns = patterns
+    path = request.url.path
+    for regex, methods in patterns:
+        if regex.match(path):
+            return methods
+    if path.startswith("/static/"):
+        return ["GET", "HEAD"]
+    return []
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -32,7 +32,9 @@ import struct
 import uuid
 import zipfile
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -256,7 +258,9 @@ def _extract_shapefile(path: Path, limits: ZipLimits, encoding: str | None, labe
             target = out / f"upload{ext}"  # never the zip's own paths (zip slip)
             try:
                 with zf.open(info) as src, target.open("wb") as dst:
+                    member = 0
                     while chunk := src.read(1 << 20):
+                        member += len(chunk)
                         written += len(chunk)
                         if written > allowed:
                             raise UploadRefused(
@@ -266,6 +270,12 @@ def _extract_shapefile(path: Path, limits: ZipLimits, encoding: str | None, labe
                                 code="unzipped_too_large",
                             )
                         dst.write(chunk)
+                if member != info.file_size:
+                    raise UploadRefused(
+                        f"the zip is damaged: {info.filename[:100]} unpacks to {member:,} bytes, "
+                        f"but the zip says {info.file_size:,}",
+                        source=label,
+                    )
             except UploadRefused:
                 raise
             except (
@@ -605,6 +615,37 @@ class Instance:
             os.close(fd)
 
 
+def _locked(path: Path) -> bool:
+    """Whether another process holds the lock on `path` (False when it is gone)."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return True
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created when missing; never removed) for a block:
+    one process at a time, e.g. to seed an empty store."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _pid_alive(instance_id: str) -> bool:  # pragma: no cover - used without fcntl only
     parts = instance_id.rsplit("-", 2)
     if len(parts) != 3 or parts[0] != _host() or not parts[1].isdigit():
@@ -642,6 +683,8 @@ def reap_dead_instances(store: Store, me: Instance) -> int:
         for entry in root.iterdir():
             name = entry.name
             if name.startswith("."):
+                if name.endswith(".lock.tmp") and not _locked(entry):
+                    entry.unlink(missing_ok=True)  # a process died while starting
                 continue
             iid = name[: -len(".lock")] if name.endswith(".lock") else name
             if iid == me.id or Instance.alive(root, iid):

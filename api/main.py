@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,9 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import gridmap
 
+from .deps import no_nameless_query
 from .errors import error_body, install_error_handlers
 from .geo import PlanCache, clean_json
-from .jobs import Instance, JobRunner, reap_dead_instances
+from .jobs import Instance, JobRunner, exclusive, reap_dead_instances
 from .routers import audit, buildings, events, grids, jobs, pages, plans, stats, users
 from .routers import settings as settings_router
 from .schemas import EventIn
@@ -165,6 +166,7 @@ def create_app(store_path: str | Path | None = None, settings: Settings | None =
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=lifespan,
+        dependencies=[Depends(no_nameless_query)],
     )
     app.state.settings = settings
     app.state.store = store
@@ -199,8 +201,31 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for name, sub in js.pop("$defs", {}).items():
             schemas.setdefault(name, sub)
         schemas.setdefault(model.__name__, js)
+    for ops in doc.get("paths", {}).values():
+        for op in ops.values():
+            if isinstance(op, dict) and "responses" in op:
+                _common_responses(op)
     app.openapi_schema = doc
     return doc
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+
+
+def _common_responses(op: dict[str, Any]) -> None:
+    """Document the errors every operation can answer: 400 (malformed query or body),
+    401 (a token is needed: private reads, or a write), 413 (body over the limit)."""
+    responses = op["responses"]
+    responses.setdefault("400", _error_response("malformed request (query, JSON or form)"))
+    responses.setdefault(
+        "401", _error_response("token missing (reads too with GRIDMAP_PRIVATE_READS=1)")
+    )
+    if "requestBody" in op:
+        responses.setdefault("413", _error_response("body over GRIDMAP_MAX_UPLOAD_MB"))
 
 
 def store_plan(store: Store, plan: Any, name: str, comment: str = "") -> int:
@@ -452,6 +477,13 @@ def seed_sample(store: Store, data: str | Path | None = None) -> int | None:
     overlay (:func:`gridmap.plan_evacuation` on that grading with the sample's roads
     and shelters) after the flood grading.
     """
+    if store.latest_plan_id() is not None:
+        return None
+    with exclusive(store.uploads_dir / ".seed.lock"):  # two `gridmap serve` at once
+        return _seed_sample(store, data)
+
+
+def _seed_sample(store: Store, data: str | Path | None) -> int | None:
     if store.latest_plan_id() is not None:
         return None
     from gridmap.pipeline import plan_sample

@@ -180,7 +180,7 @@ class EventIn(BaseModel):
     point-in-polygon.
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     event_id: str | None = Field(
         None,
@@ -204,7 +204,8 @@ class EventIn(BaseModel):
     @field_validator("category")
     @classmethod
     def _category(cls, value: str) -> str:
-        code = CATEGORY_INPUT.get(value) or CATEGORY_INPUT.get(value.lower())
+        key = value.strip()
+        code = CATEGORY_INPUT.get(key) or CATEGORY_INPUT.get(key.lower())
         if code is None:
             raise ValueError(f"unknown category {value!r}; use one of {sorted(CATEGORY_LABELS)}")
         return code
@@ -212,7 +213,8 @@ class EventIn(BaseModel):
     @field_validator("source")
     @classmethod
     def _source(cls, value: str) -> str:
-        code = SOURCE_INPUT.get(value) or SOURCE_INPUT.get(value.lower())
+        key = value.strip()
+        code = SOURCE_INPUT.get(key) or SOURCE_INPUT.get(key.lower())
         if code is None:
             raise ValueError(f"unknown source {value!r}; use grid_worker or resident")
         return code
@@ -220,7 +222,8 @@ class EventIn(BaseModel):
     @field_validator("status")
     @classmethod
     def _status(cls, value: str) -> str:
-        code = STATUS_INPUT.get(value) or STATUS_INPUT.get(value.lower())
+        key = value.strip()
+        code = STATUS_INPUT.get(key) or STATUS_INPUT.get(key.lower())
         if code is None:
             raise ValueError(f"unknown status {value!r}; use open, closed or cancelled")
         return code
@@ -242,7 +245,7 @@ class EventPatch(BaseModel):
     event's current revision: a change made meanwhile gives 409.
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     status: str | None = Field(None, description="open, closed or cancelled (办理中/已办结/已撤销)")
     closed_at: IsoTime | None = Field(None, description="ISO 8601 time it was closed")
@@ -254,7 +257,8 @@ class EventPatch(BaseModel):
     def _status(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        code = STATUS_INPUT.get(value) or STATUS_INPUT.get(value.lower())
+        key = value.strip()
+        code = STATUS_INPUT.get(key) or STATUS_INPUT.get(key.lower())
         if code is None:
             raise ValueError(f"unknown status {value!r}; use open, closed or cancelled")
         return code
@@ -298,7 +302,7 @@ class EventsAccepted(BaseModel):
 class GridEdit(BaseModel):
     """New values for one grid's editable fields."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     grid_code: str = Field(min_length=1, max_length=15, pattern=r"^\d{1,15}$")
     name: Name | None = Field(None, max_length=100, description="grid name")
@@ -312,7 +316,7 @@ class PlanPatch(BaseModel):
     somebody saved a newer version meanwhile, the edit is refused with 409.
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     version: int = Field(ge=1, le=2**31, description="the version you edited")
     name: Name | None = Field(None, min_length=1, max_length=200, description="new plan name")
@@ -359,7 +363,7 @@ class JobOut(BaseModel):
 class SettingsPatch(BaseModel):
     """Display settings saved in the store (``""`` resets one to the server default)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     lang: Literal["zh", "en", ""] | None = None
     tiles: str | None = Field(

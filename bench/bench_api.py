@@ -4,6 +4,9 @@
    (target: <= 300 ms), plain and gzip, plus a bbox-filtered request and one grid.
 2. The map page of a 1,000-grid plan in headless Chromium: time from navigation start
    to the grid layer loaded (``window.gridmap.readyAt``; target: <= 3 s).
+3. A zip bomb (a 2 MB zip whose .shp unpacks to 2 GiB) uploaded while ``GET /api/grids``
+   is timed every 20 ms: the bomb must get a 4xx within 5 s and every read must answer
+   within 1 s (issue 16).
 
 The plans are synthesised directly (:func:`api.demo.square_plan`), not partitioned.
 The server runs in a subprocess (``uvicorn api.main:create_app --factory``) so that the
@@ -11,20 +14,25 @@ client does not share its interpreter. Results go to ``bench/results/api.md``.
 
 Usage::
 
-    python bench/bench_api.py [--requests 30] [--page-runs 5] [--no-browser]
+    python bench/bench_api.py [--requests 30] [--page-runs 5] [--no-browser] [--no-bomb]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import platform
+import secrets
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,6 +56,10 @@ CHROMIUM_ARGS = [
 ]
 GRIDS_TARGET_MS = 300.0
 PAGE_TARGET_S = 3.0
+BOMB_TARGET_S = 5.0
+BOMB_READ_TARGET_S = 1.0
+#: Write token of the benchmark server (the bomb is an upload).
+TOKEN = secrets.token_urlsafe(16)
 
 
 def _free_port() -> int:
@@ -58,7 +70,7 @@ def _free_port() -> int:
 
 def _start_server(store: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "GRIDMAP_STORE": str(store), "PYTHONPATH": str(REPO)}
-    env.pop("GRIDMAP_TOKEN", None)
+    env["GRIDMAP_TOKEN"] = TOKEN
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -150,6 +162,71 @@ def bench_page(base: str, plan_id: int, runs: int) -> dict:
     return {"seconds": times, "grids": counts}
 
 
+def _zip_bomb(unpacked: int) -> bytes:
+    """A zip whose ``b.shp`` is `unpacked` zero bytes, written byte by byte (the Deflate
+    stream repeats one 1 MiB block after full flushes, so it is built in milliseconds)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = (c.compress(b"\0" * (1 << 20)) + c.flush(zlib.Z_FULL_FLUSH)) * (unpacked >> 20)
+    data += c.flush()
+    out = io.BytesIO()
+    fields = (20, 0, 8, 0, 0, 0, len(data), unpacked)
+    out.write(struct.pack("<IHHHHHIII", 0x04034B50, *fields) + struct.pack("<HH", 5, 0))
+    out.write(b"b.shp" + data)
+    start = out.tell()
+    out.write(
+        struct.pack("<IH", 0x02014B50, 20)
+        + struct.pack("<HHHHHIII", *fields)
+        + struct.pack("<HHHHHII", 5, 0, 0, 0, 0, 0, 0)
+        + b"b.shp"
+    )
+    size = out.tell() - start
+    out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, size, start, 0))
+    return out.getvalue()
+
+
+def bench_bomb(base: str, plan_id: int, store_dir: Path) -> dict:
+    """Upload a 2 GiB zip bomb while timing ``GET /api/grids`` every 20 ms."""
+    bomb = _zip_bomb(2 << 30)
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        with httpx.Client(base_url=base, timeout=60) as c:
+            while not done.is_set():
+                t = time.perf_counter()
+                c.get(f"/api/grids?plan={plan_id}").raise_for_status()
+                latencies.append((time.perf_counter() - t) * 1000)
+                time.sleep(0.02)
+
+    httpx.get(f"{base}/api/grids?plan={plan_id}", timeout=120).raise_for_status()
+    before = sum(p.stat().st_size for p in store_dir.rglob("*") if p.is_file())
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        time.sleep(0.5)
+        t = time.perf_counter()
+        r = httpx.post(
+            f"{base}/api/plans",
+            files={"file": ("bomb.zip", bomb, "application/zip")},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=300,
+        )
+        refused_s = time.perf_counter() - t
+        time.sleep(0.5)
+    finally:
+        done.set()
+        poller.join()
+    after = sum(p.stat().st_size for p in store_dir.rglob("*") if p.is_file())
+    return {
+        "zip_bytes": len(bomb),
+        "status": r.status_code,
+        "message": r.json().get("error", {}).get("message", ""),
+        "refused_s": refused_s,
+        "reads_ms": latencies,
+        "grew_bytes": after - before,
+    }
+
+
 def _fmt(ms: list[float]) -> str:
     return (
         f"median {statistics.median(ms):.1f} ms, min {min(ms):.1f}, max {max(ms):.1f} (n={len(ms)})"
@@ -161,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=30, help="timed requests per case (>= 20)")
     ap.add_argument("--page-runs", type=int, default=5, help="page loads to time")
     ap.add_argument("--no-browser", action="store_true", help="skip the Chromium part")
+    ap.add_argument("--no-bomb", action="store_true", help="skip the zip-bomb part")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "api.md"))
     args = ap.parse_args(argv)
     n = max(20, args.requests)
@@ -181,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             page = None
             if not args.no_browser and Path(CHROMIUM).exists():
                 page = bench_page(base, page_plan, args.page_runs)
+            bomb = None if args.no_bomb else bench_bomb(base, page_plan, Path(tmp))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -228,6 +307,27 @@ def main(argv: list[str] | None = None) -> int:
         ok = ok and max(secs) <= PAGE_TARGET_S
     else:
         lines += ["## Map page", "", "Skipped (no Chromium or --no-browser).", ""]
+    if bomb is not None:
+        reads = bomb["reads_ms"]
+        bomb_ok = (
+            400 <= bomb["status"] < 500
+            and bomb["refused_s"] <= BOMB_TARGET_S
+            and max(reads) <= BOMB_READ_TARGET_S * 1000
+        )
+        lines += [
+            "## Zip bomb during reads (issue 16)",
+            "",
+            f"A {bomb['zip_bytes'] / 1e6:.1f} MB zip whose `.shp` unpacks to 2 GiB, uploaded "
+            "while `GET /api/grids` (1,000-grid plan) is timed every 20 ms.",
+            "",
+            f"- answer: {bomb['status']} in {bomb['refused_s'] * 1000:.0f} ms: {bomb['message']}",
+            f"- reads meanwhile: {_fmt(reads)}",
+            f"- store folder grew by {bomb['grew_bytes']:,} bytes",
+            f"- target 4xx within {BOMB_TARGET_S:.0f} s and every read within "
+            f"{BOMB_READ_TARGET_S:.0f} s: **{'met' if bomb_ok else 'NOT met'}**",
+            "",
+        ]
+        ok = ok and bomb_ok
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines), encoding="utf-8")

@@ -240,7 +240,7 @@ def edit_plan(
 
 
 class _UploadForm(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="ignore")
 
     name: Name | None = Field(None, min_length=1, max_length=200)
     admin_code: str | None = Field(None, pattern=r"^\d{6}$")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -10,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from ..deps import ReadAccess, get_cache, plan_view
 from ..errors import ApiError
 from ..geo import PlanCache, PlanView, grid_stats, parse_time
-from ..schemas import ErrorBody
+from ..schemas import ErrorBody, IsoTime
 
 router = APIRouter(prefix="/api/stats", tags=["stats"], dependencies=[ReadAccess])
 
@@ -25,8 +24,8 @@ router = APIRouter(prefix="/api/stats", tags=["stats"], dependencies=[ReadAccess
 def stats_grids(
     view: Annotated[PlanView, Depends(plan_view)],
     cache: Annotated[PlanCache, Depends(get_cache)],
-    start: Annotated[datetime | None, Query(description="reported_at >= start (ISO 8601)")] = None,
-    end: Annotated[datetime | None, Query(description="reported_at < end (ISO 8601)")] = None,
+    start: Annotated[IsoTime | None, Query(description="reported_at >= start")] = None,
+    end: Annotated[IsoTime | None, Query(description="reported_at < end")] = None,
 ) -> dict[str, Any]:
     """Events per grid: count, events per 100 households, open/closed, on-time rate.
 
