@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import lzma
 import math
 import os
 import shutil
@@ -256,49 +257,58 @@ def _extract_shapefile(path: Path, limits: ZipLimits, encoding: str | None, labe
         for info in members:
             ext = info.filename[len(stem) :].lower()
             target = out / f"upload{ext}"  # never the zip's own paths (zip slip)
-            try:
-                with zf.open(info) as src, target.open("wb") as dst:
-                    member = 0
-                    while chunk := src.read(1 << 20):
-                        member += len(chunk)
-                        written += len(chunk)
-                        if written > allowed:
-                            raise UploadRefused(
-                                _too_much(written, zipped, limits, while_unpacking=True),
-                                source=label,
-                                status=413,
-                                code="unzipped_too_large",
-                            )
-                        dst.write(chunk)
-                if member != info.file_size:
-                    raise UploadRefused(
-                        f"the zip is damaged: {info.filename[:100]} unpacks to {member:,} bytes, "
-                        f"but the zip says {info.file_size:,}",
-                        source=label,
-                    )
-            except UploadRefused:
-                raise
-            except (
-                zipfile.BadZipFile,
-                zlib.error,
-                EOFError,
-                RuntimeError,
-                NotImplementedError,
-                ValueError,
-            ) as exc:
+            member = 0
+            with _reading(info, label):
+                src = zf.open(info)
+            with src, target.open("wb") as dst:
+                while True:
+                    with _reading(info, label):
+                        chunk = src.read(1 << 20)
+                    if not chunk:
+                        break
+                    member += len(chunk)
+                    written += len(chunk)
+                    if written > allowed:
+                        raise UploadRefused(
+                            _too_much(written, zipped, limits, while_unpacking=True),
+                            source=label,
+                            status=413,
+                            code="unzipped_too_large",
+                        )
+                    dst.write(chunk)
+            if member != info.file_size:
                 raise UploadRefused(
-                    f"the zip is damaged: {info.filename[:100]}: {_zip_problem(exc)}", source=label
-                ) from None
-            except Exception as exc:
-                if type(exc).__module__ in ("lzma", "_lzma", "bz2", "_bz2"):
-                    raise UploadRefused(
-                        f"the zip is damaged: {info.filename[:100]}: {_zip_problem(exc)}",
-                        source=label,
-                    ) from None
-                raise
+                    f"the zip is damaged: {info.filename[:100]} unpacks to {member:,} bytes, "
+                    f"but the zip says {info.file_size:,}",
+                    source=label,
+                )
             targets[ext] = target
     _settle_encoding(targets, encoding, Path(stem).name or "upload", label)
     return targets[".shp"]
+
+
+#: What reading a damaged member raises (zipfile, zlib, bz2 and lzma errors).
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+)
+
+
+@contextmanager
+def _reading(info: zipfile.ZipInfo, label: str) -> Iterator[None]:
+    """Turn an error while reading a zip member into a 422 naming the member."""
+    try:
+        yield
+    except _READ_ERRORS as exc:
+        raise UploadRefused(
+            f"the zip is damaged: {info.filename[:100]}: {_zip_problem(exc)}", source=label
+        ) from None
 
 
 def _check_member(info: zipfile.ZipInfo, label: str) -> None:
@@ -451,7 +461,10 @@ def prescan(source: str, crs: str | None, label: str) -> None:
     layer = names[0] if len(names) == 1 else "buildings" if "buildings" in names else None
     if layer is None:
         return
-    info = pyogrio.read_info(source, layer=layer, force_total_bounds=True)
+    try:
+        info = pyogrio.read_info(source, layer=layer, force_total_bounds=True)
+    except Exception:  # noqa: BLE001 - read_buildings reports unreadable layers
+        return
     recorded = info.get("crs")
     if not recorded and not crs:
         raise CRSError(
@@ -470,7 +483,10 @@ def prescan(source: str, crs: str | None, label: str) -> None:
     bounds = info.get("total_bounds")
     if bounds is not None and all(math.isfinite(v) for v in bounds):
         _check_extent(tuple(float(v) for v in bounds), the_crs, label)
-    frame = pyogrio.read_dataframe(source, layer=layer, columns=[], use_arrow=True)
+    try:
+        frame = pyogrio.read_dataframe(source, layer=layer, columns=[], use_arrow=True)
+    except Exception:  # noqa: BLE001 - read_buildings reports unreadable geometry
+        return
     _check_geometries(frame.geometry.to_numpy(), label)
 
 

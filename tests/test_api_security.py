@@ -364,10 +364,12 @@ def _bad_zips() -> dict[str, tuple[bytes, str]]:
     corrupt = {"name": "b.shp", "data": bytes(body), "method": 8, "size": len(payload)}
     bad_crc = {"name": "b.shp", "data": _deflated(payload), "method": 8, "size": len(payload)}
     lzma = {"name": "b.shp", "data": os.urandom(200), "method": 14, "size": 5000, "crc": 0}
+    bz2 = {"name": "b.shp", "data": os.urandom(200), "method": 12, "size": 5000, "crc": 0}
     return {
         "corrupt deflate": (_zip([{**corrupt, "crc": zlib.crc32(payload)}, dbf]), "damaged"),
         "bad crc": (_zip([{**bad_crc, "crc": 1234}, dbf]), "damaged"),
         "corrupt lzma": (_zip([lzma, dbf]), "damaged"),
+        "corrupt bzip2": (_zip([bz2, dbf]), "damaged"),
         "encrypted": (_zip([{**_stored("b.shp", payload), "flags": 1}, dbf]), "encrypted"),
         "deflate64": (
             _zip([{**bad_crc, "method": 9, "crc": zlib.crc32(payload)}, dbf]),
