@@ -25,8 +25,8 @@ A scope is a code prefix: a district (6 digits), street (9), community (12) or g
 touches as the server knows it, never on codes the client sends: an event's point is
 located in the plan's grids and the grid's code must start with the scope; a plan edit
 may only touch grids of the stored plan whose codes start with it (renaming a whole
-plan needs every grid of the plan in scope); a new plan can only be uploaded by a
-user scoped to a district (6 digits), and its codes then start with that district.
+plan needs every grid of the plan in scope); of scoped users only those scoped to a
+district (6 digits) may upload a plan, and its codes then start with that district.
 Reads are not scoped.
 """
 
