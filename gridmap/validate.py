@@ -56,9 +56,9 @@ CHECKS: tuple[str, ...] = (
 )
 
 #: Flags (in ``grids.flags``) that explain a grid below its range.
-_EXPLAIN_BELOW = frozenset({"infeasible_split", "isolated_village", "below_floor"})
+_EXPLAIN_BELOW = frozenset({"infeasible_split", "isolated_village", "below_floor", "unbalanced"})
 #: Flags that explain a grid above its range.
-_EXPLAIN_ABOVE = frozenset({"infeasible_split", "isolated_village"})
+_EXPLAIN_ABOVE = frozenset({"infeasible_split", "isolated_village", "unbalanced"})
 
 #: Flag by which the partitioner explains a compound it had to split.
 _SPLIT_FLAG = "split_compound"
@@ -148,8 +148,8 @@ def validate_plan(
       over its buildings (split buildings count by their parts).
     - ``out_of_range``: recomputed households outside ``[range_min, range_max]`` of a
       non-special grid; ``warning`` when the grid's flags explain it
-      (``infeasible_split``, ``isolated_village``, or ``below_floor`` for a grid below
-      its floor), else ``error``.
+      (``infeasible_split``, ``isolated_village``, ``unbalanced``, or ``below_floor`` for
+      a grid below its floor), else ``error``.
     - ``empty_grid`` (warning): a non-special grid with no households.
     - ``building_outside_grid`` (error): a building whose representative point is not
       in its grid (for a split building: in none of its parts' grids), or whose grid

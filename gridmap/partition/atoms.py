@@ -83,6 +83,7 @@ def locate_buildings(
     if len(bi):
         shapely.prepare(areas)
         inside = shapely.contains_properly(areas[ai], footprints[bi])
+        shapely.destroy_prepared(areas)
         whole = np.unique(bi[inside])
         first = np.zeros(n, dtype=bool)
         first[whole] = True
@@ -103,24 +104,26 @@ def locate_buildings(
 
 
 def split_building(
-    building_id, households: int, units: int, levels: int, lo: int, hi: int
-) -> pd.DataFrame:
-    """Split a building with more households than `hi` into parts by units or floors.
+    building_id, households: int, units: int, levels: int, lo: int, hi: int,
+    parts: int | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Split a building into parts by units (单元) or floors.
 
-    The number of parts is the smallest ``m`` with ``m*lo <= households <= m*hi``, or
-    ``ceil(households / hi)`` when none exists. Units are kept together; a building with
-    fewer units than parts is split by floors.
+    The number of parts is `parts`, or else the smallest ``m`` with
+    ``m*lo <= households <= m*hi`` (``ceil(households / hi)`` when none exists). Units
+    are kept together; a building with fewer units than parts is split by floors.
 
     Returns
     -------
     pandas.DataFrame
         One row per part, columns :data:`SPLIT_COLUMNS`.
     """
-    m = None
-    for cand in range(int(np.ceil(households / hi)), int(households // lo) + 1):
-        if cand * lo <= households <= cand * hi:
-            m = cand
-            break
+    m = parts
+    if m is None:
+        for cand in range(int(np.ceil(households / hi)), int(households // lo) + 1):
+            if cand * lo <= households <= cand * hi:
+                m = cand
+                break
     if m is None:
         m = int(np.ceil(households / hi))
     units = max(int(units), 1)
@@ -157,6 +160,9 @@ class Units:
         Area (community) of each unit.
     splits : pandas.DataFrame
         One row per part of a split building (:data:`SPLIT_COLUMNS`) plus ``unit``.
+    optional : ndarray of bool
+        Parts of a building that fits in one grid but was cut into two by units in
+        case the balance needs it; its parts stay together unless it does.
     """
 
     building: np.ndarray
@@ -164,6 +170,7 @@ class Units:
     households: np.ndarray
     area: np.ndarray
     splits: pd.DataFrame
+    optional: np.ndarray
 
     def __len__(self) -> int:
         return len(self.building)
@@ -180,6 +187,11 @@ def make_units(
 ) -> Units:
     """One unit per planned building, parts for buildings above their ceiling.
 
+    A very large building, above half the floor of its range (150 households for
+    300–500) and with at least two units or floors, is also cut into two groups of
+    units, marked ``optional``: its parts are kept in one grid unless a balanced plan
+    needs them apart (DOMAIN: only a very large building is split, by units).
+
     Parameters
     ----------
     building_id, households, units, levels, area : ndarray
@@ -194,26 +206,33 @@ def make_units(
     Units
     """
     idx = np.flatnonzero(planned)
-    big = idx[households[idx] > ceiling_range[idx, 1]]
-    whole = idx[households[idx] <= ceiling_range[idx, 1]]
+    lo_b, hi_b = ceiling_range[idx, 0], ceiling_range[idx, 1]
+    nu = np.where(np.isfinite(units[idx]), units[idx], 1).astype(np.int64)
+    nl = np.where(np.isfinite(levels[idx]), np.round(levels[idx]), 1).astype(np.int64)
+    big = households[idx] > hi_b
+    # a very large building (over half a grid's floor) may be cut into two groups of
+    # units if a balanced plan needs it
+    halves = ~big & (2 * households[idx] > lo_b) & ((nu >= 2) | (nl >= 2))
+    whole = idx[~big & ~halves]
     tables = []
-    for bi in big:
+    for k in np.flatnonzero(big | halves):
+        bi = idx[k]
         t = split_building(
-            building_id[bi],
-            int(households[bi]),
-            int(units[bi]) if np.isfinite(units[bi]) else 1,
-            int(round(levels[bi])) if np.isfinite(levels[bi]) else 1,
-            int(ceiling_range[bi, 0]),
-            int(ceiling_range[bi, 1]),
-        )
+            building_id[bi], int(households[bi]), int(nu[k]), int(nl[k]),
+            int(lo_b[k]), int(hi_b[k]), parts=2 if halves[k] else None,
+        )  # fmt: skip
         t["_b"] = bi
+        t["_optional"] = bool(halves[k])
         tables.append(t)
     splits = (
         pd.concat(tables, ignore_index=True)
         if tables
-        else pd.DataFrame({**{c: [] for c in SPLIT_COLUMNS}, "_b": []})
+        else pd.DataFrame({**{c: [] for c in SPLIT_COLUMNS}, "_b": [], "_optional": []})
     )
     pb = splits["_b"].to_numpy(dtype=np.int64)
+    opt = np.concatenate(
+        [np.zeros(len(whole), dtype=bool), splits["_optional"].to_numpy(dtype=bool)]
+    )
     building = np.concatenate([whole, pb])
     order = np.argsort(building, kind="stable")
     building = building[order]
@@ -221,9 +240,9 @@ def make_units(
     hh = np.concatenate([households[whole], splits["households"].to_numpy(dtype=np.int64)])[order]
     pos = np.empty(len(order), dtype=np.int64)
     pos[order] = np.arange(len(order))
-    splits = splits.drop(columns="_b")
+    splits = splits.drop(columns=["_b", "_optional"])
     splits["unit"] = pos[len(whole) :]
-    return Units(building, part, hh.astype(np.int64), area[building], splits)
+    return Units(building, part, hh.astype(np.int64), area[building], splits, opt[order])
 
 
 def footprint_seeds(
@@ -394,7 +413,8 @@ def unit_groups(
     special: np.ndarray,
     ceilings: tuple[int, int],
     village_distance: float,
-) -> tuple[np.ndarray, np.ndarray]:
+    optional_of: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Groups of units that should stay in one grid.
 
     Parameters
@@ -411,13 +431,18 @@ def unit_groups(
         Ceiling of an ordinary and of a difficult grid.
     village_distance : float
         Rural units closer than this (m) form one natural village.
+    optional_of : ndarray of int, optional
+        The building of each optional part (see :class:`Units`), -1 for other units.
 
     Returns
     -------
     group : ndarray of int
         Group of each unit, -1 for units on their own.
     kind : ndarray of str
-        Per group: ``"compound"``, ``"village"`` or ``"special"``.
+        Per group: ``"compound"``, ``"village"``, ``"special"`` or ``"building"``.
+    building_group : ndarray of int
+        The ``"building"`` group of the optional parts of a building (the group that
+        holds them when their compound group is broken up), -1 for other units.
     """
     n = len(households)
     group = np.full(n, -1, dtype=np.int64)
@@ -448,4 +473,13 @@ def unit_groups(
     if len(ri):
         lab = cluster_points(xy[ri], village_distance, key=area[ri])
         add(lab, ri, "village")
-    return group, np.array(kinds, dtype=object)
+    building_group = np.full(n, -1, dtype=np.int64)
+    if optional_of is not None:
+        oi = np.flatnonzero(optional_of >= 0)
+        if len(oi):
+            lab = pd.factorize(optional_of[oi])[0]
+            building_group[oi] = len(kinds) + lab
+            kinds += ["building"] * (int(lab.max()) + 1)
+            alone = oi[group[oi] < 0]
+            group[alone] = building_group[alone]
+    return group, np.array(kinds, dtype=object), building_group

@@ -25,6 +25,9 @@ area tile it exactly and neighbouring blocks share their edges.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -54,6 +57,8 @@ RANK_NAMES = {0: "none", RANK_WALL: "wall", RANK_LOCAL: "local", RANK_ARTERIAL: 
 #: Columns that name a barrier's class, in the order they are read.
 BARRIER_CLASS_COLUMNS = ("waterway", "railway", "natural", "landuse", "highway", "fclass",
                          "TYPE", "type", "barrier")  # fmt: skip
+
+_CHUNK_MIN = 200  # areas: below this, blocks are made in one piece
 
 _WATER = frozenset({
     "river", "riverbank", "canal", "stream", "drain", "ditch", "water", "wetland", "reservoir",
@@ -192,9 +197,34 @@ def prepare_barriers(
     return gdf
 
 
+def _chunks(areas: np.ndarray) -> list[np.ndarray]:
+    """Areas split into spatial chunks (west/east halves and so on) for threads."""
+    workers = min(os.cpu_count() or 1, 8)
+    if len(areas) < _CHUNK_MIN or workers < 2:
+        return [np.arange(len(areas))]
+    x = shapely.get_x(shapely.point_on_surface(areas))
+    order = np.argsort(x, kind="stable")
+    return [np.sort(c) for c in np.array_split(order, workers)]
+
+
+def _faces(areas: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """Polygonize the outlines of `areas` with the cutting lines that cross them."""
+    rings = shapely.get_parts(shapely.boundary(areas))
+    parts = [rings]
+    if len(cut):
+        hit = np.unique(shapely.STRtree(areas).query(cut, predicate="intersects")[0])
+        parts.append(cut[hit])
+    noded = shapely.union_all(np.concatenate(parts), grid_size=PRECISION)
+    # noded on the grid, so the faces are valid and on the grid already
+    faces, cuts, dangles, _ = shapely.polygonize_full(shapely.get_parts(noded))
+    polys = shapely.get_parts(faces)
+    loose = np.concatenate([shapely.get_parts(cuts), shapely.get_parts(dangles)]).astype(object)
+    return polys[~shapely.is_empty(polys) & (shapely.get_type_id(polys) == 3)], loose
+
+
 def blocks(
     areas: np.ndarray, lines: np.ndarray, *, extra_lines: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut planning areas into blocks along barrier lines.
 
     Parameters
@@ -213,22 +243,33 @@ def blocks(
         noded outlines: the union of an area's blocks is the area on the 1 cm grid).
     block_area : ndarray of int
         Index of the area holding each block.
+    loose : ndarray of LineString
+        Pieces of cutting line that bound no block (dead ends inside a block): a grid
+        holding one still crosses that line.
     """
     areas = np.asarray(areas, dtype=object)
-    rings = shapely.get_parts(shapely.boundary(areas))
-    cut = [rings]
-    for extra in (lines, extra_lines):
-        if extra is None or len(extra) == 0:
-            continue
-        extra = np.asarray(extra, dtype=object)
-        tree = shapely.STRtree(areas)
-        hit = np.unique(tree.query(extra, predicate="intersects")[0])
-        cut.append(extra[hit])
-    linework = np.concatenate(cut)
-    noded = shapely.union_all(linework, grid_size=PRECISION)
-    # noded on the grid, so the faces are valid and on the grid already
-    polys = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
-    polys = polys[~shapely.is_empty(polys) & (shapely.get_type_id(polys) == 3)]
+    cut = [np.asarray(x, dtype=object) for x in (lines, extra_lines) if x is not None and len(x)]
+    cut = np.concatenate(cut) if cut else np.empty(0, dtype=object)
+    # large layers are noded in spatial chunks, in threads (GEOS releases the GIL);
+    # chunks share their outer edges, which both sides node the same way
+    chunks = _chunks(areas)
+    if len(chunks) > 1:
+        # shared geometries must not be prepared (cached) here: GEOS builds a prepared
+        # geometry's indexes lazily, which is not safe across threads
+        with ThreadPoolExecutor(len(chunks)) as pool:
+            out = list(pool.map(lambda c: _chunk_blocks(areas, c, cut), chunks))
+    else:
+        out = [_chunk_blocks(areas, chunks[0], cut)]
+    loose = np.concatenate([o[2] for o in out]).astype(object)
+    return np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out]), loose
+
+
+def _chunk_blocks(
+    all_areas: np.ndarray, chunk: np.ndarray, cut: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks of the areas `chunk` (indexes into `all_areas`)."""
+    areas = all_areas[chunk]
+    polys, loose = _faces(areas, cut)
     rep = shapely.point_on_surface(polys)
     tree = shapely.STRtree(areas)
     pi, ai = tree.query(rep, predicate="within")
@@ -253,4 +294,4 @@ def blocks(
         best = best[share[best] > 0.5]
         owner[lost[li[best]]] = la[best]
     keep = owner >= 0
-    return polys[keep], owner[keep]
+    return polys[keep], chunk[owner[keep]], loose

@@ -187,7 +187,7 @@ def plan_grids(
         cg = snap(comp_m.geometry.values)
         extra.append(shapely.get_parts(shapely.boundary(cg[~shapely.is_empty(cg)])))
     extra_lines = np.concatenate(extra) if extra else None
-    blk, blk_area = blocks(areas, bar_lines, extra_lines=extra_lines)
+    blk, blk_area, dead_ends = blocks(areas, bar_lines, extra_lines=extra_lines)
     blk_inst = _block_institutions(blk, blk_area, inst)
 
     # ------------------------------------------------------------- building classes
@@ -222,7 +222,7 @@ def plan_grids(
 
     # ------------------------------------------------------------- units and seeds
     ceil = np.where(b_diff[:, None], [[dlo, dhi]], [[lo, hi]])
-    ceil[loose] = [1, np.iinfo(np.int32).max]  # institution buildings are never split
+    ceil[loose] = np.iinfo(np.int32).max  # institution buildings are never split
     planned = ~outside & (b_inst < 0)
     units_f = _num(b, "units", 1.0)
     levels_f = _num(b, "levels", 1.0)
@@ -268,14 +268,15 @@ def plan_grids(
     n_comm = len(comms)
 
     # ------------------------------------------------------------- per community
-    groups, group_kind = _atoms.unit_groups(
+    groups, group_kind, building_group = _atoms.unit_groups(
         ua["households"], ua["xy"], unit_comm, ua["compound"], ua["rural"], ua["difficult"],
-        ua["loose"], (hi, dhi), village_distance,
+        ua["loose"], (hi, dhi), village_distance, ua["optional_of"],
     )  # fmt: skip
     special_name = _special_names(ua, b, groups, group_kind, use)
     job = _Job(
         tess=tess, ua=ua, unit_comm=unit_comm, edges=edges, length=length, cost=cost,
-        rank=rank, groups=groups, group_kind=group_kind, special_name=special_name,
+        rank=rank, groups=groups, group_kind=group_kind, building_group=building_group,
+        special_name=special_name,
         ranges=ranges, seed=seed, join=village_join_distance, n_comm=n_comm,
     )  # fmt: skip
     results = _run(job, workers, progress)
@@ -311,7 +312,9 @@ def plan_grids(
     grids["buildings"] = nb_per_grid.reindex(grids["grid_code"]).fillna(0).astype(int).to_numpy()
     _flag_out_of_range(grids)
     _flag_split_compounds(grids, out_b["grid_code"].to_numpy(), b_comp, hh, b_diff, ranges)
-    crossing_table = _tessellation_crossings(tess, unit_grid, grids, bars["barrier"].to_numpy())
+    crossing_table = _tessellation_crossings(
+        tess, unit_grid, grids, bars["barrier"].to_numpy(), dead_ends, bar_lines
+    )
     if len(crossing_table):
         m = grids["grid_code"].isin(set(crossing_table["grid_code"]))
         grids.loc[m, "flags"] = grids.loc[m, "flags"].map(lambda f: _add_flag(f, "crosses_barrier"))
@@ -565,6 +568,8 @@ def _unit_attributes(
     loose[has_b] = loose_group[bld[has_b]]
     fixed = np.full(nu, -1, dtype=np.int64)
     fixed[nbu : nbu + n_inst] = np.arange(n_inst)
+    optional_of = np.full(nu, -1, dtype=np.int64)
+    optional_of[:nbu] = np.where(units.optional, units.building, -1)
     # orphan land units take the class of nothing: ordinary land
     return {
         "households": households,
@@ -576,6 +581,7 @@ def _unit_attributes(
         "compound": compound,
         "loose": loose,
         "fixed": fixed,
+        "optional_of": optional_of,
         "inst_name": np.asarray(inst["name"].to_numpy() if n_inst else [], dtype=object),
         "inst_use": np.asarray(inst["use"].to_numpy() if n_inst else [], dtype=object),
     }
@@ -684,6 +690,7 @@ class _Job:
     rank: np.ndarray
     groups: np.ndarray
     group_kind: np.ndarray
+    building_group: np.ndarray
     special_name: dict
     ranges: tuple
     seed: int
@@ -725,6 +732,7 @@ def _community(ci: int):
         rural=ua["rural"][uidx],
         group=grp,
         group_kind=job.group_kind,
+        building_group=job.building_group[uidx],
         edges=e,
         length=job.length[es],
         cost=job.cost[es],
@@ -924,18 +932,36 @@ def crossings(grids: gpd.GeoDataFrame, barriers: gpd.GeoDataFrame | None) -> pd.
 
 
 def _tessellation_crossings(
-    tess: Tessellation, unit_grid: np.ndarray, grids: gpd.GeoDataFrame, labels: np.ndarray
+    tess: Tessellation,
+    unit_grid: np.ndarray,
+    grids: gpd.GeoDataFrame,
+    labels: np.ndarray,
+    loose: np.ndarray,
+    lines: np.ndarray,
 ) -> pd.DataFrame:
-    """Barrier crossings from the tessellation: a barrier runs through a grid where two
-    of its faces meet across the barrier's line."""
+    """Barrier crossings: a barrier runs through a grid where two of its faces meet
+    across the barrier's line, or where a dead end of a barrier lies inside it."""
     fg = unit_grid[tess.unit]
     e = tess.edges
     m = (tess.rank > 0) & (tess.line >= 0) & (fg[e[:, 0]] == fg[e[:, 1]]) & (fg[e[:, 0]] >= 0)
-    if not m.any():
+    frames = [
+        pd.DataFrame(
+            {"_g": fg[e[m, 0]], "barrier": labels[tess.line[m]], "length_m": tess.length[m]}
+        )
+    ]
+    if len(loose) and len(lines):
+        # which barrier each dead-end piece belongs to, and which grids it runs through
+        mid = shapely.line_interpolate_point(loose, 0.5, normalized=True)
+        pi, li = shapely.STRtree(lines).query(mid, predicate="dwithin", distance=5 * PRECISION)
+        o = np.unique(pi, return_index=True)[1]
+        pi, li = pi[o], li[o]
+        if len(pi):
+            gi, ki = shapely.STRtree(grids.geometry.values).query(loose[pi], predicate="intersects")
+            inner = shapely.length(shapely.intersection(loose[pi][gi], grids.geometry.values[ki]))
+            frames.append(pd.DataFrame({"_g": ki, "barrier": labels[li[gi]], "length_m": inner}))
+    df = pd.concat(frames, ignore_index=True)
+    if len(df) == 0:
         return empty_crossings()
-    df = pd.DataFrame(
-        {"_g": fg[e[m, 0]], "barrier": labels[tess.line[m]], "length_m": tess.length[m]}
-    )
     df = df.groupby(["_g", "barrier"], as_index=False)["length_m"].sum()
     df = df[df["length_m"] > 1.0]
     if len(df) == 0:

@@ -9,11 +9,15 @@ their unions never leave slivers, gaps or point-touching parts.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import shapely
 
 __all__ = [
     "PRECISION",
+    "in_threads",
     "round_to_grid",
     "polsby_popper",
     "polygonal",
@@ -26,6 +30,42 @@ __all__ = [
 PRECISION = 0.01
 
 _POLYGON, _MULTIPOLYGON = 3, 6
+_THREAD_MIN = 4_000  # elements: smaller arrays are not worth a thread pool
+
+
+def in_threads(func, *arrays, **kwargs) -> np.ndarray:
+    """Run a vectorised shapely function over chunks of its arrays in threads.
+
+    Shapely's vectorised functions release the GIL, so chunks run on all cores. The
+    arrays are split along their first axis; the results are concatenated in order.
+    Small inputs run directly.
+
+    Parameters
+    ----------
+    func : callable
+        A shapely ufunc-like function (``shapely.intersection``, ...).
+    *arrays : ndarray
+        Arrays of equal length.
+    **kwargs
+        Passed to `func`.
+
+    Returns
+    -------
+    ndarray
+    """
+    n = len(arrays[0])
+    workers = min(os.cpu_count() or 1, 8)
+    if n < _THREAD_MIN or workers < 2:
+        return func(*arrays, **kwargs)
+    bounds = np.linspace(0, n, workers + 1).astype(int)
+    with ThreadPoolExecutor(workers) as pool:
+        parts = pool.map(
+            lambda ab: func(*(a[ab[0] : ab[1]] for a in arrays), **kwargs),
+            zip(bounds[:-1], bounds[1:], strict=True),
+        )
+        return np.concatenate(list(parts))
+
+
 _SCALE = 1.0 / PRECISION  # 100: GEOS rounds as round(x * scale) / scale
 
 

@@ -65,6 +65,9 @@ class CommunityUnits:
         Unit adjacency (pairs ``i < j``), shared border (m), cut cost and barrier rank.
     fixed_special : ndarray of int
         Per unit: a special grid (institution polygon) the unit is fixed to, or -1.
+    building_group : ndarray of int, optional
+        Per unit: the ``"building"`` group of an optional part (the two halves of a
+        building above the floor), which holds it when its compound is broken up.
     """
 
     households: np.ndarray
@@ -79,6 +82,7 @@ class CommunityUnits:
     rank: np.ndarray
     fixed_special: np.ndarray
     special_name: dict = field(default_factory=dict)
+    building_group: np.ndarray | None = None
 
 
 @dataclass
@@ -136,9 +140,15 @@ def plan_community(
     if quick is not None:
         return quick[0][at.unit_atom], quick[1]
     labels_a, metas = _plan_atoms(cu, at, ranges, seed, join_distance)
-    lumpy = _lumpy_compounds(at, labels_a, metas)
-    if lumpy:
-        at2 = _contract(cu, lumpy)
+    # lumpy atoms: break the compounds kept whole, then the buildings above the floor
+    # (into their two groups of units), while that lowers the households out of range
+    for kinds in (("compound",), ("compound", "building")):
+        if not _unbalanced(metas):
+            break
+        explode = set(np.flatnonzero(np.isin(cu.group_kind, kinds)).tolist())
+        if not explode:
+            continue
+        at2 = _contract(cu, explode)
         labels2, metas2 = _plan_atoms(cu, at2, ranges, seed, join_distance)
         if _excess(metas2) < _excess(metas):
             at, labels_a, metas = at2, labels2, metas2
@@ -158,7 +168,11 @@ def _contract(cu: CommunityUnits, explode: set[int]) -> _Atoms:
     n = len(cu.households)
     grp = cu.group.copy()
     if explode:
-        grp[np.isin(grp, list(explode))] = -1
+        out = np.isin(grp, list(explode))
+        if cu.building_group is not None:  # a broken compound leaves its buildings whole
+            grp[out] = cu.building_group[out]
+            out = np.isin(grp, list(explode))
+        grp[out] = -1
     key = np.where(grp >= 0, grp, -1 - np.arange(n))
     key = np.where(cu.fixed_special >= 0, -10 * n - cu.fixed_special, key)
     e = cu.edges
@@ -424,7 +438,6 @@ def _merge_infeasible(pieces, at, ranges, join_distance, isolated) -> None:
         if _feasible(h, lo, hi):
             continue
         best, best_key = None, None
-        reachable = pc.rural and _reachable_total(pieces, p, join_distance) >= lo
         for q, (rk, gap) in pc.nbrs.items():
             qc = pieces[q]
             if (pc.rural or qc.rural) and gap > join_distance and h > 0:
@@ -433,8 +446,8 @@ def _merge_infeasible(pieces, at, ranges, join_distance, isolated) -> None:
                             qc.difficult_households, pc.rural and qc.rural, {})  # fmt: skip
             mlo, mhi = _range_of(merged, ranges)
             feas = _feasible(merged.households, mlo, mhi)
-            if pc.rural and not feas and h > 0 and not (reachable and merged.households < mlo):
-                continue  # a village joins only on the way to an in-range grid
+            if pc.rural and not feas and h > 0 and merged.households > mhi:
+                continue  # villages grow together up to one grid, not beyond
             key = (rk, not feas, _range_of(qc, ranges) != (lo, hi), merged.households, q)
             if best_key is None or key < best_key:
                 best, best_key = q, key
@@ -448,22 +461,6 @@ def _merge_infeasible(pieces, at, ranges, join_distance, isolated) -> None:
         _join(pieces, p, best)
         isolated.pop(p, None)
         heapq.heappush(heap, (pieces[p].households, p))
-
-
-def _reachable_total(pieces: dict[int, _Piece], p: int, join_distance: float) -> int:
-    """Households of the pieces reachable from `p` through links of at most
-    `join_distance` (the villages one grid worker could still serve together)."""
-    seen = {p}
-    stack = [p]
-    total = 0
-    while stack:
-        x = stack.pop()
-        total += pieces[x].households
-        for y, (_, gap) in pieces[x].nbrs.items():
-            if y not in seen and gap <= join_distance:
-                seen.add(y)
-                stack.append(y)
-    return total
 
 
 def _solve(at: _Atoms, pc: _Piece, ranges, seed: int, effort: str = "full"):
@@ -650,9 +647,11 @@ def _metas(cu, at, label, k, pieces, ranges, isolated, notes) -> list[dict[str, 
                 f"the) community in {plo}-{phi}"
             )
         else:
+            flags.append("unbalanced")
             reason.append(
-                "buildings too large for an in-range split: "
-                + (notes.get(piece) or "no balanced cut was found")
+                "no balanced cut was found with the buildings kept whole (large buildings "
+                "or compounds where the land narrows): "
+                + (notes.get(piece) or "the search found no in-range split")
             )
         metas.append(
             {
@@ -669,15 +668,7 @@ def _metas(cu, at, label, k, pieces, ranges, isolated, notes) -> list[dict[str, 
     return metas
 
 
-def _lumpy_compounds(at: _Atoms, label: np.ndarray, metas) -> set[int]:
-    """The compounds kept whole in a community where some grid ended out of range for
-    want of a balanced cut: breaking them into buildings gives the search finer atoms."""
-    bad = any(
-        m["kind"] != "special"
-        and not m["flags"]
-        and not (m["range_min"] <= m["households"] <= m["range_max"])
-        for m in metas
-    )
-    if not bad:
-        return set()
-    return set(at.compound[at.compound >= 0].tolist())
+def _unbalanced(metas) -> bool:
+    """Some grid ended out of range for want of a balanced cut (not for a reason that
+    no plan can change)."""
+    return any("unbalanced" in m["flags"] for m in metas)

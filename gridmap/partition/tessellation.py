@@ -31,7 +31,7 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from .geometry import PRECISION, polygonal_parts, round_to_grid
+from .geometry import PRECISION, in_threads, polygonal_parts, round_to_grid
 
 __all__ = ["Tessellation", "dissolve", "redraw", "tessellate", "unit_graph"]
 
@@ -302,6 +302,10 @@ def _locate(xy: np.ndarray, polys: np.ndarray) -> np.ndarray:
     return out
 
 
+def _voronoi(points: np.ndarray, extent: np.ndarray) -> np.ndarray:
+    return shapely.voronoi_polygons(points, extend_to=extent, ordered=True)
+
+
 def _into_nearest_block(xy: np.ndarray, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A point inside the nearest block, as close to each point as practical."""
     pts = shapely.points(xy)
@@ -339,7 +343,7 @@ def _voronoi_faces(
         blk = seed_block[sel]
         _, idx = np.unique(blk, return_inverse=True)
         mp = shapely.multipoints(xy[sel], indices=idx)
-        vor = shapely.voronoi_polygons(mp, extend_to=blocks[multi_blocks], ordered=True)
+        vor = in_threads(_voronoi, mp, blocks[multi_blocks])
         parts, pidx = shapely.get_parts(vor, return_index=True)
         if len(parts) != len(sel) or (pidx != idx).any():  # pragma: no cover - GEOS contract
             raise RuntimeError("voronoi_polygons did not return one cell per seed")
@@ -348,15 +352,15 @@ def _voronoi_faces(
     cells[single] = blocks[seed_block[single]]
 
     cblock = blocks[seed_block]
-    shapely.prepare(blocks)
-    inside = shapely.contains_properly(cblock, cells)
+    # (blocks are not prepared: a prepared geometry shared by threads is not safe)
+    inside = in_threads(shapely.contains_properly, cblock, cells)
     inside[single] = False
     # clip with a floating overlay and round to the grid with numpy (several times
     # faster than snap-rounding overlays); the few that rounding spoils are clipped
     # again with a snap-rounding overlay
     out = ~inside
     cut = cells.copy()
-    cut[out] = shapely.intersection(cells[out], cblock[out])
+    cut[out] = in_threads(shapely.intersection, cells[out], cblock[out])
     clipped, ok = round_to_grid(cut)
     bad = np.flatnonzero(~ok)
     if len(bad):
@@ -667,7 +671,7 @@ def redraw(
 
     areas = np.asarray(areas, dtype=object)
     lines = np.empty(0, dtype=object) if barrier_lines is None else barrier_lines
-    blk, zone = blocks(areas, lines)
+    blk, zone, _ = blocks(areas, lines)
     tess = tessellate(
         blk, seeds, seed_unit, seed_main, block_zone=zone,
         barrier_lines=barrier_lines, barrier_rank=barrier_rank,
