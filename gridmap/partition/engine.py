@@ -24,7 +24,7 @@ from ..crs import metric_crs, to_metric
 from ..errors import PlanError, SchemaError
 from ..plan import CROSSING_COLUMNS, GRID_COLUMNS, Plan, empty_crossings
 from . import atoms as _atoms
-from .blocks import RANK_ARTERIAL, blocks, prepare_barriers
+from .blocks import RANK_ARTERIAL, RANK_WALL, blocks, prepare_barriers
 from .codes import grid_codes, reading_order
 from .geometry import PRECISION, polsby_popper, polygonal, polygonal_parts, snap
 from .hierarchy import (
@@ -182,10 +182,10 @@ def plan_grids(
     # ------------------------------------------------------------- special areas, compounds
     inst = _institution_polygons(institutions, crs, areas)
     comp_m = to_metric(compounds, crs, "compounds") if compounds is not None else None
+    # institution outlines cut blocks (special grids); compound walls act through the
+    # atoms and the adjacency ranks instead (cutting blocks along every wall leaves
+    # pieces too small to balance)
     extra = [shapely.get_parts(shapely.boundary(inst["geometry"]))] if len(inst) else []
-    if comp_m is not None and len(comp_m):
-        cg = snap(comp_m.geometry.values)
-        extra.append(shapely.get_parts(shapely.boundary(cg[~shapely.is_empty(cg)])))
     extra_lines = np.concatenate(extra) if extra else None
     blk, blk_area, dead_ends = blocks(areas, bar_lines, extra_lines=extra_lines)
     blk_inst = _block_institutions(blk, blk_area, inst)
@@ -255,6 +255,7 @@ def plan_grids(
     )  # fmt: skip
     edges, length, cost, rank = unit_graph(tess, RANK_FACTOR)
     rank, cost = _open_land(edges, length, cost, rank, units, nbu, part, open_land_gap)
+    rank, cost = _walls(edges, length, cost, rank, ua["compound"])
 
     # ------------------------------------------------------------- hierarchy
     if given:
@@ -606,6 +607,23 @@ def _open_land(edges, length, cost, rank, units, nbu, part, gap):
     up = wide[rank[wide] < RANK_ARTERIAL]
     rank[up] = RANK_ARTERIAL
     cost[up] = length[up] * RANK_FACTOR[RANK_ARTERIAL]
+    return rank, cost
+
+
+def _walls(edges, length, cost, rank, compound):
+    """Neighbours on two sides of a compound wall (different compounds, or in and out
+    of one) are across the weakest barrier, a wall."""
+    if len(edges) == 0:
+        return rank, cost
+    key = pd.Series(compound).astype(object).where(pd.notna(compound), "").astype(str)
+    key = key.to_numpy()
+    wall = (key[edges[:, 0]] != key[edges[:, 1]]) & (rank < RANK_WALL)
+    if not wall.any():
+        return rank, cost
+    rank = rank.copy()
+    cost = cost.copy()
+    rank[wall] = RANK_WALL
+    cost[wall] = length[wall] * RANK_FACTOR[RANK_WALL]
     return rank, cost
 
 

@@ -1199,8 +1199,9 @@ def recombine(
     *,
     cost: np.ndarray | None = None,
     movable: np.ndarray | None = None,
-    trees: int = 48,
+    trees: int = 24,
     seed: int = 0,
+    budget: int = 600,
 ) -> np.ndarray:
     """Fix regions out of range by recombining them with a neighbour (ReCom).
 
@@ -1225,8 +1226,10 @@ def recombine(
     movable : numpy.ndarray, optional
         ``(n,)`` bool; only regions made of these atoms take part.
     trees : int
-        Random spanning trees tried per pair.
+        Random spanning trees tried per pair (or triple) of regions.
     seed : int
+    budget : int
+        Spanning trees drawn in all (bounds the time on hopeless cases).
 
     Returns
     -------
@@ -1246,6 +1249,7 @@ def recombine(
     ok_e = mov[e[:, 0]] & mov[e[:, 1]]
     e, c = e[ok_e], c[ok_e]
     k = int(lab.max()) + 1
+    left = [budget]
 
     def region_weights() -> np.ndarray:
         return np.bincount(lab[mov], weights=w[mov], minlength=k)
@@ -1279,8 +1283,10 @@ def recombine(
                 regions = [r, *grp]
                 if len(set(regions)) != len(regions):
                     continue
+                if left[0] <= 0:
+                    return lab
                 atoms = np.flatnonzero(np.isin(lab, regions))
-                parts = _tree_split(w, e, c, atoms, len(regions), lo, hi, trees, rng)
+                parts = _tree_split(w, e, c, atoms, len(regions), lo, hi, trees, rng, left)
                 if parts is not None:
                     for reg, part in zip(regions, parts, strict=True):
                         lab[part] = reg
@@ -1291,9 +1297,12 @@ def recombine(
     return lab
 
 
-def _tree_split(w, e, c, atoms, k, lo, hi, trees, rng):
+def _tree_split(w, e, c, atoms, k, lo, hi, trees, rng, budget=None):
     """Split `atoms` into `k` connected parts in ``[lo, hi]`` by cuts of random spanning
-    trees (one part at a time); the list of parts' atoms, or None."""
+    trees (one part at a time); the list of parts' atoms, or None. `budget` (a one-item
+    list) caps the spanning trees drawn over the whole recursion."""
+    if budget is None:
+        budget = [4 * trees]
     total = float(w[atoms].sum())
     if not (k * lo - 1e-9 <= total <= k * hi + 1e-9):
         return None
@@ -1310,6 +1319,9 @@ def _tree_split(w, e, c, atoms, k, lo, hi, trees, rng):
     ww = w[atoms]
     rlo, rhi = (k - 1) * lo, (k - 1) * hi
     for _ in range(trees):
+        if budget[0] <= 0:
+            return None
+        budget[0] -= 1
         jit = rng.random(len(u)) + 1e-3
         tree = csgraph.minimum_spanning_tree(sparse.csr_matrix((jit, (u, v)), shape=(n, n)))
         root = int(rng.integers(n))
@@ -1342,7 +1354,7 @@ def _tree_split(w, e, c, atoms, k, lo, hi, trees, rng):
             cut = float(cc[side[u] != side[v]].sum())
             if cut < best_cost:
                 best, best_cost = side, cut
-        others = _tree_split(w, e, c, atoms[~best], k - 1, lo, hi, max(4, trees // 4), rng)
+        others = _tree_split(w, e, c, atoms[~best], k - 1, lo, hi, max(4, trees // 4), rng, budget)
         if others is not None:
             return [atoms[best], *others]
     return None

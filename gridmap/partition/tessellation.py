@@ -154,7 +154,17 @@ def tessellate(
     )
 
     divided = np.where(fixed < 0, block_geoms, shapely.Polygon())
-    faces, face_seed, face_block, face_clipped = _voronoi_faces(divided, seeds, seed_block)
+    # a block without seeds is divided among the buildings around it (their main seeds
+    # lent to it), as if the empty land belonged to the block next door
+    lent = _lend_seeds(block_geoms, zone, fixed, seeds, seed_main, seed_block)
+    borrowed = np.r_[np.zeros(len(seeds), dtype=bool), np.ones(len(lent[0]), dtype=bool)]
+    seeds = np.concatenate([seeds, seeds[lent[0]]])
+    seed_unit = np.concatenate([seed_unit, seed_unit[lent[0]]])
+    seed_main = np.concatenate([seed_main, np.zeros(len(lent[0]), dtype=bool)])
+    seed_block = np.concatenate([seed_block, lent[1]])
+    faces, face_seed, face_block, face_clipped = _voronoi_faces(
+        divided, seeds, seed_block, borrowed
+    )
     face_unit = np.where(face_seed >= 0, seed_unit[np.maximum(face_seed, 0)], -1)
     face_main = np.zeros(len(faces), dtype=bool)
     face_main[face_seed >= 0] = seed_main[face_seed[face_seed >= 0]]
@@ -323,13 +333,81 @@ def _into_nearest_block(xy: np.ndarray, blocks: np.ndarray) -> tuple[np.ndarray,
     return out, block
 
 
+def _lend_seeds(
+    blocks: np.ndarray,
+    zone: np.ndarray,
+    fixed: np.ndarray,
+    xy: np.ndarray,
+    main: np.ndarray,
+    seed_block: np.ndarray,
+    rounds: int = 3,
+    per_block: int = 24,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeds lent to blocks without seeds by the blocks around them.
+
+    Returns the lent seeds (indexes into `xy`) and the block each is lent to. Blocks
+    two or three steps from any building borrow what their neighbours borrowed.
+    """
+    nb = len(blocks)
+    none = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+    has = np.zeros(nb, dtype=bool)
+    has[seed_block] = True
+    need = ~has & (fixed < 0) & ~shapely.is_empty(blocks)
+    if not need.any() or not has.any():
+        return none
+    pairs, _, _, _ = _shared_edges(blocks)
+    if len(pairs) == 0:
+        return none
+    pairs = np.unique(pairs, axis=0)
+    pairs = pairs[zone[pairs[:, 0]] == zone[pairs[:, 1]]]
+    pairs = np.concatenate([pairs, pairs[:, ::-1]])  # (borrower, lender) both ways
+    pairs = pairs[(fixed[pairs[:, 1]] < 0)]
+    lend_seed = np.flatnonzero(main)
+    lend_block = seed_block[lend_seed]
+    out_seed, out_block = [], []
+    centre = shapely.get_coordinates(shapely.point_on_surface(blocks))
+    for _ in range(rounds):
+        pr = pairs[need[pairs[:, 0]] & np.isin(pairs[:, 1], np.unique(lend_block))]
+        if len(pr) == 0:
+            break
+        order = np.argsort(lend_block, kind="stable")
+        lb = lend_block[order]
+        start = np.searchsorted(lb, pr[:, 1], side="left")
+        stop = np.searchsorted(lb, pr[:, 1], side="right")
+        cnt = stop - start
+        rows = np.repeat(np.arange(len(pr)), cnt)
+        pos = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt) + start[rows]
+        seed = lend_seed[order][pos]
+        borrower = pr[rows, 0]
+        # one lent seed per unit and block, the nearest `per_block` to the block
+        key = np.unique(np.column_stack([borrower, seed]), axis=0)
+        borrower, seed = key[:, 0], key[:, 1]
+        d = np.hypot(*(xy[seed] - centre[borrower]).T)
+        o = np.lexsort((d, borrower))
+        borrower, seed = borrower[o], seed[o]
+        first = np.r_[0, np.flatnonzero(borrower[1:] != borrower[:-1]) + 1]
+        rank = np.arange(len(borrower)) - np.repeat(first, np.diff(np.r_[first, len(borrower)]))
+        keep = rank < per_block
+        borrower, seed = borrower[keep], seed[keep]
+        out_seed.append(seed)
+        out_block.append(borrower)
+        need[borrower] = False
+        # what a block borrowed it can lend on
+        lend_seed = np.concatenate([lend_seed, seed])
+        lend_block = np.concatenate([lend_block, borrower])
+    if not out_seed:
+        return none
+    return np.concatenate(out_seed), np.concatenate(out_block)
+
+
 def _voronoi_faces(
-    blocks: np.ndarray, xy: np.ndarray, seed_block: np.ndarray
+    blocks: np.ndarray, xy: np.ndarray, seed_block: np.ndarray, borrowed: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Voronoi cells of the seeds of every block, clipped to the block and exploded.
 
     Returns the faces, the seed of each face (-1 for orphan parts and empty blocks), the
-    block of each face, and whether the face touches its block's outline.
+    block of each face, and whether the face touches its block's outline. Every part of
+    a borrowed seed's cell keeps the seed (the seed lies outside the block).
     """
     nb = len(blocks)
     count = np.bincount(seed_block, minlength=nb)
@@ -369,7 +447,7 @@ def _voronoi_faces(
     # the part holding the seed stays with it; the others become orphan faces
     part_seed = owner.copy()
     n_parts = np.bincount(owner, minlength=len(cells))
-    multi = n_parts[owner] > 1
+    multi = (n_parts[owner] > 1) & ~borrowed[owner]
     if multi.any():
         mi = np.flatnonzero(multi)
         d = shapely.distance(parts[mi], shapely.points(xy[owner[mi]]))
