@@ -253,6 +253,10 @@ def plan_grids(
         tess, units, nbu, n_inst, inst, hh, b_inst, anchor, seeds, seed_unit, seed_main,
         blk_area, b_diff, b_rural, b_comp, loose_group,
     )  # fmt: skip
+    host = _faceless_hosts(tess, seeds, seed_unit, seed_main)
+    if len(host):  # a unit whose cells vanished rides with the unit around it
+        np.add.at(ua["households"], host[:, 1], ua["households"][host[:, 0]])
+        ua["households"][host[:, 0]] = 0
     edges, length, cost, rank = unit_graph(tess, RANK_FACTOR)
     rank, cost = _open_land(edges, length, cost, rank, units, nbu, part, open_land_gap)
     rank, cost = _walls(edges, length, cost, rank, ua["compound"])
@@ -267,6 +271,9 @@ def plan_grids(
             tess, ua, edges, cost, cs, ss, seed, crs, notes, bars
         )
     n_comm = len(comms)
+    if len(host):
+        unit_comm = unit_comm.copy()
+        unit_comm[host[:, 0]] = -1
 
     # ------------------------------------------------------------- per community
     groups, group_kind, building_group = _atoms.unit_groups(
@@ -290,6 +297,8 @@ def plan_grids(
         unit_grid[uidx] = base + lab
         for m, g in zip(metas, geoms, strict=True):
             grid_rows.append({**m, "_community": ci, "geometry": g})
+    if len(host):
+        unit_grid[host[:, 0]] = unit_grid[host[:, 1]]
     grids = gpd.GeoDataFrame(grid_rows, geometry="geometry", crs=crs)
     _check_polygons(grids, notes)
     ci = grids["_community"].to_numpy()
@@ -763,8 +772,53 @@ def _community(ci: int):
     )
     fidx = job.face_order[job.face_bounds[ci] : job.face_bounds[ci + 1]]
     flab = lab[local[job.tess.unit[fidx]]]
-    geoms = dissolve(job.tess.faces[fidx], flab, len(metas))
+    geoms = _one_part_each(dissolve(job.tess.faces[fidx], flab, len(metas)))
     return uidx, lab, metas, geoms
+
+
+def _one_part_each(geoms: np.ndarray) -> np.ndarray:
+    """Give a grid's stray slivers (parts left by faces that touch it by less than
+    5 cm) to the grid they share the longest border with, so every grid is one
+    Polygon; a sliver touching no other grid stays."""
+    multi = np.flatnonzero(shapely.get_type_id(geoms) == 6)
+    if not len(multi):
+        return geoms
+    geoms = geoms.copy()
+    for g in multi.tolist():
+        parts = shapely.get_parts(geoms[g])
+        keep = int(np.argmax(shapely.area(parts)))
+        geoms[g] = parts[keep]
+        for k, part in enumerate(parts):
+            if k == keep:
+                continue
+            border = shapely.length(
+                shapely.intersection(shapely.boundary(geoms), shapely.boundary(part))
+            )
+            border[g] = -1.0
+            best = int(np.argmax(border))
+            if border[best] > 0:
+                geoms[best] = shapely.union(geoms[best], part, grid_size=PRECISION)
+            else:
+                geoms[g] = shapely.union(geoms[g], part, grid_size=PRECISION)
+    return geoms
+
+
+def _faceless_hosts(tess: Tessellation, seeds, seed_unit, seed_main) -> np.ndarray:
+    """Units left without a face (a seed within a centimetre of a block's outline
+    whose cell vanished) and the unit whose face holds their main seed: (unit, host)."""
+    nf = np.bincount(tess.unit, minlength=tess.n_units)
+    lost = np.flatnonzero(nf[: int(seed_unit.max()) + 1 if len(seed_unit) else 0] == 0)
+    if not len(lost):
+        return np.empty((0, 2), dtype=np.int64)
+    main = np.flatnonzero(seed_main)
+    where = np.full(tess.n_units, -1, dtype=np.int64)
+    where[seed_unit[main]] = main
+    pts = shapely.points(seeds[where[lost]])
+    src, face = shapely.STRtree(tess.faces).query_nearest(pts, all_matches=False)
+    host = np.full(len(lost), -1, dtype=np.int64)
+    host[src] = tess.unit[face]
+    ok = host >= 0
+    return np.column_stack([lost[ok], host[ok]]).astype(np.int64)
 
 
 def _run(job: _Job, workers: int | None, progress: bool | None):

@@ -98,6 +98,7 @@ class _Atoms:
     cost: np.ndarray
     rank: np.ndarray
     dist: np.ndarray
+    gap: np.ndarray  # distance between the closest touching units of the two atoms
 
 
 @dataclass
@@ -214,6 +215,7 @@ def _contract(cu: CommunityUnits, explode: set[int]) -> _Atoms:
     ae = unit_atom[e] if len(e) else np.empty((0, 2), np.int64)
     m = ae[:, 0] != ae[:, 1] if len(ae) else np.zeros(0, bool)
     ae = np.sort(ae[m], axis=1)
+    inv = np.empty(0, dtype=np.int64)
     if len(ae):
         k = ae[:, 0] * na + ae[:, 1]
         uk, inv = np.unique(k, return_inverse=True)
@@ -225,6 +227,11 @@ def _contract(cu: CommunityUnits, explode: set[int]) -> _Atoms:
         edges, cost, rank = np.empty((0, 2), np.int64), np.empty(0), np.empty(0, np.int64)
     d = np.hypot(*(xy[edges[:, 0]] - xy[edges[:, 1]]).T) if len(edges) else np.empty(0)
     dist = (d + 1.0) * _RANK_DISTANCE[np.minimum(rank, 4)]
+    # the gap between two atoms: the closest pair of their touching units
+    gap = np.full(len(edges), np.inf)
+    if len(edges):
+        ud = np.hypot(*(cu.xy[e[m, 0]] - cu.xy[e[m, 1]]).T)
+        np.minimum.at(gap, inv, ud)
     return _Atoms(
         unit_atom=unit_atom.astype(np.int64),
         weight=w,
@@ -237,6 +244,7 @@ def _contract(cu: CommunityUnits, explode: set[int]) -> _Atoms:
         cost=cost,
         rank=rank,
         dist=dist,
+        gap=gap,
     )
 
 
@@ -397,7 +405,7 @@ def _initial_pieces(at: _Atoms, res: np.ndarray) -> dict[int, _Piece]:
         both = res[e[:, 0]] & res[e[:, 1]]
         pa, pb = comp[e[both, 0]], comp[e[both, 1]]
         rk = at.rank[both]
-        gap = np.hypot(*(at.xy[e[both, 0]] - at.xy[e[both, 1]]).T)
+        gap = at.gap[both]
         for a, b, r, d in zip(pa.tolist(), pb.tolist(), rk.tolist(), gap.tolist(), strict=True):
             if a == b:
                 continue
@@ -621,6 +629,8 @@ def _metas(cu, at, label, k, pieces, ranges, isolated, notes) -> list[dict[str, 
         reason: list[str] = []
         c_tot = int(comp_total[comp[sel[0]]]) if len(sel) else 0
         iso = [piece_of_atom[a] for a in sel if piece_of_atom[a] in isolated]
+        if 0 < h < plo and c_tot < plo:  # the whole (part of the) community is small
+            iso = []
         if h == 0:
             flags.append("no_households")
             whole = len(sel) == int(res.sum())

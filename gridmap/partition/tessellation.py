@@ -209,7 +209,7 @@ def tessellate(
     avoid = np.zeros(n_units + 1, dtype=bool)
     avoid[fixed[fixed >= 0]] = True
     unit, n_units = _settle_units(
-        len(faces), face_unit, face_main, edges, length, rank, n_units, avoid
+        faces, face_unit, face_main, edges, length, rank, n_units, avoid
     )
     return Tessellation(
         faces, unit, face_block, edges, length, rank, line, n_units, zone_edges, zone_length
@@ -456,8 +456,10 @@ def _voronoi_faces(
         lose = np.ones(len(mi), dtype=bool)
         lose[o[first]] = False
         part_seed[mi[lose]] = -1
-    # cells that vanished (a seed within a centimetre of the block outline): the seed
-    # keeps the nearest piece of land through the orphan pass; nothing is lost
+    # a sliver of a cell (under 1 dm², a seed a hair from the block outline) is no
+    # home for its seed: it goes to a neighbour like any orphan, and a unit left
+    # without a face rides with the unit around it (see the engine)
+    part_seed[shapely.area(parts) < 0.01] = -1
     face_block = seed_block[owner]
     face_clipped = ~inside[owner]
     empty_blocks = np.flatnonzero(count == 0)
@@ -644,7 +646,7 @@ def _border_ranks(
 
 
 def _settle_units(
-    n_faces: int,
+    faces: np.ndarray,
     unit: np.ndarray,
     main: np.ndarray,
     edges: np.ndarray,
@@ -654,6 +656,7 @@ def _settle_units(
     avoid: np.ndarray,
 ) -> tuple[np.ndarray, int]:
     """Give orphan faces to neighbours and make every unit's faces connected."""
+    n_faces = len(faces)
     unit = unit.copy()
     for _ in range(64):
         unit = _absorb_orphans(unit, edges, length, rank, avoid)
@@ -661,16 +664,29 @@ def _settle_units(
         if not stray.any():
             break
         unit[stray] = -1
-    # orphan land touching no unit: each connected piece is a unit without households
+    # orphan land touching no unit: each connected piece is a unit without households,
+    # except crumbs (under 1 m² in all), which go to the nearest face's unit
     orphan = unit < 0
     if orphan.any():
         m = orphan[edges[:, 0]] & orphan[edges[:, 1]]
         e = edges[m]
         g = sparse.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n_faces, n_faces))
         _, comp = csgraph.connected_components(g, directed=False)
-        _, new = np.unique(comp[orphan], return_inverse=True)
-        unit[orphan] = n_units + new
-        n_units += int(new.max()) + 1
+        oi = np.flatnonzero(orphan)
+        _, new = np.unique(comp[oi], return_inverse=True)
+        size = np.bincount(new, weights=shapely.area(faces[oi]))
+        crumb = size[new] < 1.0
+        known = np.flatnonzero(~orphan)
+        if crumb.any() and len(known):
+            src, tgt = shapely.STRtree(faces[known]).query_nearest(
+                faces[oi[crumb]], all_matches=False
+            )
+            unit[oi[crumb][src]] = unit[known[tgt]]
+        rest = oi[unit[oi] < 0]
+        if len(rest):
+            _, new = np.unique(comp[rest], return_inverse=True)
+            unit[rest] = n_units + new
+            n_units += int(new.max()) + 1
     return unit, n_units
 
 
