@@ -29,6 +29,9 @@ _EXPORTS: dict[str, str] = {
     "read_layer": "load",
     # households
     "estimate_households": "households",
+    "persons_per_household": "households",
+    "households_summary": "households",
+    "read_landuse": "households",
     # partition / grids
     "plan_grids": "partition",
     "Plan": "plan",

@@ -45,6 +45,8 @@ __all__ = ["CommunityUnits", "RANK_FACTOR", "plan_community"]
 #: Cost of cutting one metre of shared border, by the rank of the barrier on it
 #: (0 = no barrier, 1 wall, 2 local road, 3 arterial, 4 water/railway).
 RANK_FACTOR = np.array([1.0, 0.3, 0.1, 0.02, 0.005])
+#: Largest community (atoms) re-planned at once as a last resort.
+_WHOLE_MAX_ATOMS = 300
 #: Travel-distance multiplier across a barrier, by rank (geodesic cut orders).
 _RANK_DISTANCE = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
 
@@ -140,18 +142,22 @@ def plan_community(
     quick = _quick(cu, at, ranges)
     if quick is not None:
         return quick[0][at.unit_atom], quick[1]
-    labels_a, metas = _plan_atoms(cu, at, ranges, seed, join_distance)
-    # lumpy atoms: break the compounds kept whole, then the buildings above the floor
-    # (into their two groups of units), while that lowers the households out of range
-    for kinds in (("compound",), ("compound", "building")):
+    # lumpy atoms: break the compounds kept whole, then the very large buildings (into
+    # their two groups of units), while that lowers the households out of range; the
+    # costly last resorts run only on the finest atoms
+    stages = [
+        set(np.flatnonzero(np.isin(cu.group_kind, kinds)).tolist())
+        for kinds in (("compound",), ("compound", "building"))
+    ]
+    stages = [x for i, x in enumerate(stages) if x and (i == 0 or x != stages[0])]
+    labels_a, metas = _plan_atoms(cu, at, ranges, seed, join_distance, final=not stages)
+    for k, explode in enumerate(stages):
         if not _unbalanced(metas):
             break
-        explode = set(np.flatnonzero(np.isin(cu.group_kind, kinds)).tolist())
-        if not explode:
-            continue
         at2 = _contract(cu, explode)
-        labels2, metas2 = _plan_atoms(cu, at2, ranges, seed, join_distance)
-        if _excess(metas2) < _excess(metas):
+        final = k == len(stages) - 1
+        labels2, metas2 = _plan_atoms(cu, at2, ranges, seed, join_distance, final=final)
+        if _excess(metas2) < _excess(metas) or (final and _excess(metas2) == _excess(metas)):
             at, labels_a, metas = at2, labels2, metas2
     return labels_a[at.unit_atom], metas
 
@@ -281,8 +287,7 @@ def _range_of(p: _Piece, ranges) -> tuple[int, int]:
     return (dlo, dhi) if p.difficult_households * 2 > p.households else (lo, hi)
 
 
-def _plan_atoms(cu, at: _Atoms, ranges, seed, join_distance):
-    na = len(at.weight)
+def _plan_atoms(cu, at: _Atoms, ranges, seed, join_distance, final: bool = True):
     special = at.special >= 0
     pocket_of = _pockets(at, ranges)
     res = ~special & (pocket_of < 0)
@@ -290,25 +295,25 @@ def _plan_atoms(cu, at: _Atoms, ranges, seed, join_distance):
     isolated: dict[int, str] = {}
     _merge_infeasible(pieces, at, ranges, join_distance, isolated)
 
-    label = np.full(na, -1, dtype=np.int64)
-    region_piece: list[int] = []
-    solutions = {pid: _solve(at, pc, ranges, seed) for pid, pc in pieces.items()}
-    _rebalance_unbalanced(pieces, solutions, at, ranges, seed)
-    notes: dict[int, str] = {}
-    for pid in sorted(pieces, key=lambda p: min(pieces[p].atoms)):
-        idx, res_p = solutions[pid]
-        for r in range(res_p.k):
-            label[idx[res_p.labels == r]] = len(region_piece)
-            region_piece.append(pid)
-        if res_p.note:
-            notes[pid] = res_p.note
-    region_piece_arr = np.array(region_piece, dtype=np.int64)
+    # quick solves first; the full search only for pieces that need it
+    solutions = {pid: _solve(at, pc, ranges, seed, "quick") for pid, pc in pieces.items()}
+    for pid, pc in pieces.items():
+        if "unbalanced" in solutions[pid][1].status:
+            solutions[pid] = _solve(at, pc, ranges, seed)
+    label, region_piece, notes = _assemble(at, pieces, solutions)
     k = len(region_piece)
-    # rebalancing across pieces, one range class at a time
+    # the cheap remedies first: moves and recombination across pieces; then joining
+    # unbalanced pieces with a neighbour; last, the whole community at once
     if k > 1:
-        label = _cross_piece_repair(at, label, region_piece_arr, pieces, ranges, isolated, seed)
-    # whole-community fallback
-    label, k = _whole_community(at, label, k, pieces, ranges, seed, isolated)
+        label = _cross_piece_repair(at, label, region_piece, pieces, ranges, isolated, seed)
+    if final and _label_unbalanced(at, label, region_piece, pieces, ranges, isolated):
+        _rebalance_unbalanced(pieces, solutions, at, ranges, seed)
+        label, region_piece, notes = _assemble(at, pieces, solutions)
+        k = len(region_piece)
+        if k > 1:
+            label = _cross_piece_repair(at, label, region_piece, pieces, ranges, isolated, seed)
+    if final and _label_unbalanced(at, label, region_piece, pieces, ranges, isolated):
+        label, k = _whole_community(at, label, k, pieces, ranges, seed, isolated)
     metas = _metas(cu, at, label, k, pieces, ranges, isolated, notes)
     # special atoms: a grid each (with the residential pockets they enclose)
     for a in np.flatnonzero(special):
@@ -373,6 +378,38 @@ def _pockets(at: _Atoms, ranges) -> np.ndarray:
         best = np.bincount(cand, weights=w, minlength=na)
         out[sel] = int(np.argmax(best))
     return out
+
+
+def _assemble(at: _Atoms, pieces, solutions):
+    """Labels of the atoms from the pieces' solutions; the piece of every region."""
+    label = np.full(len(at.weight), -1, dtype=np.int64)
+    region_piece: list[int] = []
+    notes: dict[int, str] = {}
+    for pid in sorted(pieces, key=lambda p: min(pieces[p].atoms)):
+        idx, res_p = solutions[pid]
+        for r in range(res_p.k):
+            label[idx[res_p.labels == r]] = len(region_piece)
+            region_piece.append(pid)
+        if res_p.note:
+            notes[pid] = res_p.note
+    return label, np.array(region_piece, dtype=np.int64), notes
+
+
+def _label_unbalanced(at, label, region_piece, pieces, ranges, isolated) -> bool:
+    """Some region out of the range of its piece, in a piece that is not isolated and
+    whose total allows an in-range split."""
+    k = len(region_piece)
+    if k == 0:
+        return False
+    rw = np.bincount(label[label >= 0], weights=at.weight[label >= 0], minlength=k)
+    for r in range(k):
+        p = int(region_piece[r])
+        if p not in pieces or p in isolated:
+            continue
+        lo, hi = _range_of(pieces[p], ranges)
+        if not (lo <= rw[r] <= hi) and _feasible(pieces[p].households, lo, hi):
+            return True
+    return False
 
 
 def _initial_pieces(at: _Atoms, res: np.ndarray) -> dict[int, _Piece]:
@@ -511,7 +548,7 @@ def _rebalance_unbalanced(pieces, solutions, at, ranges, seed) -> None:
                             pc.difficult_households + qc.difficult_households,
                             pc.rural and qc.rural, {})  # fmt: skip
             mlo, mhi = _range_of(merged, ranges)
-            sol = _solve(at, merged, ranges, seed)
+            sol = _solve(at, merged, ranges, seed, "quick")
             qlo, qhi = _range_of(qc, ranges)
             before = _sol_excess(solutions[p], lo, hi) + _sol_excess(solutions[q], qlo, qhi)
             if _sol_excess(sol, mlo, mhi) < before:
@@ -537,8 +574,9 @@ def _cross_piece_repair(at, label, region_piece, pieces, ranges, isolated, seed)
         movable = (label >= 0) & cls[np.maximum(label, 0)]
         label = repair_labels(at.weight, at.xy, at.edges, label, lo, hi, movable=movable)
         label = recombine(
-            at.weight, at.edges, label, lo, hi, cost=at.cost, movable=movable, seed=seed
-        )
+            at.weight, at.edges, label, lo, hi, cost=at.cost, movable=movable, seed=seed,
+            trees=8, budget=60,
+        )  # fmt: skip
     return label
 
 
@@ -563,7 +601,7 @@ def _whole_community(at, label, k, pieces, ranges, seed, isolated):
     """Partition the whole community at once when that puts fewer households out of
     range than the piece-by-piece plan (a last resort: it ignores lane/wall blocks)."""
     res = label >= 0
-    if k == 0 or not res.any() or isolated:
+    if k == 0 or not res.any() or isolated or res.sum() > _WHOLE_MAX_ATOMS:
         return label, k
     h = int(at.weight[res].sum())
     dh = int(at.weight[res & at.difficult].sum())

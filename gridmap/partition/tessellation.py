@@ -208,9 +208,7 @@ def tessellate(
 
     avoid = np.zeros(n_units + 1, dtype=bool)
     avoid[fixed[fixed >= 0]] = True
-    unit, n_units = _settle_units(
-        faces, face_unit, face_main, edges, length, rank, n_units, avoid
-    )
+    unit, n_units = _settle_units(faces, face_unit, face_main, edges, length, rank, n_units, avoid)
     return Tessellation(
         faces, unit, face_block, edges, length, rank, line, n_units, zone_edges, zone_length
     )
