@@ -575,7 +575,7 @@ def _cross_piece_repair(at, label, region_piece, pieces, ranges, isolated, seed)
         label = repair_labels(at.weight, at.xy, at.edges, label, lo, hi, movable=movable)
         label = recombine(
             at.weight, at.edges, label, lo, hi, cost=at.cost, movable=movable, seed=seed,
-            trees=8, budget=60,
+            trees=12, budget=160,
         )  # fmt: skip
     return label
 

@@ -339,7 +339,7 @@ def _lend_seeds(
     main: np.ndarray,
     seed_block: np.ndarray,
     rounds: int = 3,
-    per_block: int = 8,
+    per_block: int = 24,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeds lent to blocks without seeds by the blocks around them.
 
