@@ -400,3 +400,46 @@ def zonal_stats(
             else:
                 out[f"{layer}_{s}"] = np.where(none, cval, col)
     return out
+
+
+def sloping_line_grid(
+    geoms: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    shape: tuple[int, int],
+    transform: Affine,
+) -> np.ndarray:
+    """Burn lines into a grid with a value varying linearly along each line.
+
+    Each line is densified to half a cell, and every cell a point falls in takes the
+    value interpolated between the line's `start` and `end` (the highest value wins
+    where lines share a cell); NaN elsewhere. Used for sloping river water levels.
+
+    Parameters
+    ----------
+    geoms : ndarray of LineString
+    start, end : ndarray of float
+        Value at each line's first and last vertex.
+    shape : tuple of int
+        Grid rows and columns.
+    transform : affine.Affine
+        The grid's transform.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32`` grid.
+    """
+    step = min(abs(transform.a), abs(transform.e)) / 2
+    dense = shapely.segmentize(geoms, step)
+    xy, line = shapely.get_coordinates(dense, return_index=True)
+    frac = shapely.line_locate_point(geoms[line], shapely.points(xy), normalized=True)
+    value = start[line] + (end[line] - start[line]) * np.nan_to_num(frac)
+    inv = ~transform
+    c = np.floor(inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c).astype(np.int64)
+    r = np.floor(inv.d * xy[:, 0] + inv.e * xy[:, 1] + inv.f).astype(np.int64)
+    ok = (r >= 0) & (r < shape[0]) & (c >= 0) & (c < shape[1])
+    order = np.argsort(value[ok], kind="stable")  # the highest value in a cell wins
+    grid = np.full(shape, np.nan, dtype="float32")
+    grid[r[ok][order], c[ok][order]] = value[ok][order]
+    return grid

@@ -593,19 +593,7 @@ def _river_stage_grid(
     s0 = _numeric_column(rivers, "stage_start", "rivers")
     s1 = _numeric_column(rivers, "stage_end", "rivers")
     geoms = rivers.geometry.to_numpy()
-    step = min(abs(transform.a), abs(transform.e)) / 2
-    dense = shapely.segmentize(geoms, step)
-    xy, line = shapely.get_coordinates(dense, return_index=True)
-    frac = shapely.line_locate_point(geoms[line], shapely.points(xy), normalized=True)
-    stage = s0[line] + (s1[line] - s0[line]) * np.nan_to_num(frac)
-    inv = ~transform
-    c = np.floor(inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c).astype(np.int64)
-    r = np.floor(inv.d * xy[:, 0] + inv.e * xy[:, 1] + inv.f).astype(np.int64)
-    inside = (r >= 0) & (r < shape[0]) & (c >= 0) & (c < shape[1])
-    order = np.argsort(stage[inside], kind="stable")  # the highest stage in a cell wins
-    grid = np.full(shape, np.nan, dtype="float32")
-    grid[r[inside][order], c[inside][order]] = stage[inside][order]
-    return grid
+    return _raster.sloping_line_grid(geoms, s0, s1, shape, transform)
 
 
 def _dem_surface(

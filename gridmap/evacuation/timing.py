@@ -290,19 +290,7 @@ def _stage_grid(rivers, shape: tuple[int, int], transform: Affine) -> np.ndarray
         )
     if np.isnan(s0).any() or np.isnan(s1).any():
         raise SchemaError("rivers have rows without a numeric stage", source="rivers")
-    step = min(abs(transform.a), abs(transform.e)) / 2
-    dense = shapely.segmentize(geoms, step)
-    xy, line = shapely.get_coordinates(dense, return_index=True)
-    frac = shapely.line_locate_point(geoms[line], shapely.points(xy), normalized=True)
-    level = s0[line] + (s1[line] - s0[line]) * np.nan_to_num(frac)
-    inv = ~transform
-    c = np.floor(inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c).astype(np.int64)
-    r = np.floor(inv.d * xy[:, 0] + inv.e * xy[:, 1] + inv.f).astype(np.int64)
-    ok = (r >= 0) & (r < shape[0]) & (c >= 0) & (c < shape[1])
-    order = np.argsort(level[ok], kind="stable")  # the highest level in a cell wins
-    grid = np.full(shape, np.nan, dtype="float32")
-    grid[r[ok][order], c[ok][order]] = level[ok][order]
-    return grid
+    return _raster.sloping_line_grid(geoms, s0, s1, shape, transform)
 
 
 def _dem_rise(source: dict[str, Any], start_level: float | None, max_cells: int) -> _DemRise:

@@ -26,7 +26,14 @@ from ..plan import CROSSING_COLUMNS, GRID_COLUMNS, Plan, empty_crossings
 from . import atoms as _atoms
 from .blocks import RANK_ARTERIAL, RANK_WALL, blocks, prepare_barriers
 from .codes import grid_codes, reading_order
-from .geometry import PRECISION, polsby_popper, polygonal, polygonal_parts, snap
+from .geometry import (
+    PRECISION,
+    locate_points,
+    polsby_popper,
+    polygonal,
+    polygonal_parts,
+    snap,
+)
 from .hierarchy import (
     COMMUNITY_SIZE,
     STREET_SIZE,
@@ -193,7 +200,7 @@ def plan_grids(
     # ------------------------------------------------------------- building classes
     hh = b["households"].to_numpy(dtype=np.int64)
     use = b["use"].astype(str).to_numpy() if "use" in b.columns else np.full(len(b), "unknown")
-    b_blk = _locate_points(anchor, blk)
+    b_blk = locate_points(anchor, blk)
     b_blk[outside] = -1
     b_inst = np.where(b_blk >= 0, blk_inst[np.maximum(b_blk, 0)], -1)
     lost = ~outside & (b_blk < 0)
@@ -436,18 +443,6 @@ def _num(b: pd.DataFrame, col: str, default: float) -> np.ndarray:
         return np.full(len(b), default)
     v = pd.to_numeric(b[col], errors="coerce").astype(float).to_numpy()
     return np.where(np.isfinite(v) & (v > 0), v, default)
-
-
-def _locate_points(points: np.ndarray, polys: np.ndarray) -> np.ndarray:
-    out = np.full(len(points), -1, dtype=np.int64)
-    if len(points) == 0 or len(polys) == 0:
-        return out
-    pi, gi = shapely.STRtree(polys).query(points, predicate="intersects")
-    o = np.lexsort((gi, pi))
-    pi, gi = pi[o], gi[o]
-    first = np.r_[True, pi[1:] != pi[:-1]] if len(pi) else np.zeros(0, bool)
-    out[pi[first]] = gi[first]
-    return out
 
 
 def _nearest(points: np.ndarray, polys: np.ndarray) -> np.ndarray:

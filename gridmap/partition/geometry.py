@@ -18,6 +18,7 @@ import shapely
 __all__ = [
     "PRECISION",
     "in_threads",
+    "locate_points",
     "round_to_grid",
     "polsby_popper",
     "polygonal",
@@ -213,3 +214,30 @@ def unit_strips(geom: shapely.Geometry, fractions: np.ndarray) -> np.ndarray:
         [polygonal(g) for g in shapely.intersection(geom, quads, grid_size=PRECISION)],
         dtype=object,
     )
+
+
+def locate_points(points: np.ndarray, polys: np.ndarray) -> np.ndarray:
+    """Index of the polygon covering each point (the lowest index on shared edges).
+
+    Parameters
+    ----------
+    points : ndarray of Point, or ndarray of shape (n, 2)
+    polys : ndarray of Polygon
+
+    Returns
+    -------
+    ndarray of int
+        -1 for points covered by no polygon.
+    """
+    pts = np.asarray(points)
+    if pts.dtype != object:
+        pts = shapely.points(pts)
+    out = np.full(len(pts), -1, dtype=np.int64)
+    if len(pts) == 0 or len(polys) == 0:
+        return out
+    pi, gi = shapely.STRtree(polys).query(pts, predicate="intersects")
+    order = np.lexsort((gi, pi))
+    pi, gi = pi[order], gi[order]
+    first = np.r_[True, pi[1:] != pi[:-1]] if len(pi) else np.zeros(0, bool)
+    out[pi[first]] = gi[first]
+    return out

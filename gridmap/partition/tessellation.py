@@ -31,7 +31,7 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from .geometry import PRECISION, in_threads, polygonal_parts, round_to_grid
+from .geometry import PRECISION, in_threads, locate_points, polygonal_parts, round_to_grid
 
 __all__ = ["Tessellation", "dissolve", "redraw", "tessellate", "unit_graph"]
 
@@ -125,7 +125,7 @@ def tessellate(
     fixed = np.full(nb, -1, dtype=np.int64) if block_unit is None else np.asarray(block_unit)
     if len(fixed):
         n_units = max(n_units, int(fixed.max()) + 1)
-    seed_block = _locate(seeds, block_geoms)
+    seed_block = locate_points(seeds, block_geoms)
     lost = np.flatnonzero((seed_block < 0) & seed_main)
     if len(lost):  # a main seed nudged off its block: move it into the nearest block
         seeds = seeds.copy()
@@ -162,9 +162,7 @@ def tessellate(
     seed_unit = np.concatenate([seed_unit, seed_unit[lent[0]]])
     seed_main = np.concatenate([seed_main, np.zeros(len(lent[0]), dtype=bool)])
     seed_block = np.concatenate([seed_block, lent[1]])
-    faces, face_seed, face_block, face_clipped = _voronoi_faces(
-        divided, seeds, seed_block, borrowed
-    )
+    faces, face_seed, face_block = _voronoi_faces(divided, seeds, seed_block, borrowed)
     face_unit = np.where(face_seed >= 0, seed_unit[np.maximum(face_seed, 0)], -1)
     face_main = np.zeros(len(faces), dtype=bool)
     face_main[face_seed >= 0] = seed_main[face_seed[face_seed >= 0]]
@@ -175,7 +173,6 @@ def tessellate(
         face_unit = np.concatenate([face_unit[keep], fixed[whole]])
         face_main = np.concatenate([face_main[keep], np.ones(len(whole), dtype=bool)])
         face_block = np.concatenate([face_block[keep], whole])
-        face_clipped = np.concatenate([face_clipped[keep], np.ones(len(whole), dtype=bool)])
 
     p_in, l_in, m_in, outline = _shared_edges(faces)
     p_x, l_x, m_x, ins = _cross_block_edges(outline, face_block, zone)
@@ -297,19 +294,6 @@ def dissolve(
 
 
 # ------------------------------------------------------------------------- helpers
-def _locate(xy: np.ndarray, polys: np.ndarray) -> np.ndarray:
-    """Index of the polygon covering each point (the first one), -1 when none does."""
-    out = np.full(len(xy), -1, dtype=np.int64)
-    if len(xy) == 0 or len(polys) == 0:
-        return out
-    pi, gi = shapely.STRtree(polys).query(shapely.points(xy), predicate="intersects")
-    order = np.lexsort((gi, pi))
-    pi, gi = pi[order], gi[order]
-    first = np.r_[True, pi[1:] != pi[:-1]] if len(pi) else np.zeros(0, bool)
-    out[pi[first]] = gi[first]
-    return out
-
-
 def _voronoi(points: np.ndarray, extent: np.ndarray) -> np.ndarray:
     return shapely.voronoi_polygons(points, extend_to=extent, ordered=True)
 
@@ -400,11 +384,11 @@ def _lend_seeds(
 
 def _voronoi_faces(
     blocks: np.ndarray, xy: np.ndarray, seed_block: np.ndarray, borrowed: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Voronoi cells of the seeds of every block, clipped to the block and exploded.
 
-    Returns the faces, the seed of each face (-1 for orphan parts and empty blocks), the
-    block of each face, and whether the face touches its block's outline. Every part of
+    Returns the faces, the seed of each face (-1 for orphan parts and empty blocks) and
+    the block of each face. Every part of
     a borrowed seed's cell keeps the seed (the seed lies outside the block).
     """
     nb = len(blocks)
@@ -459,13 +443,11 @@ def _voronoi_faces(
     # without a face rides with the unit around it (see the engine)
     part_seed[shapely.area(parts) < 0.01] = -1
     face_block = seed_block[owner]
-    face_clipped = ~inside[owner]
     empty_blocks = np.flatnonzero(count == 0)
     faces = np.concatenate([parts, blocks[empty_blocks]])
     face_seed = np.concatenate([part_seed, np.full(len(empty_blocks), -1)])
     face_block = np.concatenate([face_block, empty_blocks])
-    face_clipped = np.concatenate([face_clipped, np.ones(len(empty_blocks), dtype=bool)])
-    return faces, face_seed.astype(np.int64), face_block.astype(np.int64), face_clipped
+    return faces, face_seed.astype(np.int64), face_block.astype(np.int64)
 
 
 @dataclass
