@@ -40,6 +40,12 @@ BUILDING_PROPS = ("building_id", "grid_code", "households", "use", "levels", "un
 #: Background layers a plan can publish.
 PLAN_LAYERS = ("communities", "barriers", "compounds")
 _PRECISION = 6  # decimal places of published lon/lat (about 0.1 m)
+#: From this zoom on, ``GET /api/grids?zoom=`` sends the grids' full geometry.
+FULL_ZOOM = 17
+#: Coarsest level of simplified geometry: lower zooms get this one.
+MIN_LOD_ZOOM = 8
+#: Metres per pixel at zoom 0 on the equator (Web Mercator, 256-pixel tiles).
+_M_PER_PX_Z0 = 156_543.033_928
 
 
 def clean_json(value: Any) -> Any:
@@ -68,17 +74,26 @@ def _geojson_geoms(geoms: np.ndarray) -> np.ndarray:
     return shapely.to_geojson(rounded)
 
 
-def _feature_strings(props: pd.DataFrame, geoms: np.ndarray) -> list[str]:
+def _prop_strings(props: pd.DataFrame) -> list[str]:
+    """One JSON object string per row (properties cleaned of NaN)."""
+    return [
+        json.dumps(clean_json(r), ensure_ascii=False, separators=(",", ":"))
+        for r in props.to_dict("records")
+    ]
+
+
+def _feature_strings(
+    props: pd.DataFrame, geoms: np.ndarray, prop_json: list[str] | None = None
+) -> list[str]:
     """One GeoJSON Feature string per row (properties cleaned of NaN)."""
-    records = props.to_dict("records")
     gj = _geojson_geoms(geoms)
     return [
         '{"type":"Feature","properties":'
-        + json.dumps(clean_json(r), ensure_ascii=False, separators=(",", ":"))
+        + r
         + ',"geometry":'
         + (g if g is not None else "null")
         + "}"
-        for r, g in zip(records, gj, strict=True)
+        for r, g in zip(prop_json or _prop_strings(props), gj, strict=True)
     ]
 
 
@@ -100,6 +115,35 @@ def geojson_wgs84(gdf: Any, columns: Iterable[str]) -> dict[str, Any]:
     cols = [c for c in columns if c in w.columns and c != w.geometry.name]
     props = pd.DataFrame(w[cols]).reset_index(drop=True)
     return json.loads(feature_collection(_feature_strings(props, w.geometry.to_numpy())))
+
+
+def lod_level(zoom: float) -> int:
+    """The level of detail served at map zoom `zoom`: an integer zoom clipped to
+    ``[MIN_LOD_ZOOM, FULL_ZOOM]`` (``FULL_ZOOM`` means the full geometry)."""
+    return int(min(max(math.floor(zoom), MIN_LOD_ZOOM), FULL_ZOOM))
+
+
+def pixel_metres(zoom: float, lat: float) -> float:
+    """Ground metres one screen pixel covers at `zoom` and latitude `lat` (degrees)."""
+    return _M_PER_PX_Z0 * math.cos(math.radians(max(-85.0, min(85.0, lat)))) / 2.0**zoom
+
+
+def _simplified(geoms: np.ndarray, tolerance: float) -> np.ndarray:
+    """Simplify a coverage of polygons so that shared edges stay shared.
+
+    Coverage simplification (Visvalingam-Whyatt over the shared edges) keeps neighbours
+    gap-free; any polygon it leaves invalid or empty falls back to its own
+    topology-preserving simplification.
+    """
+    try:
+        out = shapely.coverage_simplify(geoms, tolerance)
+    except Exception:  # noqa: BLE001 - not a clean coverage: simplify one by one
+        out = shapely.simplify(geoms, tolerance, preserve_topology=True)
+    bad = shapely.is_empty(out) | ~shapely.is_valid(out)
+    if bad.any():
+        out = out.copy()
+        out[bad] = shapely.simplify(geoms[bad], tolerance, preserve_topology=True)
+    return out
 
 
 def _round_props(df: pd.DataFrame) -> pd.DataFrame:
@@ -135,7 +179,8 @@ class PlanView:
         cols = [c for c in GRID_PROPS if c in grids.columns]
         props = _round_props(pd.DataFrame(grids[cols]))
         self.grid_props = props
-        self.features = _feature_strings(props, self.grids_wgs.geometry.to_numpy())
+        self._prop_json = _prop_strings(props)
+        self.features = _feature_strings(props, self.grids_wgs.geometry.to_numpy(), self._prop_json)
         self.bounds = shapely.bounds(self.grids_wgs.geometry.to_numpy())
         self.codes = grids["grid_code"].astype(str).to_numpy()
         self.code_index = {c: i for i, c in enumerate(self.codes)}
@@ -153,6 +198,10 @@ class PlanView:
         self._lock = threading.Lock()
         self._buildings: dict[str, Any] | None = None
         self._layers: dict[str, bytes] = {}
+        self._lods: dict[int, list[str]] = {}
+        self._lod_gz: dict[int, bytes] = {}
+        self._label_points: np.ndarray | None = None
+        self._memo: dict[str, Any] = {}
         total = self.bounds
         self.extent = (
             [
@@ -181,6 +230,78 @@ class PlanView:
                 hit = shapely.intersects(self.grids_wgs.geometry.to_numpy()[idx], box)
                 mask[idx[~hit]] = False
         return np.flatnonzero(mask)
+
+    def memo(self, name: str, build: Callable[[], Any]) -> Any:
+        """A value derived from this plan version, built once (e.g. the search index)."""
+        with self._lock:
+            if name in self._memo:
+                return self._memo[name]
+        value = build()
+        with self._lock:
+            return self._memo.setdefault(name, value)
+
+    # ------------------------------------------------------ level of detail
+    @property
+    def label_points(self) -> np.ndarray:
+        """(n, 2) lon/lat of a point inside each grid where its label goes.
+
+        The centre of the grid's largest inscribed circle (its pole of
+        inaccessibility, to a tolerance of a tenth of the grid's size), so that the label
+        sits well inside even an L-shaped or long grid.
+        """
+        with self._lock:
+            if self._label_points is None:
+                geoms = self._metric_geoms
+                size = np.sqrt(np.maximum(shapely.area(geoms), 1.0))
+                centre = shapely.get_point(shapely.maximum_inscribed_circle(geoms, size / 10), 0)
+                missing = shapely.is_empty(centre) | shapely.is_missing(centre)
+                if missing.any():
+                    centre[missing] = shapely.point_on_surface(geoms[missing])
+                wgs = gpd.GeoSeries(centre, crs=self.plan.crs).to_crs(WGS84)
+                self._label_points = np.round(shapely.get_coordinates(wgs.to_numpy()), _PRECISION)
+            return self._label_points
+
+    def lod_features(self, zoom: float) -> list[str]:
+        """Grid features for map zoom `zoom`: geometry simplified to about half a screen
+        pixel (coverage simplification, so neighbours stay gap-free), coordinates
+        rounded to what the zoom can show, and a ``label`` property (lon, lat of the
+        label point). Built once per level and plan version."""
+        level = lod_level(zoom)
+        with self._lock:
+            if level in self._lods:
+                return self._lods[level]
+        geoms = self._metric_geoms
+        if level < FULL_ZOOM and len(geoms):
+            lat = (self.extent[1] + self.extent[3]) / 2
+            geoms = _simplified(geoms, 0.5 * pixel_metres(level, lat))
+        wgs = gpd.GeoSeries(geoms, crs=self.plan.crs).to_crs(WGS84).to_numpy()
+        decimals = 5 if level <= 13 else _PRECISION
+        gj = shapely.to_geojson(shapely.transform(wgs, lambda c: np.round(c, decimals)))
+        labels = self.label_points
+        feats = [
+            '{"type":"Feature","properties":'
+            + props[:-1]
+            + f',"label":[{lon:.6f},{lat:.6f}]}},"geometry":'
+            + (g if g is not None else "null")
+            + "}"
+            for props, g, (lon, lat) in zip(self._prop_json, gj, labels, strict=True)
+        ]
+        with self._lock:
+            self._lods.setdefault(level, feats)
+            return self._lods[level]
+
+    def lod_collection(self, zoom: float) -> tuple[bytes, bytes]:
+        """The whole plan's grids at `zoom` as a FeatureCollection: (plain, gzipped)."""
+        level = lod_level(zoom)
+        feats = self.lod_features(level)
+        data = feature_collection(feats, plan_id=self.plan_id, version=self.version, zoom=level)
+        with self._lock:
+            gz = self._lod_gz.get(level)
+        if gz is None:
+            gz = gzip.compress(data, compresslevel=5)
+            with self._lock:
+                self._lod_gz[level] = gz
+        return data, gz
 
     def grid_feature(self, code: str) -> dict[str, Any] | None:
         """The GeoJSON feature of one grid as a dict, or None."""

@@ -27,7 +27,19 @@ from .deps import no_nameless_query
 from .errors import error_body, install_error_handlers
 from .geo import PlanCache, clean_json
 from .jobs import Instance, JobRunner, exclusive, reap_dead_instances
-from .routers import audit, buildings, events, grids, jobs, pages, plans, stats, users
+from .routers import (
+    audit,
+    buildings,
+    events,
+    grids,
+    jobs,
+    pages,
+    photos,
+    plans,
+    search,
+    stats,
+    users,
+)
 from .routers import settings as settings_router
 from .schemas import EventIn
 from .settings import Settings
@@ -175,6 +187,7 @@ def create_app(store_path: str | Path | None = None, settings: Settings | None =
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     routers = (plans, grids, buildings, events, stats, jobs, settings_router, users, audit, pages)
+    routers += (search, photos)
     for module in routers:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")

@@ -482,6 +482,11 @@ class Store:
             ),
         )
 
+    def log_write(self, actor: Actor | None, action: str, target: str, after: Any = None) -> None:
+        """Append one audit entry for a write kept outside the store (e.g. a photo file)."""
+        with self.transaction() as con:
+            self._audit(con, actor, action, target, after=after)
+
     def audit(
         self,
         *,
