@@ -104,6 +104,15 @@ def _parser() -> argparse.ArgumentParser:
         help="households of a derived street",
     )  # fmt: skip
     s.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    s.add_argument(
+        "--admin-levels", default="8,9,10", metavar="LEVELS",
+        help="OSM admin_level values read as streets and communities from a .pbf source "
+        "without --communities (default 8,9,10; see gridmap.boundaries)",
+    )  # fmt: skip
+    s.add_argument(
+        "--no-admin-boundaries", action="store_true",
+        help="derive communities even when the .pbf source has administrative boundaries",
+    )  # fmt: skip
     s.add_argument("--map", help="also write the plan map (HTML)")
     _add_read_options(s)
     _add_estimate_options(s)
@@ -470,6 +479,18 @@ def _cmd_partition(args) -> int:
     difficult = args.difficult
     if difficult and (Path(_split_layer(difficult)[0]).exists()):
         difficult = _opt_layer(difficult, read_layer)
+    hierarchy, note = ("given" if comms is not None else "derived"), None
+    street_column, admin_code = args.street_column, args.admin_code
+    if comms is None and not args.no_admin_boundaries and Path(src).suffix.lower() == ".pbf":
+        from .boundaries import admin_hierarchy
+
+        levels = [v for v in args.admin_levels.replace(" ", "").split(",") if v]
+        comms, note = admin_hierarchy(src, b, levels=levels, bbox=args.bbox)
+        if comms is not None:
+            hierarchy = "osm_admin"
+            street_column = street_column or comms.attrs["street_column"]
+            admin_code = admin_code or comms.attrs["district_code"]
+    log.info("communities and streets: %s", hierarchy)
     plan = plan_grids(
         b,
         comms,
@@ -479,13 +500,15 @@ def _cmd_partition(args) -> int:
         institutions=_opt_layer(args.institutions, read_layer),
         household_range=tuple(args.range),
         difficult_range=tuple(args.difficult_range),
-        admin_code=args.admin_code,
+        admin_code=admin_code,
         seed=args.seed,
-        street_column=args.street_column,
+        street_column=street_column,
         community_size=tuple(args.community_size),
         street_size=tuple(args.street_size),
         workers=args.workers,
     )
+    plan.params["hierarchy"] = hierarchy
+    plan.notes[:0] = [note] if note else []
     out = plan.to_file(args.out)
     if args.map:
         plan_map(plan).save(args.map)
