@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gridmap.plan import FLAG_LABELS  # plan flags: code -> (zh, en), shared with the maps
+
 #: Categories of events (the seven Fujin service categories): code -> (zh, en).
 CATEGORY_LABELS: dict[str, tuple[str, str]] = {
     "information_collection": ("信息采集", "Information collection"),
@@ -36,15 +38,6 @@ KIND_LABELS: dict[str, tuple[str, str]] = {
     "rural": ("农村网格", "Rural grid"),
     "special": ("专属网格", "Special grid"),
 }
-#: Plan flags: code -> (zh, en).
-FLAG_LABELS: dict[str, tuple[str, str]] = {
-    "out_of_range": ("户数超出范围", "Households out of range"),
-    "infeasible_split": ("无法在范围内划分", "No in-range split possible"),
-    "isolated_village": ("偏远自然屯", "Isolated village"),
-    "crosses_barrier": ("跨越道路或河流", "Crosses a road or river"),
-    "no_households": ("无住户", "No households"),
-}
-
 #: Flood colours (red highest): code -> (zh, en).
 FLOOD_LABELS: dict[str, tuple[str, str]] = {
     "red": ("红色 高风险", "Red: high"),
@@ -254,6 +247,83 @@ _EN: dict[str, str] = {
     "login_button": "Sign in",
 }
 
+#: Search, grid labels, "my grid" and the event report form of the map page.
+_VIEW_ZH: dict[str, str] = {
+    "search_placeholder": "网格编码、社区、街道或楼名",
+    "search_many": "{n} 个结果匹配“{code}”，请从列表中选择",
+    "search_not_found": "未找到“{code}”",
+    "search_more": "还有 {n} 个结果，请输入更多字",
+    "layer_labels": "网格标注",
+    "legend_labels": "网格编码末三位 · 户数（放大后显示，重叠的省略）",
+    "legend_selected": "选中的网格",
+    "my_grid": "我的网格",
+    "my_grid_set": "设为我的网格",
+    "my_grid_is": "这是我的网格",
+    "my_grid_saved": "已记住我的网格 {code}",
+    "my_grid_none": "尚未设置我的网格：点选网格后按“设为我的网格”",
+    "report": "上报事件",
+    "report_title": "上报事件",
+    "report_text": "情况描述",
+    "report_where": "位置",
+    "report_gps": "用手机定位",
+    "report_tap": "在地图上点选",
+    "report_tap_hint": "请在地图上点选事件位置",
+    "report_grid": "网格中心",
+    "report_no_gps": "此设备不能定位，请在地图上点选",
+    "report_gps_failed": "定位失败：{message}",
+    "report_photo": "照片（可选，不超过 5 MB）",
+    "report_photo_too_big": "照片超过 5 MB，请换一张或压缩后再传",
+    "report_photo_failed": "事件已上报，照片未上传：{message}",
+    "report_token": "访问令牌（网格员）",
+    "report_need_token": "请输入访问令牌",
+    "report_need_place": "请先确定位置：用手机定位或在地图上点选",
+    "report_send": "提交",
+    "report_sending": "正在提交…",
+    "report_done": "事件已上报（编号 {id}）",
+}
+_VIEW_EN: dict[str, str] = {
+    "search_placeholder": "Grid code, community, street or building",
+    "search_many": "{n} results for “{code}”: pick one from the list",
+    "search_not_found": "Nothing found for “{code}”",
+    "search_more": "{n} more: type more to narrow",
+    "layer_labels": "Grid labels",
+    "legend_labels": "Last 3 digits of the code · households (zoom in; overlapping ones left out)",
+    "legend_selected": "Selected grid",
+    "my_grid": "My grid",
+    "my_grid_set": "Make this my grid",
+    "my_grid_is": "This is my grid",
+    "my_grid_saved": "My grid is {code}",
+    "my_grid_none": "No grid chosen yet: tap a grid, then “Make this my grid”",
+    "report": "Report",
+    "report_title": "Report an event",
+    "report_text": "What happened",
+    "report_where": "Where",
+    "report_gps": "Use my location",
+    "report_tap": "Tap on the map",
+    "report_tap_hint": "Tap the place of the event on the map",
+    "report_grid": "grid centre",
+    "report_no_gps": "This device has no location: tap on the map",
+    "report_gps_failed": "No location: {message}",
+    "report_photo": "Photo (optional, at most 5 MB)",
+    "report_photo_too_big": "The photo is larger than 5 MB: choose or shrink another",
+    "report_photo_failed": "Event reported, photo not sent: {message}",
+    "report_token": "Access token (grid worker)",
+    "report_need_token": "Enter your access token",
+    "report_need_place": "Set the place first: use your location or tap on the map",
+    "report_send": "Send",
+    "report_sending": "Sending…",
+    "report_done": "Event reported (id {id})",
+}
+_ZH.update(_VIEW_ZH)
+_EN.update(_VIEW_EN)
+#: Types of search results: code -> (zh, en).
+SEARCH_TYPE_LABELS: dict[str, tuple[str, str]] = {
+    "grid": ("网格", "Grid"),
+    "community": ("社区", "Community"),
+    "street": ("街道", "Street"),
+    "building": ("楼栋", "Building"),
+}
+
 #: Why evacuation demand is not placed (gridmap.evacuation reasons): code -> (zh, en).
 EVAC_REASON_LABELS: dict[str, tuple[str, str]] = {
     "needs_transport": ("步行范围内无避难所，需车辆/舟艇", "No shelter within walking reach"),
@@ -290,4 +360,5 @@ def page_strings(lang: str) -> dict[str, Any]:
         "flag_labels": _pick(FLAG_LABELS, lang),
         "flood": _pick(FLOOD_LABELS, lang),
         "evac_reason": _pick(EVAC_REASON_LABELS, lang),
+        "search_types": _pick(SEARCH_TYPE_LABELS, lang),
     }

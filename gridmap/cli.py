@@ -306,8 +306,12 @@ def _parser() -> argparse.ArgumentParser:
         "--who", default=None, help="colours to move, e.g. red,orange (default: all flooded floors)"
     )
     s.add_argument(
-        "--no-map-tiles", action="store_true", help="no base tiles on the map (fully offline)"
+        "--map-tiles",
+        default=None,
+        help="base map of the HTML map: osm or an XYZ URL template (needs the internet; "
+        "default: none, the map works offline)",
     )
+    s.add_argument("--no-map-tiles", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(func=_cmd_evacuate)
 
     return p
@@ -349,7 +353,7 @@ def _cmd_evacuate(args) -> int:
         warning_time=args.warning_time,
         region=args.region,
         who=who,
-        tiles=None if args.no_map_tiles else "osm",
+        tiles=None if args.no_map_tiles else args.map_tiles,
     ):
         print(path)
     return 0
@@ -464,7 +468,7 @@ def _cmd_households(args) -> int:
 def _cmd_partition(args) -> int:
     from .households import estimate_households
     from .load import read_buildings, read_layer
-    from .maps import plan_map
+    from .maps import plan_map, save_html
     from .partition import plan_grids
 
     src, layer = _split_layer(args.input)
@@ -511,7 +515,7 @@ def _cmd_partition(args) -> int:
     plan.notes[:0] = [note] if note else []
     out = plan.to_file(args.out)
     if args.map:
-        plan_map(plan).save(args.map)
+        save_html(plan_map(plan), args.map)
     _print_summary(plan)
     print(f"plan -> {out}")
     return 0

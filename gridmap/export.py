@@ -33,6 +33,7 @@ import functools
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,8 +48,8 @@ from tqdm.auto import tqdm
 
 from .crs import to_wgs84
 from .errors import InputError, PlanError
-from .io import _atomic_write, _to_xlsx
-from .plan import Plan
+from .io import _to_xlsx, atomic_write
+from .plan import Plan, flag_labels
 
 log = logging.getLogger("gridmap")
 
@@ -89,6 +90,11 @@ SHP_FIELDS: dict[str, str] = {
 }
 
 _KIND_ZH = {"community": "社区网格", "rural": "农村网格", "special": "专属网格"}
+#: Colour of the grid's boundary on the wall map (red, orange, yellow and blue are kept
+#: for the flood grades).
+_BOUNDARY = "#6a1b9a"
+#: Characters a wall map's font must have (a font without one is not used).
+_CJK_PROBE = "网格编码户数楼栋单元标记网格员社区规划打印拆分小区低于下限独立自然屯无住户专属紫线绿色灰色棕–·—…²"
 _A4 = (8.27, 11.69)  # inches, portrait
 _DBF_TEXT_BYTES = 254
 
@@ -154,11 +160,11 @@ def export_plan(
         for name, table in tables.items():
             path = out / f"{name}.{fmt}"
             if fmt == "csv":
-                _atomic_write(
+                atomic_write(
                     path, lambda p, t=table: t.to_csv(p, index=False, encoding="utf-8-sig")
                 )
             else:
-                _atomic_write(path, lambda p, t=table, n=name: _to_xlsx(t, p, n))
+                atomic_write(path, lambda p, t=table, n=name: _to_xlsx(t, p, n))
             written[fmt].append(path)
     if "png" in formats:
         codes = list(plan.grids["grid_code"]) if map_grids is None else [str(c) for c in map_grids]
@@ -275,7 +281,7 @@ def grid_sheet(
 ):
     """Draw a printable A4 map of one grid for the grid worker's wall.
 
-    The map shows the grid boundary (red), its buildings (blue; split buildings hatched,
+    The map shows the grid boundary (purple), its buildings (green; split buildings hatched,
     labelled with their units), each labelled with its households, the neighbouring
     grids with their codes, the barriers, a scale bar and a north arrow, under a title
     with the grid code, community, households, buildings and grid worker. No base map
@@ -354,13 +360,13 @@ def grid_sheet(
     split_mine = mine_b[np.isin(ctx.b_id[mine_b], list(ctx.split_ids))]
     if len(whole_mine):
         gpd.GeoSeries(ctx.b_geoms[whole_mine]).plot(
-            ax=ax, facecolor="#6f9fd8", edgecolor="#1f3b73", linewidth=0.6, zorder=4
+            ax=ax, facecolor="#8fd19e", edgecolor="#1b5e20", linewidth=0.6, zorder=4
         )
     if len(split_mine):
         gpd.GeoSeries(ctx.b_geoms[split_mine]).plot(
-            ax=ax, facecolor="#b9d0ee", edgecolor="#1f3b73", linewidth=0.6, hatch="///", zorder=4
+            ax=ax, facecolor="#d4efd9", edgecolor="#1b5e20", linewidth=0.6, hatch="///", zorder=4
         )
-    gpd.GeoSeries([geom]).boundary.plot(ax=ax, color="#c00000", linewidth=2.6, zorder=5)
+    gpd.GeoSeries([geom]).boundary.plot(ax=ax, color=_BOUNDARY, linewidth=2.6, zorder=5)
 
     # labels
     halo = [patheffects.withStroke(linewidth=2.2, foreground="white")]
@@ -389,7 +395,7 @@ def grid_sheet(
         if not view.contains(p):
             continue
         ax.text(
-            p.x, p.y, label, ha="center", va="center", fontsize=size, color="#0b1f44",
+            p.x, p.y, label, ha="center", va="center", fontsize=size, color="#10321a",
             fontproperties=fp, zorder=6, clip_on=True, path_effects=halo,
         )  # fmt: skip
     for j in others:
@@ -434,10 +440,13 @@ def grid_sheet(
     fig.text(0.05, 0.912, figures, fontsize=12, fontproperties=fp)
     flags = str(grid.get("flags", "") or "")
     if flags:
-        fig.text(0.05, 0.889, f"{txt('标记', 'Flags')}: {flags}", fontsize=9, color="#c00000")
+        fig.text(
+            0.05, 0.889, f"{txt('标记', 'Flags')}: {flag_labels(flags, 'zh' if zh else 'en')}",
+            fontsize=9, color=_BOUNDARY, fontproperties=fp,
+        )  # fmt: skip
     legend = txt(
-        "红线：网格边界 · 蓝色：本网格楼栋（斜线：按单元拆分）· 灰色：其他楼栋与相邻网格 · 棕线：主干道/河流",
-        "Red: grid boundary · blue: buildings of the grid (hatched: split by units) · "
+        "紫线：网格边界 · 绿色：本网格楼栋（斜线：按单元拆分）· 灰色：其他楼栋与相邻网格 · 棕线：主干道/河流",
+        "Purple: grid boundary · green: buildings of the grid (hatched: split by units) · "
         "grey: other buildings and neighbouring grids · brown: major roads/rivers",
     )
     fig.text(0.05, 0.06, legend, fontsize=8, fontproperties=fp, wrap=True)
@@ -452,7 +461,7 @@ def grid_sheet(
         return fig
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda p: fig.savefig(p, dpi=dpi, format="png"))
+    atomic_write(path, lambda p: fig.savefig(p, dpi=dpi, format="png"))
     return path
 
 
@@ -512,7 +521,8 @@ class _SheetContext:
 
 @functools.lru_cache(maxsize=1)
 def _cjk_font():
-    """A FontProperties of an installed CJK font, or None."""
+    """A FontProperties of an installed font with every Chinese glyph the wall maps use,
+    or None (with a warning: the maps are then drawn in English only)."""
     from matplotlib import font_manager as fm
 
     prefer = (
@@ -528,20 +538,38 @@ def _cjk_font():
         "Noto Serif CJK",
     )
     entries = [(f.name, f.fname) for f in fm.fontManager.ttflist]
-    for want in prefer:
-        for name, fname in entries:
-            if name.startswith(want) and "Bold" not in Path(fname).stem:
-                return fm.FontProperties(fname=fname)
-    for fname in fm.findSystemFonts():
-        stem = Path(fname).stem.lower()
-        if ("cjk" in stem or "wqy" in stem or "simhei" in stem) and "bold" not in stem:
-            try:
-                fm.FontProperties(fname=fname).get_name()
-            except (RuntimeError, OSError):  # pragma: no cover - unreadable font file
-                continue
+    candidates = [
+        fname
+        for want in prefer
+        for name, fname in entries
+        if name.startswith(want) and "bold" not in Path(fname).stem.lower()
+    ]
+    candidates += [
+        fname
+        for fname in fm.findSystemFonts()
+        if any(k in Path(fname).stem.lower() for k in ("cjk", "wqy", "simhei"))
+        and "bold" not in Path(fname).stem.lower()
+    ]
+    for fname in dict.fromkeys(candidates):
+        if _has_glyphs(fname, _CJK_PROBE):
             return fm.FontProperties(fname=fname)
-    log.info("no CJK font found: grid maps are drawn with English text only")
+    warnings.warn(
+        "no font with Chinese glyphs found (install fonts-noto-cjk, e.g. "
+        "`apt-get install fonts-noto-cjk`): grid wall maps are drawn with English text only",
+        stacklevel=3,
+    )
     return None
+
+
+def _has_glyphs(fname: str, text: str) -> bool:
+    """Whether the font file `fname` (its first face) has a glyph for every character."""
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        cmap = FT2Font(fname).get_charmap()
+    except (RuntimeError, OSError, ValueError):  # unreadable font file
+        return False
+    return all(ord(ch) in cmap for ch in text)
 
 
 def _bold(fp):
@@ -608,7 +636,7 @@ def _write_geojson(plan: Plan, out: Path) -> list[Path]:
         w = to_wgs84(gpd.GeoDataFrame(gdf, geometry="geometry", crs=plan.crs), name)
         w = _plain_columns(w)
         path = out / f"{name}.geojson"
-        _atomic_write(
+        atomic_write(
             path,
             lambda p, w=w: pyogrio.write_dataframe(
                 w, p, driver="GeoJSON", layer_options={"COORDINATE_PRECISION": 7}

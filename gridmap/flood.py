@@ -1278,7 +1278,7 @@ def flood_map(
     grading: FloodGrading,
     *,
     depth: str | os.PathLike | None = None,
-    tiles: str | None = "osm",
+    tiles: str | None = None,
     attribution: str | None = None,
 ):
     """Folium map of a flood grading.
@@ -1309,12 +1309,10 @@ def flood_map(
     import folium
 
     b = to_wgs84(grading.buildings, "buildings")
-    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
-    if tiles is not None and tiles != "none":
-        from .maps import TILES
+    from .maps import add_tiles
 
-        url, attr = TILES.get(tiles, (tiles, attribution or "base map"))
-        folium.TileLayer(url, attr=attr, name="底图 Base map", max_zoom=19).add_to(m)
+    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
+    add_tiles(m, tiles, attribution)
     overlay = _depth_overlay_image(grading, depth)
     if overlay is not None:
         img, bounds, name = overlay
@@ -1421,7 +1419,9 @@ def write_flood_outputs(
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     html = out / "flood_map.html"
-    flood_map(grading, depth=depth).save(str(html))
+    from .maps import save_html
+
+    save_html(flood_map(grading, depth=depth), html)
     paths.append(html)
     if grading.grids is not None:
         grids = pd.DataFrame(grading.grids.drop(columns="geometry", errors="ignore"))

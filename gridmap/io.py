@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -39,8 +40,8 @@ def write_table(
     table = pd.DataFrame(df).drop(columns=["geometry"], errors="ignore")
     csv_path = stem.with_suffix(".csv")
     xlsx_path = stem.with_suffix(".xlsx")
-    _atomic_write(csv_path, lambda p: table.to_csv(p, index=False, encoding="utf-8-sig"))
-    _atomic_write(xlsx_path, lambda p: _to_xlsx(table, p, sheet_name[:31]))
+    atomic_write(csv_path, lambda p: table.to_csv(p, index=False, encoding="utf-8-sig"))
+    atomic_write(xlsx_path, lambda p: _to_xlsx(table, p, sheet_name[:31]))
     return [csv_path, xlsx_path]
 
 
@@ -64,13 +65,48 @@ def _to_xlsx(table: pd.DataFrame, path: Path, sheet: str) -> None:
             out.iloc[start : start + XLSX_MAX_ROWS].to_excel(writer, index=False, sheet_name=name)
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename over `path`."""
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Write a file through a temporary file in the same folder, then rename it.
+
+    An interrupted write never leaves a half-written `path`. The file gets the mode
+    any other file the user saves gets (``0o666`` less the umask), not the ``0o600`` of
+    a temporary file, so colleagues on a shared drive can open it.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to write.
+    write : callable
+        Called with the temporary path (same folder and suffix as `path`); writes the
+        content there.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+    """
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def file_mode() -> int:
+    """The mode of a new file under the process's umask (``0o666 & ~umask``)."""
+    try:  # Linux shows the umask without changing it (os.umask would, for a moment)
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask

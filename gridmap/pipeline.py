@@ -70,7 +70,7 @@ def plan_sample(data: str | Path | None = None, seed: int = 0):
 def write_plan_outputs(plan, out: str | Path) -> list[Path]:
     """Write a plan's standard outputs: GeoPackage, GeoJSON, tables, map, validation."""
     from .io import write_table
-    from .maps import plan_map
+    from .maps import plan_map, save_html
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,9 +112,7 @@ def write_plan_outputs(plan, out: str | Path) -> list[Path]:
         written += write_table(plan.splits, out / "unit_splits", sheet_name="splits")
     report = plan.validate()
     written += write_table(report, out / "validation", sheet_name="validation")
-    mp = out / "plan_map.html"
-    plan_map(plan).save(mp)
-    written.append(mp)
+    written.append(save_html(plan_map(plan), out / "plan_map.html"))
     return written
 
 
@@ -157,7 +155,9 @@ def run_sample(
     from .events import write_event_outputs
 
     t = time.perf_counter()
-    written += write_event_outputs(plan, inp["paths"]["gpkg"], out / "events", layer="events")
+    written += _offline(
+        write_event_outputs(plan, inp["paths"]["gpkg"], out / "events", layer="events")
+    )
     log.info("events done in %.1f s", time.perf_counter() - t)
 
     from .flood import grade_flood, write_flood_outputs
@@ -186,6 +186,17 @@ def run_sample(
     written += _write_summary(summary, out)
     log.info("main job done in %.1f s", time.perf_counter() - t0)
     return written
+
+
+def _offline(paths: list[Path]) -> list[Path]:
+    """Make every HTML page among `paths` work offline (see :func:`gridmap.maps.save_html`;
+    pages already written with it are left as they are)."""
+    from .maps import make_offline
+
+    for p in paths:
+        if Path(p).suffix.lower() == ".html":
+            make_offline(p, strict=False)
+    return paths
 
 
 def _weak_by_grid(plan) -> pd.DataFrame | None:

@@ -49,6 +49,53 @@ GRID_COLUMNS = [
     "polsby_popper",
 ]
 
+#: What each code of a grid's ``flags`` column means: code -> (Chinese, English). The
+#: wall maps, the plan map and the web page show flags with these labels
+#: (:func:`flag_labels`).
+FLAG_LABELS: dict[str, tuple[str, str]] = {
+    "out_of_range": ("户数超出范围", "Households out of range"),
+    "below_floor": ("户数低于下限", "Below the household floor"),
+    "infeasible_split": ("无法在范围内划分", "No in-range split possible"),
+    "isolated_village": ("独立自然屯", "Isolated village"),
+    "unbalanced": ("户数不均衡", "Unbalanced split"),
+    "no_households": ("无住户", "No households"),
+    "split_compound": ("小区被拆分", "Compound split between grids"),
+    "crosses_barrier": ("跨越道路或河流", "Crosses a road or river"),
+    "includes_residential": ("含住宅楼栋", "Includes homes"),
+    "discontiguous": ("网格不连续", "In separate parts"),
+    "crosses_community": ("跨越社区边界", "Crosses its community boundary"),
+}
+
+
+def flag_labels(flags: object, lang: str = "zh", sep: str | None = None) -> str:
+    """The labels of a grid's ``flags`` (codes joined by ``;``) in `lang`.
+
+    Parameters
+    ----------
+    flags : str or None
+        E.g. ``"split_compound;below_floor"``.
+    lang : {"zh", "en", "both"}
+        Chinese, English, or both (``小区被拆分 Compound split between grids``).
+    sep : str, optional
+        Joins the labels (default ``"、"`` in Chinese, ``"; "`` otherwise).
+
+    Returns
+    -------
+    str
+        ``"小区被拆分、户数低于下限"``; an unknown code is shown as it is; ``""`` for no flags.
+    """
+    if lang not in ("zh", "en", "both"):
+        raise InputError(f"lang must be 'zh', 'en' or 'both', not {lang!r}", source="flag_labels")
+    if flags is None or (isinstance(flags, float) and np.isnan(flags)):
+        return ""
+    codes = [c.strip() for c in str(flags).split(";") if c.strip()]
+    out = []
+    for c in codes:
+        zh, en = FLAG_LABELS.get(c, (c, c))
+        out.append(zh if lang == "zh" else en if lang == "en" else f"{zh} {en}")
+    return (sep if sep is not None else "、" if lang == "zh" else "; ").join(out)
+
+
 SPLIT_COLUMNS = ["building_id", "part", "unit_from", "unit_to", "households", "grid_code"]
 CROSSING_COLUMNS = ["grid_code", "barrier", "length_m", "reason"]
 
@@ -105,6 +152,10 @@ class Plan:
         The parameters of :func:`gridmap.plan_grids`.
     history : list of dict
         Edit operations (what, when, reason).
+    undo_log, redo_log : list of dict
+        What :func:`gridmap.edit.undo` and :func:`gridmap.edit.redo` apply: one record
+        per edit (its history entry and two small patches, plain JSON); saved with the
+        plan.
     created : str
         ISO 8601 creation time (UTC).
     """
@@ -120,6 +171,8 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    undo_log: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    redo_log: list[dict[str, Any]] = field(default_factory=list, repr=False)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     # ------------------------------------------------------------------ views
@@ -211,6 +264,8 @@ class Plan:
                         "params",
                         "notes",
                         "history",
+                        "undo_log",
+                        "redo_log",
                     ],
                     "value": [
                         str(PLAN_FORMAT_VERSION),
@@ -221,6 +276,8 @@ class Plan:
                         json.dumps(self.params, ensure_ascii=False, default=_json_default),
                         json.dumps(self.notes, ensure_ascii=False),
                         json.dumps(self.history, ensure_ascii=False, default=_json_default),
+                        json.dumps(self.undo_log, ensure_ascii=False, default=_json_default),
+                        json.dumps(self.redo_log, ensure_ascii=False, default=_json_default),
                     ],
                 }
             )
@@ -307,6 +364,8 @@ def read_plan(path: str | os.PathLike) -> Plan:
         notes=json.loads(meta.get("notes", "[]")),
         params=json.loads(meta.get("params", "{}")),
         history=json.loads(meta.get("history", "[]")),
+        undo_log=json.loads(meta.get("undo_log") or "[]"),
+        redo_log=json.loads(meta.get("redo_log") or "[]"),
         created=meta.get("created", ""),
     )
 

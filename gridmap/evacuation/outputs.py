@@ -12,10 +12,8 @@
 
 from __future__ import annotations
 
-import base64
 import html as _html
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +25,7 @@ from pyproj import CRS
 
 from ..crs import to_wgs84
 from ..io import write_table
+from ..maps import add_tiles, save_html
 from ..roads import RoadNetwork
 from .network import Access
 
@@ -40,8 +39,6 @@ __all__ = [
     "WAVE_COLOURS",
     "evacuation_map",
     "grid_waves",
-    "offline_html",
-    "save_map",
     "tasks_by_grid",
     "wave_colour",
     "write_evacuation_outputs",
@@ -643,7 +640,7 @@ def _legend_html(plan: EvacuationPlan) -> str:
 def evacuation_map(
     plan: EvacuationPlan,
     *,
-    tiles: str | None = "osm",
+    tiles: str | None = None,
     attribution: str | None = None,
     max_routes: int = 3000,
     max_roads: int = 30_000,
@@ -657,7 +654,7 @@ def evacuation_map(
     wave walking on them (width by persons), the individual routes when there are at
     most `max_routes` (a layer switched off at start), and the roads flooded at the peak
     dashed in light blue, a colour no route uses. Popups and the legend are in Chinese
-    and English. Save it with :func:`save_map` for a page that works offline.
+    and English. Save it with :func:`gridmap.maps.save_html` for a page that works offline.
 
     Parameters
     ----------
@@ -680,11 +677,7 @@ def evacuation_map(
     import folium
 
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
-    if tiles is not None and tiles != "none":
-        from ..maps import TILES
-
-        url, attr = TILES.get(tiles, (tiles, attribution or "base map"))
-        folium.TileLayer(url, attr=attr, name="底图 Base map", max_zoom=19).add_to(m)
+    add_tiles(m, tiles, attribution)
 
     net = plan.roads
     if net is not None and 0 < len(net) <= max_roads:
@@ -861,81 +854,6 @@ def evacuation_map(
     return m
 
 
-def _vendor_dir() -> Path | None:
-    """The project's vendored Leaflet (``api/static/vendor/leaflet``), when installed."""
-    here = Path(__file__).resolve()
-    for root in (here.parents[2], here.parents[3]):
-        d = root / "api" / "static" / "vendor" / "leaflet"
-        if (d / "leaflet.js").exists():
-            return d
-    try:
-        from importlib.resources import files
-
-        d = Path(str(files("api"))) / "static" / "vendor" / "leaflet"
-        return d if (d / "leaflet.js").exists() else None
-    except (ImportError, ModuleNotFoundError, TypeError):
-        return None
-
-
-_TAG = re.compile(
-    r"<script[^>]+src=\"https?://[^\"]+\"[^>]*>\s*</script>\s*|<link[^>]+href=\"https?://[^\"]+\"[^>]*/?>\s*",
-    re.IGNORECASE,
-)
-
-
-#: Folium's popups build their content with ``$(html)[0]`` (jQuery); this is all of
-#: jQuery they need.
-_JQUERY_SHIM = (
-    "if(typeof window.$==='undefined'){window.$=function(h){"
-    "var t=document.createElement('template');t.innerHTML=String(h).trim();"
-    "return [t.content.firstElementChild];};}"
-)
-
-
-def offline_html(html: str) -> str:
-    """Make a rendered folium page self-contained: the CDN scripts and styles are removed
-    and Leaflet (the project's vendored copy, with its images as data URIs) is inlined.
-
-    Folium's other CDN assets (jQuery, Bootstrap, Font Awesome, awesome-markers) are not
-    used by the evacuation map and are dropped; the one jQuery call of folium's popups
-    (``$(html)[0]``) gets a three-line stand-in.
-
-    Raises
-    ------
-    FileNotFoundError
-        The vendored Leaflet is not installed.
-    """
-    d = _vendor_dir()
-    if d is None:
-        raise FileNotFoundError("the vendored Leaflet (api/static/vendor/leaflet) is missing")
-    css = (d / "leaflet.css").read_text(encoding="utf-8")
-
-    def data_uri(match: re.Match) -> str:
-        img = d / match.group(1)
-        if not img.exists():
-            return match.group(0)
-        b64 = base64.b64encode(img.read_bytes()).decode("ascii")
-        return f"url(data:image/png;base64,{b64})"
-
-    css = re.sub(r"url\((images/[^)]+\.png)\)", data_uri, css)
-    js = (d / "leaflet.js").read_text(encoding="utf-8").replace("</script", "<\\/script")
-    head = f"<style>{css}</style>\n<script>{js}</script>\n<script>{_JQUERY_SHIM}</script>\n"
-    html = _TAG.sub("", html)
-    if "<head>" in html:
-        return html.replace("<head>", "<head>\n" + head, 1)
-    return head + html
-
-
-def save_map(m: Any, path: str | os.PathLike) -> Path:
-    """Write a folium map as one self-contained HTML file (works offline)."""
-    path = Path(path)
-    text = offline_html(m.get_root().render())
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def _write_sheets(path: Path, groups: Any) -> None:
     """One XLSX sheet per (name, table) of `groups`, written straight with xlsxwriter
     (much faster than one ``DataFrame.to_excel`` per sheet)."""
@@ -957,7 +875,7 @@ def _write_sheets(path: Path, groups: Any) -> None:
 
 
 def write_evacuation_outputs(
-    plan: EvacuationPlan, out_dir: str | os.PathLike, *, tiles: str | None = "osm"
+    plan: EvacuationPlan, out_dir: str | os.PathLike, *, tiles: str | None = None
 ) -> list[Path]:
     """Write the evacuation map and tables to `out_dir`.
 
@@ -983,7 +901,7 @@ def write_evacuation_outputs(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [save_map(evacuation_map(plan, tiles=tiles), out / "evacuation_map.html")]
+    paths = [save_html(evacuation_map(plan, tiles=tiles), out / "evacuation_map.html")]
     tasks = tasks_by_grid(plan)
     paths += write_table(tasks, out / "evacuation_tasks", sheet_name="tasks")
     grids = tasks["grid_code"].dropna().unique()

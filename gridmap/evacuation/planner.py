@@ -868,7 +868,7 @@ def run_evacuation(
     road_depth: str | os.PathLike | list | None = None,
     dem: str | os.PathLike | None = None,
     water_level: float | str | None = None,
-    tiles: str | None = "osm",
+    tiles: str | None = None,
     **kwargs: Any,
 ):
     """Grade a saved plan for a flood and write its evacuation plan.
