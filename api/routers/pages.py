@@ -87,8 +87,13 @@ def map_page(
             raise ApiError(404, "not_found", f"{exc}; the plans are listed at /api/plans") from exc
     if current is None and plans:
         current = plans[0]
+    cache = request.app.state.cache
+    extent = None
     if current is not None:
-        request.app.state.cache.warm(current)  # decode while the browser loads the assets
+        if cache.has(current):  # the page opens at the zoom that shows the whole plan
+            extent = cache.view(current).extent
+        else:
+            cache.warm(current)  # decode while the browser loads the assets
     config = {
         "lang": lang,
         "api": "/api",
@@ -101,10 +106,13 @@ def map_page(
             "name": current.name,
             "version": current.version,
             "summary": current.summary,
+            "extent": extent,
         },
         "plans": [{"id": p.id, "name": p.name, "version": p.version} for p in plans],
         "has_events": store.events_revision()[0] > 0,
         "overlays": store.overlay_names(current.id) if current is not None else [],
+        "event_text_field": _event_text_field(),
+        "event_palette": _event_palette(),
     }
     strings = config["strings"]
     return templates.TemplateResponse(
@@ -116,9 +124,30 @@ def map_page(
             "app_name": strings["app_name"],
             "config_json": _json_for_script(config),
             "static": STATIC,
+            "my_grid": strings["my_grid"],
+            "report": strings["report"],
         },
         headers=PAGE_HEADERS,
     )
+
+
+def _event_text_field() -> str | None:
+    """The field of ``POST /api/events`` that takes a report's text, if it has one."""
+    from ..schemas import EventIn
+
+    return next(
+        (f for f in ("description", "text", "note", "content") if f in EventIn.model_fields),
+        None,
+    )
+
+
+def _event_palette() -> dict[str, Any] | None:
+    """Colours of the event layers (one sequential ramp), when the events module has them."""
+    try:
+        from gridmap.events.palette import palette
+    except ImportError:
+        return None
+    return palette()
 
 
 @router.post("/login")

@@ -10,6 +10,16 @@
  *   legend    (ctx) -> HTML string, shown while the layer is on
  * The page exposes window.gridmap (ready flag, gridCount(), search(code), ...) for
  * tests and for scripting from the browser console.
+ *
+ * City scale: grids come simplified for the zoom (GET /api/grids?zoom=), all of them once
+ * at the opening zoom, then finer geometry for the grids in view as the map zooms in;
+ * buildings load by view from a zoom on. gridmap.drawn is true once the grids of the
+ * current view are drawn (gridmap.viewSeq / drawnSeq count views; the page fires
+ * "gridmap:drawn" on window), and gridmap.timings.drawn is the first time it was.
+ * Colours: red, orange, yellow and blue belong to the flood grades; events use one
+ * sequential ramp (config.event_palette); flagged grids have a dotted black outline.
+ * Phones (narrow screens): the layer list and the legend start collapsed, a grid's
+ * details open in a bottom sheet, "my grid" and an event report form sit in the bar.
  */
 (function () {
   'use strict';
@@ -17,10 +27,21 @@
   const CFG = JSON.parse(document.getElementById('gridmap-config').textContent);
   const S = CFG.strings;
   const API = CFG.api;
-  const KIND_COLOURS = { community: '#4e79a7', rural: '#59a14f', special: '#b07aa1' };
-  const FLAG_COLOUR = '#d62728';
-  const RATE_COLOURS = ['#ffffb2', '#fecc5c', '#fd8d3c', '#f03b20', '#bd0026'];
+  // no red, orange, yellow or blue outside the flood grades
+  const KIND_COLOURS = { community: '#8c8c8c', rural: '#7fbf7b', special: '#c2a5cf' };
+  const FLAG_STYLE = { color: '#111111', weight: 2.5, dashArray: '2 4' };
+  const SELECT_COLOUR = '#00a087';
+  const PAL = CFG.event_palette || {};
+  const RATE_COLOURS = PAL.rate_ramp || ['#efedf5', '#bcbddc', '#9e9ac8', '#6a51a3', '#3f007d'];
+  const HEAT_GRADIENT = PAL.heat_gradient || { 0: '#efedf5', 0.25: '#bcbddc', 0.5: '#9e9ac8', 0.75: '#6a51a3', 1: '#3f007d' };
+  const NO_DATA = PAL.no_data || '#d9d9d9';
   const BUILDING_MIN_ZOOM = 15;
+  const LABEL_MIN_PX = [34, 26]; // a grid gets a label when it is at least this big on screen
+  const LOD_MIN = 8;
+  const LOD_FULL = 17;
+  const MY_GRID_KEY = 'gridmap.myGrid';
+  const TOKEN_KEY = 'gridmap.token';
+  const narrow = () => window.matchMedia('(max-width: 640px)').matches;
 
   const gm = (window.gridmap = {
     ready: false,
@@ -45,6 +66,27 @@
     },
     timings: { script: performance.now() },
     registerLayer: (def) => registerLayer(def),
+    // city scale: the grids of the current view are drawn
+    drawn: false,
+    viewSeq: 0,
+    drawnSeq: 0,
+    gridLevel: (code) => lodOf.get(code),
+    labelCount: () => labelLayer ? labelLayer.getLayers().length : 0,
+    labels: () => labelLayer ? labelLayer.getLayers().map((m) => m.options.code) : [],
+    // search over the API (grids, communities, streets, buildings) and opening a result
+    searchAll: (q) => searchApi(q),
+    openResult: (r) => openResult(r),
+    // phone: "my grid" and the event report form
+    myGrid: () => localStorage.getItem(MY_GRID_KEY),
+    setMyGrid: (code) => setMyGrid(code),
+    openMyGrid: () => openMyGrid(),
+    openReport: () => openReport(),
+    narrow: () => narrow(),
+    // write requests: the token the user entered (kept in localStorage)
+    token: () => localStorage.getItem(TOKEN_KEY),
+    authHeaders: () => authHeaders(),
+    showBuildings: () => showBuildings(),
+    status: (text, isError) => status(text, isError),
   });
 
   // ------------------------------------------------------------------ helpers
@@ -98,6 +140,10 @@
     const list = flagList(flags);
     if (!list.length) return '–';
     return list.map((f) => '<span class="flag">' + esc(S.flag_labels[f] || f) + '</span>').join('');
+  }
+  function authHeaders() {
+    const t = localStorage.getItem(TOKEN_KEY);
+    return t ? { Authorization: 'Bearer ' + t } : {};
   }
   function rows(pairs) {
     return '<table class="figures">' + pairs.map(([k, v]) =>
@@ -166,13 +212,27 @@
   const ctx = { cfg: CFG, strings: S, map, gridData: null, stats: null };
   const gridIndex = new Map(); // grid_code -> L.Path
 
+  // the legend: a header button folds it (folded at the start on phones)
   const legend = L.control({ position: 'bottomleft' });
   legend.onAdd = () => {
-    const div = L.DomUtil.create('div', 'legend');
+    const div = L.DomUtil.create('div', 'legend-box');
+    div.innerHTML = '<button type="button" class="legend-toggle" aria-expanded="true"></button>' +
+      '<div class="legend"></div>';
     L.DomEvent.disableClickPropagation(div);
+    L.DomEvent.disableScrollPropagation(div);
+    div.querySelector('.legend-toggle').addEventListener('click', () => foldLegend(!div.classList.contains('folded')));
     return div;
   };
   legend.addTo(map);
+  function foldLegend(folded) {
+    const box = legend.getContainer();
+    box.classList.toggle('folded', folded);
+    const btn = box.querySelector('.legend-toggle');
+    btn.textContent = (S.legend || 'Legend') + (folded ? ' ▸' : ' ▾');
+    btn.setAttribute('aria-expanded', String(!folded));
+  }
+  foldLegend(narrow());
+  gm.foldLegend = foldLegend;
   function updateLegend() {
     const parts = [];
     for (const def of REGISTRY) {
@@ -181,9 +241,9 @@
         parts.push('<h4>' + esc(S['layer_' + def.id] || def.id) + '</h4>' + def.legend(ctx));
       }
     }
-    const el = legend.getContainer();
-    el.innerHTML = parts.join('');
-    el.style.display = parts.length ? '' : 'none';
+    const box = legend.getContainer();
+    box.querySelector('.legend').innerHTML = parts.join('');
+    box.style.display = parts.length ? '' : 'none';
   }
   map.on('overlayadd overlayremove', updateLegend);
 
@@ -216,11 +276,118 @@
   function gridStyle(f) {
     const flagged = flagList(f.properties.flags).length > 0;
     return {
-      color: flagged ? FLAG_COLOUR : '#334e68',
-      weight: flagged ? 2 : 1,
+      color: flagged ? FLAG_STYLE.color : '#52606d',
+      weight: flagged ? FLAG_STYLE.weight : 1,
+      dashArray: flagged ? FLAG_STYLE.dashArray : null,
       fillColor: KIND_COLOURS[f.properties.kind] || '#999',
       fillOpacity: 0.3,
     };
+  }
+
+  // ------------------------------------------------- grid shapes by zoom level
+  // Every layer drawn with the grids' shapes (grids, flood, event rates) registers its
+  // code -> polygon index here; finer geometry for the view replaces the shapes in all.
+  const shapeIndexes = [];
+  const lodOf = new Map(); // grid_code -> level of its loaded geometry
+  const gridBox = new Map(); // grid_code -> L.LatLngBounds
+  const labelAt = new Map(); // grid_code -> [lat, lon] of its label
+  function lodLevel(zoom) { return Math.min(Math.max(Math.floor(zoom), LOD_MIN), LOD_FULL); }
+  function gridShapes(data, options) {
+    const index = new Map();
+    const layer = L.geoJSON(data, {
+      ...options,
+      onEachFeature: (f, l) => {
+        index.set(f.properties.grid_code, l);
+        if (options.onEachFeature) options.onEachFeature(f, l);
+      },
+    });
+    shapeIndexes.push(index);
+    return layer;
+  }
+  function noteGrids(data) {
+    for (const f of data.features) {
+      const p = f.properties;
+      lodOf.set(p.grid_code, data.zoom);
+      if (p.label) labelAt.set(p.grid_code, [p.label[1], p.label[0]]);
+    }
+  }
+  function applyDetail(data) {
+    for (const f of data.features) {
+      const code = f.properties.grid_code;
+      if ((lodOf.get(code) || 0) >= data.zoom || !f.geometry) continue;
+      const depth = f.geometry.type === 'Polygon' ? 1 : 2;
+      const latlngs = L.GeoJSON.coordsToLatLngs(f.geometry.coordinates, depth);
+      for (const index of shapeIndexes) {
+        const l = index.get(code);
+        if (l) { l.feature.geometry = f.geometry; l.setLatLngs(latlngs); }
+      }
+      lodOf.set(code, data.zoom);
+      const g = gridIndex.get(code);
+      if (g) gridBox.set(code, g.getBounds());
+    }
+  }
+  function viewBbox(pad) {
+    const b = map.getBounds().pad(pad || 0);
+    const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi);
+    return [clamp(b.getWest(), -180, 180), clamp(b.getSouth(), -90, 90), clamp(b.getEast(), -180, 180),
+      clamp(b.getNorth(), -90, 90)].map((v) => v.toFixed(6)).join(',');
+  }
+  function codesInView(pad) {
+    const view = map.getBounds().pad(pad || 0);
+    const out = [];
+    for (const [code, b] of gridBox) if (view.intersects(b)) out.push(code);
+    return out;
+  }
+  let detailSeq = 0;
+  async function loadDetail() {
+    const level = lodLevel(map.getZoom());
+    const need = codesInView(0).some((c) => (lodOf.get(c) || 0) < level);
+    if (!need) return;
+    const seq = ++detailSeq;
+    const data = await getJSON(API + '/grids?' + planQuery() + '&zoom=' + level + '&bbox=' + viewBbox(0.25));
+    if (seq !== detailSeq) return;
+    applyDetail(data);
+  }
+
+  // labels: code ending and households, placed at the server's label points, biggest
+  // grids first; a label whose box overlaps one already placed is left out
+  let labelLayer = null;
+  function labelHtml(p) {
+    return '<b>' + esc(String(p.grid_code).slice(-3)) + '</b><br>' + esc(num(p.households)) + esc(S.unit_households);
+  }
+  function placeLabels() {
+    if (!labelLayer || !map.hasLayer(labelLayer)) return;
+    labelLayer.clearLayers();
+    const size = map.getSize();
+    const cand = [];
+    for (const code of codesInView(0.1)) {
+      const b = gridBox.get(code);
+      const nw = map.latLngToContainerPoint(b.getNorthWest());
+      const se = map.latLngToContainerPoint(b.getSouthEast());
+      const w = se.x - nw.x;
+      const h = se.y - nw.y;
+      if (w < LABEL_MIN_PX[0] || h < LABEL_MIN_PX[1]) continue;
+      cand.push([w * h, code]);
+    }
+    cand.sort((a, b) => b[0] - a[0]);
+    const placed = [];
+    const [lw, lh] = [46, 30];
+    for (const [, code] of cand.slice(0, 1500)) {
+      const layer = gridIndex.get(code);
+      const at = labelAt.get(code) || layer.getBounds().getCenter();
+      const pt = map.latLngToContainerPoint(at);
+      if (pt.x < -lw || pt.y < -lh || pt.x > size.x + lw || pt.y > size.y + lh) continue;
+      const box = [pt.x - lw / 2, pt.y - lh / 2, pt.x + lw / 2, pt.y + lh / 2];
+      if (placed.some((o) => box[0] < o[2] && box[2] > o[0] && box[1] < o[3] && box[3] > o[1])) continue;
+      placed.push(box);
+      L.marker(at, {
+        interactive: false,
+        keyboard: false,
+        code,
+        icon: L.divIcon({ className: 'grid-label', html: labelHtml(layer.feature.properties), iconSize: [lw, lh] }),
+      }).addTo(labelLayer);
+      if (placed.length >= 400) break;
+    }
   }
   function popupHtml(p) {
     const range = p.kind === 'special' ? '–' : esc(p.range_min) + '–' + esc(p.range_max);
@@ -238,15 +405,23 @@
     show: () => true,
     create: async (c) => {
       const data = await c.gridPromise;
+      noteGrids(data);
       // one tooltip and one popup for the whole layer (cheap with thousands of grids)
-      const layer = L.geoJSON(data, {
+      const layer = gridShapes(data, {
         style: gridStyle,
-        onEachFeature: (f, l) => { gridIndex.set(f.properties.grid_code, l); },
+        onEachFeature: (f, l) => {
+          gridIndex.set(f.properties.grid_code, l);
+          gridBox.set(f.properties.grid_code, l.getBounds());
+        },
       });
-      layer.bindTooltip((l) => esc(l.feature.properties.grid_code.slice(-6)) + ' · ' +
-        esc(num(l.feature.properties.households)) + ' ' + esc(S.unit_households), { sticky: true, direction: 'top' });
-      layer.bindPopup((l) => popupHtml(l.feature.properties), { maxWidth: 320 });
+      if (!narrow()) {
+        layer.bindTooltip((l) => esc(l.feature.properties.grid_code.slice(-6)) + ' · ' +
+          esc(num(l.feature.properties.households)) + ' ' + esc(S.unit_households), { sticky: true, direction: 'top' });
+        // on phones the bottom sheet shows the details instead of a popup
+        layer.bindPopup((l) => popupHtml(l.feature.properties), { maxWidth: 320 });
+      }
       layer.on('click', (e) => {
+        if (reportPick) return;
         if (!e.fromSearch) selectGrid(e.layer.feature.properties.grid_code, { zoom: false, popup: false });
       });
       return layer;
@@ -254,8 +429,23 @@
     legend: () => Object.keys(KIND_COLOURS).map((k) =>
       '<div><span class="sw" style="background:' + KIND_COLOURS[k] + ';opacity:.6"></span>' +
       esc(S.kinds[k]) + '</div>').join('') +
-      '<div><span class="sw" style="background:transparent;border:2px solid ' + FLAG_COLOUR + '"></span>' +
-      esc(S.legend_flagged) + '</div>',
+      '<div><span class="ln" style="border-top:2.5px dotted ' + FLAG_STYLE.color + '"></span>' +
+      esc(S.legend_flagged) + '</div>' +
+      '<div><span class="ln" style="border-top:4px solid ' + SELECT_COLOUR + '"></span>' +
+      esc(S.legend_selected || '') + '</div>',
+  });
+
+  registerLayer({
+    id: 'labels',
+    available: (c) => !!c.cfg.plan,
+    show: () => true,
+    create: async (c) => {
+      await c.gridPromise;
+      labelLayer = L.layerGroup();
+      labelLayer.on('add', () => setTimeout(placeLabels, 0));
+      return labelLayer;
+    },
+    legend: () => '<div class="note">' + esc(S.legend_labels || '') + '</div>',
   });
 
   // community outlines are drawn over the grids (not clickable)
@@ -276,12 +466,12 @@
 
   // buildings, fetched for the current view only (they can be many)
   let buildingSeq = 0;
-  function buildingColour(hh) {
-    if (!hh) return '#bbbbbb';
-    if (hh < 20) return '#c6dbef';
-    if (hh < 60) return '#6baed6';
-    if (hh < 120) return '#2171b5';
-    return '#08306b';
+  function buildingColour(hh) { // greys: no flood colour, no event colour
+    if (!hh) return '#f7f7f7';
+    if (hh < 20) return '#cccccc';
+    if (hh < 60) return '#969696';
+    if (hh < 120) return '#636363';
+    return '#252525';
   }
   registerLayer({
     id: 'buildings',
@@ -297,15 +487,16 @@
       async function refresh() {
         if (!map.hasLayer(group)) return;
         const seq = ++buildingSeq;
-        if (map.getZoom() < BUILDING_MIN_ZOOM) {
+        let filter = null;
+        if (map.getZoom() >= BUILDING_MIN_ZOOM) filter = 'bbox=' + viewBbox(0.1);
+        else if (gm.selected) filter = 'grid=' + encodeURIComponent(gm.selected); // the opened grid's
+        if (!filter) {
           group.clearLayers();
           status(S.zoom_for_buildings);
           return;
         }
-        const b = map.getBounds();
-        const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(6)).join(',');
         try {
-          const data = await getJSON(API + '/buildings?' + planQuery() + '&limit=4000&bbox=' + bbox);
+          const data = await getJSON(API + '/buildings?' + planQuery() + '&limit=4000&' + filter);
           if (seq !== buildingSeq) return;
           group.clearLayers();
           group.addData(data);
@@ -316,6 +507,7 @@
       }
       map.on('moveend', refresh);
       group.on('add', refresh);
+      group.refresh = refresh;
       return group;
     },
     legend: () => [[0, 'legend_no_data'], [10], [40], [90], [150]].map(([hh, key], i) =>
@@ -332,14 +524,26 @@
       const pts = data.features.map((f) => [f.geometry.coordinates[1], f.geometry.coordinates[0], 1]);
       // saturate at a density that grows with the number of events
       const max = Math.max(1, Math.sqrt(pts.length) / 4);
-      return L.heatLayer(pts, { radius: 16, blur: 14, maxZoom: 17, minOpacity: 0.3, max });
+      // the event ramp (sequential, colour-blind safe); the radius grows with the zoom
+      // so that the heat stays a surface, not single-point blobs, when zoomed in
+      const heat = L.heatLayer(pts, { radius: 16, blur: 14, maxZoom: 17, minOpacity: 0.3, max, gradient: HEAT_GRADIENT });
+      const fit = () => {
+        const z = map.getZoom();
+        const r = z >= 15 ? 16 * Math.pow(1.6, Math.min(z, 18) - 14) : 16;
+        heat.setOptions({ radius: r, blur: Math.round(r * 0.9) });
+      };
+      map.on('zoomend', fit);
+      fit();
+      return heat;
     },
-    legend: () => '<div><span class="ramp"></span></div><div class="note">' + esc(S.legend_heat) + '</div>',
+    legend: () => '<div><span class="ramp" style="background:linear-gradient(to right,' +
+      Object.keys(HEAT_GRADIENT).sort((a, b) => a - b).map((k) => HEAT_GRADIENT[k]).join(',') +
+      ')"></span></div><div class="note">' + esc(S.legend_heat) + '</div>',
   });
 
   let rateBreaks = [];
   function rateColour(v) {
-    if (v === null || v === undefined) return '#dddddd';
+    if (v === null || v === undefined) return NO_DATA;
     let i = 0;
     while (i < rateBreaks.length && v > rateBreaks[i]) i += 1;
     return RATE_COLOURS[Math.min(i, RATE_COLOURS.length - 1)];
@@ -354,7 +558,7 @@
       const rate = new Map(stats.grids.map((g) => [g.grid_code, g.per_100_households]));
       const values = stats.grids.map((g) => g.per_100_households).filter((v) => v !== null).sort((a, b) => a - b);
       rateBreaks = [0.2, 0.4, 0.6, 0.8].map((q) => values.length ? values[Math.floor(q * (values.length - 1))] : 0);
-      return L.geoJSON(c.gridData, {
+      return gridShapes(c.gridData, {
         interactive: false,
         style: (f) => ({ color: '#555', weight: 0.5, fillColor: rateColour(rate.get(f.properties.grid_code)), fillOpacity: 0.75 }),
       });
@@ -363,7 +567,7 @@
       const edges = [0, ...rateBreaks];
       return RATE_COLOURS.map((col, i) => '<div><span class="sw" style="background:' + col + '"></span>' +
         (i < rateBreaks.length ? '≤ ' + num(rateBreaks[i], 2) : '> ' + num(edges[edges.length - 1], 2)) + '</div>').join('') +
-        '<div><span class="sw" style="background:#dddddd"></span>' + esc(S.legend_no_data) + '</div>';
+        '<div><span class="sw" style="background:' + NO_DATA + '"></span>' + esc(S.legend_no_data) + '</div>';
     },
   });
 
@@ -389,7 +593,7 @@
     create: async (c) => {
       const flood = await loadFlood();
       await c.gridPromise;
-      return L.geoJSON(c.gridData, {
+      return gridShapes(c.gridData, {
         interactive: false,
         style: (f) => {
           const g = flood.byCode.get(f.properties.grid_code);
@@ -573,7 +777,7 @@
     if (highlighted) highlighted.setStyle(gridStyle(highlighted.feature));
     highlighted = layer;
     if (layer) {
-      layer.setStyle({ color: '#f2b134', weight: 4 });
+      layer.setStyle({ color: SELECT_COLOUR, weight: 4, dashArray: null });
       layer.bringToFront();
     }
   }
@@ -616,7 +820,11 @@
         pairs.push([S.on_time_rate, esc(num(ev.on_time_rate * 100, 1)) + '%']);
       }
     }
-    return rows(pairs);
+    const mine = localStorage.getItem(MY_GRID_KEY) === p.grid_code;
+    return rows(pairs) + '<div class="panel-actions">' +
+      '<button type="button" data-action="set-mine"' + (mine ? ' disabled' : '') + '>' +
+      esc(mine ? (S.my_grid_is || '') : (S.my_grid_set || '')) + '</button>' +
+      '<button type="button" data-action="report">' + esc(S.report || '') + '</button></div>';
   }
   function openPanel(code) {
     const layer = gridIndex.get(code);
@@ -627,7 +835,8 @@
     body.innerHTML = panelHtml(layer.feature.properties, null);
     panel.hidden = false;
     panel.dataset.grid = code;
-    map.invalidateSize();
+    panel.classList.remove('expanded');
+    if (!narrow()) map.invalidateSize(); // a bottom sheet lies over the map instead
     Promise.all([eventFigures(code), floodFigures(code)]).then(([ev, fl]) => {
       if ((ev || fl) && panel.dataset.grid === code) body.innerHTML = panelHtml(layer.feature.properties, ev, fl);
     }).catch((e) => status(fmt(S.load_failed, { message: e.message }), true));
@@ -638,8 +847,15 @@
     gm.selected = code;
     highlight(layer);
     openPanel(code); // first: the panel narrows the map
-    if (opts.zoom) map.fitBounds(layer.getBounds(), { padding: [40, 40], maxZoom: 18, animate: false });
-    if (opts.popup !== false) {
+    if (opts.zoom) {
+      // on phones keep the grid clear of the bottom sheet
+      const sheet = narrow() ? document.getElementById('panel').offsetHeight : 0;
+      map.fitBounds(layer.getBounds(), {
+        paddingTopLeft: [30, 30], paddingBottomRight: [30, 30 + sheet], maxZoom: 18, animate: false,
+      });
+    }
+    if (opts.buildings) showBuildings();
+    if (opts.popup !== false && !narrow()) {
       // the popup is bound to the whole layer: a click event on the grid opens it there
       layer.fire('click', { latlng: layer.getBounds().getCenter(), fromSearch: true }, true);
     }
@@ -649,29 +865,285 @@
     document.getElementById('panel').hidden = true;
     highlight(null);
     gm.selected = null;
-    map.invalidateSize();
+    if (!narrow()) map.invalidateSize();
   });
+  // the bottom sheet: its handle (the title bar) folds it out to most of the screen
+  document.getElementById('panel-head').addEventListener('click', (e) => {
+    if (e.target.id === 'panel-close' || !narrow()) return;
+    document.getElementById('panel').classList.toggle('expanded');
+  });
+  document.getElementById('panel-body').addEventListener('click', (e) => {
+    const btn = e.target.closest('button[data-action]');
+    if (!btn) return;
+    const code = document.getElementById('panel').dataset.grid;
+    if (btn.dataset.action === 'set-mine') setMyGrid(code);
+    if (btn.dataset.action === 'report') openReport(code);
+  });
+  function showBuildings() {
+    const b = gm.layers.buildings;
+    if (!b) return;
+    if (!map.hasLayer(b)) b.addTo(map); // the layer list follows (overlayadd)
+    else if (b.refresh) b.refresh();
+  }
+
+  // "my grid": a grid worker's own grid, remembered on the phone
+  function setMyGrid(code) {
+    if (!code || !gridIndex.has(code)) return false;
+    localStorage.setItem(MY_GRID_KEY, code);
+    status(fmt(S.my_grid_saved || '{code}', { code }));
+    if (document.getElementById('panel').dataset.grid === code) openPanel(code);
+    return true;
+  }
+  function openMyGrid() {
+    const code = localStorage.getItem(MY_GRID_KEY);
+    if (code && gridIndex.has(code)) return selectGrid(code, { zoom: true, buildings: true, popup: false });
+    status(S.my_grid_none || '', false);
+    return false;
+  }
+  document.getElementById('my-grid').addEventListener('click', openMyGrid);
   map.on('popupopen', (e) => {
     const a = e.popup.getElement().querySelector('a.details');
     if (a) a.addEventListener('click', () => selectGrid(a.dataset.grid, { zoom: true, popup: false }));
   });
 
-  function searchGrid(text) {
+  // search: GET /api/search lists grids, communities, streets and named buildings; one
+  // exact or single match opens at once, several are listed under the box to pick from
+  const resultsEl = document.getElementById('search-results');
+  let searchSeq = 0;
+  let suggestTimer = null;
+  function hideResults() { resultsEl.hidden = true; resultsEl.innerHTML = ''; }
+  function resultLabel(r) {
+    const type = (S.search_types || {})[r.type] || r.type;
+    let name = r.name || '';
+    if (r.type === 'grid') name = (r.name ? r.name + ' · ' : '') + (r.community_name || '') + ' ' + r.code.slice(-3);
+    if (r.type === 'street' && !r.name) name = type + ' ' + r.code.slice(-3);
+    if (r.type === 'community' && !r.name) name = type + ' ' + r.code.slice(-3);
+    let extra = r.type === 'grid' && r.households !== undefined && r.households !== null
+      ? esc(num(r.households)) + esc(S.unit_households) : '';
+    if (r.type === 'building') extra = esc(r.code);
+    return '<span class="rtype">' + esc(type) + '</span> ' + esc(name.trim()) +
+      (r.type === 'grid' || r.type === 'community' || r.type === 'street' ? ' <small>' + esc(r.code) + '</small>' : '') +
+      (extra ? ' <small>' + extra + '</small>' : '');
+  }
+  function showResults(list, q, total) {
+    resultsEl.innerHTML = list.map((r, i) => '<li role="option" tabindex="-1" data-i="' + i + '">' + resultLabel(r) + '</li>').join('') +
+      (total > list.length ? '<li class="more">' + esc(fmt(S.search_more || '', { n: total - list.length })) + '</li>' : '');
+    resultsEl.hidden = false;
+    resultsEl.onclick = (e) => {
+      const li = e.target.closest('li[data-i]');
+      if (!li) return;
+      hideResults();
+      openResult(list[Number(li.dataset.i)]);
+    };
+    status(fmt(S.search_many, { n: total, code: q }));
+  }
+  async function searchApi(text) {
+    const q = String(text || '').trim();
+    if (!q || !CFG.plan) return [];
+    const seq = ++searchSeq;
+    const data = await getJSON(API + '/search?' + planQuery() + '&limit=12&q=' + encodeURIComponent(q.slice(0, 64)));
+    return seq === searchSeq ? data : null;
+  }
+  function openResult(r) {
+    hideResults();
+    if (r.type === 'grid' && gridIndex.has(r.code)) {
+      return selectGrid(r.code, { zoom: true, buildings: true });
+    }
+    const [w, sth, e, n] = r.bbox;
+    const b = L.latLngBounds([sth, w], [n, e]);
+    if (r.type === 'building') {
+      map.fitBounds(b, { maxZoom: 18, animate: false });
+      if (r.grid_code && gridIndex.has(r.grid_code)) selectGrid(r.grid_code, { zoom: false, popup: false });
+      showBuildings();
+    } else {
+      map.fitBounds(b, { padding: [20, 20], animate: false });
+    }
+    status(resultLabel(r).replace(/<[^>]+>/g, ''));
+    return true;
+  }
+  async function searchGrid(text) {
     const q = String(text || '').trim();
     if (!q) return false;
-    let code = gridIndex.has(q) ? q : null;
-    if (!code) {
-      const hits = gm.gridCodes().filter((c) => c.endsWith(q));
-      if (hits.length === 1) code = hits[0];
-      else if (hits.length > 1) { status(fmt(S.search_many, { n: hits.length, code: q })); return false; }
+    if (gridIndex.has(q)) return selectGrid(q, { zoom: true, buildings: true });
+    let data;
+    try {
+      data = await searchApi(q);
+    } catch (e) {
+      status(fmt(S.load_failed, { message: e.message }), true);
+      return false;
     }
-    if (!code) { status(fmt(S.search_not_found, { code: q }), true); return false; }
-    return selectGrid(code, { zoom: true });
+    if (!data) return false; // a newer search runs
+    const list = data.results || [];
+    if (!list.length) { hideResults(); status(fmt(S.search_not_found, { code: q }), true); return false; }
+    const exact = list.filter((r) => r.match === 'exact');
+    if (list.length === 1 || exact.length === 1) return openResult(exact[0] || list[0]);
+    showResults(list, q, data.total);
+    return false;
   }
   document.getElementById('search').addEventListener('submit', (e) => {
     e.preventDefault();
+    clearTimeout(suggestTimer);
     searchGrid(document.getElementById('search-input').value);
   });
+  {
+    // suggestions while typing (after a pause)
+    const input = document.getElementById('search-input');
+    input.addEventListener('input', () => {
+      clearTimeout(suggestTimer);
+      const q = input.value.trim();
+      if (q.length < 2) { hideResults(); return; }
+      suggestTimer = setTimeout(async () => {
+        try {
+          const data = await searchApi(q);
+          if (data && input.value.trim() === q && data.results.length) showResults(data.results, q, data.total);
+        } catch (e) { /* the submit reports errors */ }
+      }, 300);
+    });
+    input.addEventListener('keydown', (e) => { if (e.key === 'Escape') hideResults(); });
+    map.on('click', hideResults);
+  }
+
+  // ------------------------------------------------------------- report form
+  // An event report from the field: category, text, where (the phone's position or a
+  // tap on the map), an optional photo (at most 5 MB). Writes need a token; the one the
+  // worker enters is kept on the phone.
+  const MAX_PHOTO = 5 * 1024 * 1024;
+  const reportEl = document.getElementById('report');
+  let reportPick = false;
+  let reportMarker = null;
+  let reportAt = null;
+  function setReportAt(latlng, how) {
+    reportAt = latlng;
+    if (!reportMarker) {
+      reportMarker = L.circleMarker(latlng, { radius: 8, color: '#111', weight: 2, fillColor: '#fff', fillOpacity: 1 });
+    }
+    reportMarker.setLatLng(latlng).addTo(map);
+    const f = reportEl.querySelector('form');
+    f.querySelector('.where').textContent = (how ? how + ': ' : '') + latlng.lat.toFixed(6) + ', ' + latlng.lng.toFixed(6);
+  }
+  function buildReportForm() {
+    const cats = Object.entries(S.categories || {}).map(([k, v]) => '<option value="' + esc(k) + '">' + esc(v) + '</option>').join('');
+    reportEl.innerHTML = '<form id="report-form" novalidate>' +
+      '<div class="sheet-head"><h2>' + esc(S.report_title || '') + '</h2>' +
+      '<button type="button" class="close" aria-label="' + esc(S.close) + '">×</button></div>' +
+      '<label>' + esc(S.category) + '<select name="category" required>' + cats + '</select></label>' +
+      (CFG.event_text_field ? '<label>' + esc(S.report_text || '') + '<textarea name="text" rows="3" maxlength="500"></textarea></label>' : '') +
+      '<div class="loc"><span>' + esc(S.report_where || '') + '</span> <span class="where">–</span><br>' +
+      '<button type="button" data-act="gps">' + esc(S.report_gps || '') + '</button> ' +
+      '<button type="button" data-act="tap">' + esc(S.report_tap || '') + '</button></div>' +
+      '<label>' + esc(S.report_photo || '') + '<input type="file" name="photo" accept="image/jpeg,image/png,image/webp" capture="environment"></label>' +
+      '<label class="token">' + esc(S.report_token || '') + '<input type="password" name="token" autocomplete="off"></label>' +
+      '<div class="msg" role="alert"></div>' +
+      '<button type="submit" class="primary">' + esc(S.report_send || '') + '</button></form>';
+    const f = reportEl.querySelector('form');
+    f.querySelector('.close').addEventListener('click', closeReport);
+    f.querySelector('[data-act=gps]').addEventListener('click', () => {
+      if (!navigator.geolocation) { reportMsg(S.report_no_gps, true); return; }
+      reportMsg(S.loading);
+      navigator.geolocation.getCurrentPosition(
+        (pos) => { reportMsg(''); setReportAt(L.latLng(pos.coords.latitude, pos.coords.longitude), S.report_gps); map.setView(reportAt, Math.max(map.getZoom(), 16)); },
+        (err) => reportMsg(fmt(S.report_gps_failed || '{message}', { message: err.message }), true),
+        { enableHighAccuracy: true, timeout: 15000 },
+      );
+    });
+    f.querySelector('[data-act=tap]').addEventListener('click', () => {
+      reportPick = true;
+      reportEl.classList.add('picking');
+      status(S.report_tap_hint, false, true);
+    });
+    f.querySelector('input[name=photo]').addEventListener('change', (e) => {
+      const file = e.target.files[0];
+      if (file && file.size > MAX_PHOTO) { e.target.value = ''; reportMsg(S.report_photo_too_big, true); } else reportMsg('');
+    });
+    f.addEventListener('submit', (e) => { e.preventDefault(); submitReport(f); });
+  }
+  function reportMsg(text, isError) {
+    const m = reportEl.querySelector('.msg');
+    m.textContent = text || '';
+    m.className = 'msg' + (isError ? ' error' : '');
+  }
+  map.on('click', (e) => {
+    if (!reportPick) return;
+    reportPick = false;
+    reportEl.classList.remove('picking');
+    status(null);
+    setReportAt(e.latlng, S.report_tap);
+  });
+  function openReport(code) {
+    if (!reportEl.firstChild) buildReportForm();
+    const f = reportEl.querySelector('form');
+    f.querySelector('.token').hidden = !!localStorage.getItem(TOKEN_KEY);
+    reportMsg('');
+    const at = code && labelAt.get(code);
+    if (at) setReportAt(L.latLng(at[0], at[1]), S.report_grid);
+    document.getElementById('panel').hidden = true;
+    reportEl.hidden = false;
+    return f;
+  }
+  function closeReport() {
+    reportEl.hidden = true;
+    reportPick = false;
+    reportEl.classList.remove('picking');
+    if (reportMarker) reportMarker.remove();
+  }
+  async function submitReport(f) {
+    if (!reportAt) { reportMsg(S.report_need_place, true); return; }
+    const token = f.elements.token.value.trim();
+    if (token) localStorage.setItem(TOKEN_KEY, token);
+    if (!localStorage.getItem(TOKEN_KEY)) { reportMsg(S.report_need_token, true); f.querySelector('.token').hidden = false; return; }
+    const body = {
+      reported_at: new Date().toISOString(),
+      category: f.elements.category.value,
+      source: 'grid_worker',
+      lon: Number(reportAt.lng.toFixed(7)),
+      lat: Number(reportAt.lat.toFixed(7)),
+    };
+    if (CFG.event_text_field && f.elements.text && f.elements.text.value.trim()) {
+      body[CFG.event_text_field] = f.elements.text.value.trim();
+    }
+    const photo = f.elements.photo.files[0];
+    if (photo && photo.size > MAX_PHOTO) { reportMsg(S.report_photo_too_big, true); return; }
+    const send = f.querySelector('button[type=submit]');
+    send.disabled = true;
+    reportMsg(S.report_sending);
+    try {
+      const res = await fetch(API + '/events?' + planQuery(), {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders() },
+        body: JSON.stringify(body),
+      });
+      const out = await res.json().catch(() => ({}));
+      if (res.status === 401 || res.status === 403) {
+        if (res.status === 401 || (out.error && out.error.code !== 'out_of_scope')) localStorage.removeItem(TOKEN_KEY);
+        f.querySelector('.token').hidden = false;
+      }
+      if (!res.ok) {
+        const why = (out.errors && out.errors[0] && out.errors[0].errors[0].message) || (out.error && out.error.message) || res.status;
+        throw new Error(why);
+      }
+      const id = out.accepted[0];
+      gm.lastReport = { id, photo: null };
+      if (photo) {
+        const fd = new FormData();
+        fd.append('photo', photo, photo.name);
+        const pr = await fetch(API + '/events/' + encodeURIComponent(id) + '/photo', {
+          method: 'POST', credentials: 'same-origin', headers: authHeaders(), body: fd,
+        });
+        const pout = await pr.json().catch(() => ({}));
+        if (!pr.ok) throw new Error(fmt(S.report_photo_failed || '{message}', { message: (pout.error && pout.error.message) || pr.status }));
+        gm.lastReport.photo = pout.name;
+      }
+      f.reset();
+      closeReport();
+      status(fmt(S.report_done || '{id}', { id }));
+    } catch (e) {
+      reportMsg(fmt(S.load_failed, { message: e.message }), true);
+    } finally {
+      send.disabled = false;
+    }
+  }
+  document.getElementById('report-button').addEventListener('click', () => openReport(gm.selected));
 
   // ------------------------------------------------------------------ start
   async function start() {
@@ -683,7 +1155,13 @@
       return;
     }
     status(S.loading, false, true);
-    ctx.gridPromise = getJSON(API + '/grids?' + planQuery()).then((d) => {
+    // all grids once, simplified for the zoom that shows the whole plan
+    let zoom0 = 12;
+    if (CFG.plan.extent) {
+      const [w, sth, e, n] = CFG.plan.extent;
+      zoom0 = map.getBoundsZoom(L.latLngBounds([sth, w], [n, e]), false, L.point(20, 20));
+    }
+    ctx.gridPromise = getJSON(API + '/grids?' + planQuery() + '&zoom=' + lodLevel(zoom0)).then((d) => {
       ctx.gridData = d;
       gm.timings.grids = performance.now();
       return d;
@@ -725,18 +1203,57 @@
       gm.layers[def.id] = placeholder;
       overlays[label] = placeholder;
     });
-    L.control.layers(null, overlays, { collapsed: false, position: 'topright' }).addTo(map);
+    // the layer list: folded at the start on phones; its toggle opens it, × folds it
+    const control = L.control.layers(null, overlays, { collapsed: narrow(), position: 'topright' }).addTo(map);
+    {
+      const box = control.getContainer();
+      const toggle = box.querySelector('.leaflet-control-layers-toggle');
+      toggle.title = S.layers;
+      toggle.setAttribute('aria-label', S.layers);
+      L.DomEvent.on(toggle, 'click', (e) => { L.DomEvent.preventDefault(e); control.expand(); });
+      const fold = L.DomUtil.create('button', 'layers-fold', box.querySelector('.leaflet-control-layers-list'));
+      fold.type = 'button';
+      fold.textContent = '× ' + S.layers;
+      L.DomEvent.on(fold, 'click', (e) => { L.DomEvent.stop(e); control.collapse(); });
+      gm.layerControl = control;
+    }
+    map.on('overlayadd', (e) => { if (e.layer === labelLayer) placeLabels(); });
     if (gm.layers.grids) {
       const b = gm.layers.grids.getBounds();
       if (b.isValid()) map.fitBounds(b, { padding: [10, 10], animate: false });
     }
     updateLegend();
     status(null);
+    map.on('moveend', onView);
+    await onView();
+    gm.timings.drawn = performance.now();
     const params = new URLSearchParams(window.location.search);
-    if (params.get('grid')) searchGrid(params.get('grid'));
+    if (params.get('grid')) {
+      await searchGrid(params.get('grid'));
+      if (params.get('mine') === '1' && gm.selected) setMyGrid(gm.selected);
+    } else if (params.get('mine') === '1') {
+      openMyGrid();
+    }
     gm.ready = true;
     gm.readyAt = gm.timings.ready = performance.now();
     document.body.dataset.ready = 'true';
+  }
+  // after every move: finer grid shapes for the view, then labels; "drawn" when done
+  async function onView() {
+    const seq = ++gm.viewSeq;
+    gm.drawn = false;
+    try {
+      await loadDetail();
+    } catch (e) {
+      status(fmt(S.load_failed, { message: e.message }), true);
+    }
+    if (seq !== gm.viewSeq) return;
+    placeLabels();
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    if (seq !== gm.viewSeq) return;
+    gm.drawn = true;
+    gm.drawnSeq = seq;
+    window.dispatchEvent(new CustomEvent('gridmap:drawn', { detail: { seq } }));
   }
   start().catch((e) => {
     gm.error = e.message;
