@@ -25,3 +25,13 @@ def sample_town_path() -> Path:
     if not SAMPLE_TOWN.is_file():
         pytest.skip("data/sample_town.gpkg not generated yet")
     return SAMPLE_TOWN
+
+
+@pytest.fixture(scope="session")
+def main_job_out(tmp_path_factory, sample_town_path) -> Path:
+    """The folder of one run of the main job (``gridmap run``) on the sample town."""
+    from gridmap.pipeline import run_sample
+
+    out = tmp_path_factory.mktemp("main_job")
+    run_sample(out)
+    return out
