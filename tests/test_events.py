@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from pathlib import Path
 
 import geopandas as gpd
@@ -543,15 +544,70 @@ def test_hotspots_from_event_stats(grids, events):
 def test_event_map_layers(grids, events):
     fmap = ev.event_map(grids, events, stats=ev.event_stats(grids, events, now=NOW))
     page = fmap.get_root().render()
-    assert "L.heatLayer" in page  # HeatMap
-    assert "TDHeatmap" in page and "2025-02" in page and "2025-03" in page  # HeatMapWithTime
+    assert page.count("L.heatLayer") == 2  # heat map and heat map by month
+    assert '"2025-02"' in page and '"2025-03"' in page and 'id="gridmap-period"' in page
     # Chinese text sits JSON-escaped inside the scripts
-    assert _js("每百户事件数 Events per 100 households") in page  # choropleth legend caption
-    assert "color_map" in page
     assert _js("按时办结率 On-time rate") in page and "bindPopup" in page  # KPI popups
     assert "L.control.layers" in page
     assert "事件热力图 Event heat map" in page
     assert "gridmap-aggregation-note" not in page
+    # no d3 colour scale, no TimeDimension: only Leaflet and Leaflet.heat
+    assert "color_map" not in page and "TDHeatmap" not in page
+    assert not re.search(r"/d3(\.v\d)?(\.min)?\.js", page)
+
+
+def _layer_adds(page: str) -> list[str]:
+    """Names of the variables added to the map on opening (``x.addTo(map_...)``)."""
+    return re.findall(r"\b(\w+)\.addTo\(map_\w+\)", page)
+
+
+def test_event_map_one_layer_on_one_palette_every_legend(grids, events):
+    from gridmap.events import palette as pal
+
+    fmap = ev.event_map(grids, events, stats=ev.event_stats(grids, events, now=NOW))
+    page = fmap.get_root().render()
+    on = [v for v in _layer_adds(page) if not v.startswith(("tile_layer", "layer_control"))]
+    assert len(on) == 1 and on[0].startswith("geo_json"), on  # the rate layer only
+    # the rate legend: its five classes, in the purple ramp, in an HTML box that wraps
+    legend = page[page.index('id="gridmap-events-legend"') :]
+    assert "每百户事件数 Events per 100 households" in legend
+    for colour in pal.RATE_RAMP:
+        assert colour in legend
+    assert "max-width:min(320px,calc(100vw - 20px))" in page
+    # a legend section for every layer, hot and cold spots included
+    for name in ("事件热力图 Event heat map", "事件时序热力图 Event heat map 按月 by month"):
+        assert f'data-layer="{name}"' in legend
+    assert "热点 Hot spot" in legend and "冷点 Cold spot" in legend
+    # flood colours are not used by any event layer
+    flood = ("#d7191c", "#2c7bb6", "#bd0026", "#f03b20", "#fd8d3c", "#fecc5c", "#ffffb2")
+    assert not any(c in page.lower() for c in flood)
+    # heat radius in metres, rescaled on zoom; gradient from the palette
+    assert 'map.on("zoomend", resize)' in page
+    assert pal.HEAT_GRADIENT[1.0] in page
+
+
+def test_heat_radius_keeps_shape_at_zoom_16(grids, events):
+    """At zoom 16 the heat radius covers tens of pixels (not single-point blobs)."""
+    from gridmap.events import maps
+
+    metres = maps._heat_radius_m(grids, None)
+    assert metres == pytest.approx(100 / 3)  # a third of the 100 m grid side
+    mpp16 = 156543.03392 * np.cos(np.radians(47.7)) / 2**16  # metres per pixel, zoom 16
+    assert metres / mpp16 > 14  # wider than the old fixed 14 px radius (~23 m here)
+    assert maps._heat_radius_m(grids, 200.0) == pytest.approx(160.0)
+    page = ev.event_map(grids, events, hot=False).get_root().render()
+    assert re.search(r"metres = 3\d\.\d", page)
+
+
+def test_palette_json_matches_constants():
+    import json
+
+    from gridmap.events import palette as pal
+
+    data = json.loads(pal.palette_json())
+    assert data["rate_ramp"] == list(pal.RATE_RAMP)
+    assert data["steps"]["closed"] == pal.STEP_COLOURS["closed"]
+    assert set(data["steps"]) >= set(ev.STEPS)
 
 
 def test_event_map_aggregates_above_max_points(grids, events):
@@ -628,7 +684,7 @@ def test_jakarta_flood_reports(tmp_path, realdata):
     fmap.save(str(out))
     assert out.stat().st_size < 15_000_000
     page = out.read_text(encoding="utf-8")
-    assert "TDHeatmap" in page and _js("事件数 Events") in page
+    assert "L.heatLayer" in page and "事件数 Events" in page
 
 
 @pytest.mark.slow
