@@ -113,6 +113,19 @@ def _click_grid(pg, plan, code):
     pg.wait_for_function(f"window.gridmapEdit.active === '{code}'", timeout=5_000)
 
 
+def _click_building(pg, plan, grid, pt, bid):
+    """Make `grid` active, zoom to the building at `pt` and select it with the click tool."""
+    _click_grid(pg, plan, grid)
+    pg.evaluate(
+        "([lat, lon]) => { window.gridmap.map.setView([lat, lon], 18, {animate: false}); }",
+        [pt.y, pt.x],
+    )
+    pg.wait_for_function("window.gridmapEdit.buildingCount() > 0", timeout=10_000)
+    pg.click("#edit-panel [data-tool='click']")
+    pg.mouse.click(*_xy(pg, pt.x, pt.y))
+    pg.wait_for_function(f"window.gridmapEdit.selected.has('{bid}')", timeout=5_000)
+
+
 def test_select_brush_assign_undo_and_conflict(browser, tmp_path):
     b, server, plan = browser
     pg = _page(b, server)
@@ -123,18 +136,8 @@ def test_select_brush_assign_undo_and_conflict(browser, tmp_path):
     pg2 = _page(b, server)
     _enter(pg2)
 
-    _click_grid(pg, plan, a)
+    _click_building(pg, plan, a, pts[0], ids[0])
     assert a[-6:] in pg.inner_text("#edit-active")
-    # zoom to the two buildings: they load for the view
-    pg.evaluate(
-        "([lat, lon]) => { window.gridmap.map.setView([lat, lon], 18, {animate: false}); }",
-        [pts[0].y, pts[0].x],
-    )
-    pg.wait_for_function("window.gridmapEdit.buildingCount() > 0", timeout=10_000)
-    # click selects the first building
-    pg.click("#edit-panel [data-tool='click']")
-    pg.mouse.click(*_xy(pg, pts[0].x, pts[0].y))
-    pg.wait_for_function(f"window.gridmapEdit.selected.has('{ids[0]}')", timeout=5_000)
     # the brush (small radius) adds the second one
     pg.click("#edit-panel [data-tool='brush']")
     pg.fill("#edit-radius", "5")
@@ -182,15 +185,7 @@ def test_select_brush_assign_undo_and_conflict(browser, tmp_path):
     assert pg.locator("#edit-compare-view").count() == 0
 
     # the second tab still holds the first version: its edit is refused with 409
-    _click_grid(pg2, plan, a)
-    pg2.evaluate(
-        "([lat, lon]) => { window.gridmap.map.setView([lat, lon], 18, {animate: false}); }",
-        [pts[0].y, pts[0].x],
-    )
-    pg2.wait_for_function("window.gridmapEdit.buildingCount() > 0", timeout=10_000)
-    pg2.click("#edit-panel [data-tool='click']")
-    pg2.mouse.click(*_xy(pg2, pts[0].x, pts[0].y))
-    pg2.wait_for_function(f"window.gridmapEdit.selected.has('{ids[0]}')", timeout=5_000)
+    _click_building(pg2, plan, a, pts[0], ids[0])
     pg2.click("#edit-assign")
     pg2.wait_for_selector("#edit-conflict:not([hidden])", timeout=30_000)
     text = pg2.inner_text("#edit-conflict")
@@ -210,15 +205,7 @@ def test_wrong_token_is_refused(browser):
     pg = _page(b, server)
     a, b_code, ids, hh, pts = _pair(plan)
     _enter(pg, token="not-the-token")
-    _click_grid(pg, plan, a)
-    pg.evaluate(
-        "([lat, lon]) => { window.gridmap.map.setView([lat, lon], 18, {animate: false}); }",
-        [pts[0].y, pts[0].x],
-    )
-    pg.wait_for_function("window.gridmapEdit.buildingCount() > 0", timeout=10_000)
-    pg.click("#edit-panel [data-tool='click']")
-    pg.mouse.click(*_xy(pg, pts[0].x, pts[0].y))
-    pg.wait_for_function(f"window.gridmapEdit.selected.has('{ids[0]}')", timeout=5_000)
+    _click_building(pg, plan, a, pts[0], ids[0])
     before = _api_hh(pg, server, [a, b_code])
     pg.click("#edit-assign")
     pg.wait_for_selector("#edit-message.error", timeout=10_000)
