@@ -78,6 +78,8 @@ _EXPORTS: dict[str, str] = {
     "polygon_from_geojson": "edit",
     "neighbours": "edit",
     "selection_map": "edit",
+    "check_grids": "edit",
+    "assign": "edit",
     # notebook widget (needs the optional anywidget)
     "GridEditor": "widget",
     "export_plan": "export",

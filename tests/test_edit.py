@@ -338,29 +338,45 @@ def test_merge_keeps_a_and_retires_b(town):
         edit.merge_grids(plan, a, a)
 
 
-def test_split_into_new_codes_that_tile_the_old_grid(town):
+def test_split_of_a_merged_grid_gives_both_codes_back(town):
     plan, comms = town
     a = plan.grids["grid_code"].iloc[0]
     b = _neighbours(plan, a)[0]
     merged, _ = edit.merge_grids(plan, a, b)
+    assert merged.history[-1]["retired"][b]  # the buildings b held are remembered
     poly = merged.grids.set_index("grid_code").at[a, "geometry"]
     total = merged.grids.set_index("grid_code").at[a, "households"]
     new, report = edit.split_grid(merged, a)
     h = new.history[-1]
-    assert h["op"] == "split_grid" and h["removed"] == [a]
-    parts = new.grids[new.grids["grid_code"].isin(h["added"])]
-    assert len(parts) >= 2
+    assert h["op"] == "split_grid" and h["removed"] == []
+    assert h["changed"] == [a] and h["added"] == [b]
+    parts = new.grids[new.grids["grid_code"].isin([a, b])]
+    assert len(parts) == 2
     assert parts["households"].sum() == total
     assert parts["households"].between(300, 500).all()
     assert (parts.geom_type == "Polygon").all()
     assert shapely.union_all(parts.geometry.values).symmetric_difference(poly).area < 1.0
-    # new codes are the next free numbers; the retired code b is not reused
-    top = max(int(c[-3:]) for c in plan.grids["grid_code"] if c[:12] == a[:12])
-    assert sorted(int(c[-3:]) for c in h["added"]) == list(range(top + 1, top + 1 + len(parts)))
-    assert b not in set(new.grids["grid_code"]) and a not in set(new.grids["grid_code"])
+    # the edit and its reverse end with the codes they started with
+    assert set(new.grids["grid_code"]) == set(plan.grids["grid_code"])
+    for code in (a, b):  # each code holds most of the buildings it held before
+        was = set(plan.buildings.loc[plan.buildings["grid_code"] == code, "building_id"])
+        now = set(new.buildings.loc[new.buildings["grid_code"] == code, "building_id"])
+        assert len(was & now) > len(was) / 2
     _assert_tiles(new, comms)
     _assert_counts(new)
     assert not (report["severity"] == "error").any(), report
+    # a split without a retired code to give back: the larger part keeps the code, the
+    # other takes the next free number (retired numbers are not reused)
+    c = plan.grids["grid_code"].iloc[3]
+    split, _ = edit.split_grid(merged, c, n=2)
+    h = split.history[-1]
+    top = max(int(x[-3:]) for x in plan.grids["grid_code"] if x[:12] == c[:12])
+    assert h["changed"] == [c] and h["removed"] == []
+    assert [int(x[-3:]) for x in h["added"]] == [top + 1]
+    was = set(plan.buildings.loc[plan.buildings["grid_code"] == c, "building_id"])
+    keep = set(split.buildings.loc[split.buildings["grid_code"] == c, "building_id"])
+    other = set(split.buildings.loc[split.buildings["grid_code"] == h["added"][0], "building_id"])
+    assert keep | other == was and len(keep) >= len(other)
 
 
 def test_split_with_n_and_refusals(town):
@@ -369,7 +385,7 @@ def test_split_with_n_and_refusals(town):
     with pytest.raises(PlanError, match="pass n=2"):
         edit.split_grid(plan, code)
     new, report = edit.split_grid(plan, code, n=2)
-    added = new.history[-1]["added"]
+    added = [code, *new.history[-1]["added"]]  # the larger part keeps the code
     parts = new.grids[new.grids["grid_code"].isin(added)]
     assert len(parts) == 2
     assert (parts["range_min"] == 300).all() and (parts["range_max"] == 500).all()
@@ -441,10 +457,11 @@ def test_replan_codes_stable_for_same_buildings_and_fresh_otherwise(town):
     old = plan.grids[plan.grids["community_code"] == "002"]
     sub = new.grids[new.grids["community_code"] == "002"]
     kept = set(old["grid_code"]) & set(sub["grid_code"])
-    for code in kept:  # a kept code holds exactly the same buildings as before
+    assert kept
+    for code in kept:  # a kept code holds at least half the buildings it held before
         a = set(plan.buildings.loc[plan.buildings["grid_code"] == code, "building_id"])
         b = set(new.buildings.loc[new.buildings["grid_code"] == code, "building_id"])
-        assert a == b
+        assert len(a & b) >= len(a) / 2
     top = old["grid_code"].str[-3:].astype(int).max()
     assert all(int(c[-3:]) > top for c in h["added"])
     assert set(h["removed"]) == set(old["grid_code"]) - kept
@@ -489,7 +506,7 @@ def test_renumber_gives_reading_order(town):
     n1 = (
         new.grids["community_code"] == new.grids.set_index("grid_code").at[code, "community_code"]
     ).sum()
-    assert max(int(c[-3:]) for c in split.history[-1]["added"]) == n1 + 2
+    assert max(int(c[-3:]) for c in split.history[-1]["added"]) == n1 + 1
 
 
 # ------------------------------------------------------------------ undo / history
@@ -523,17 +540,29 @@ def test_undo_redo_round_trip_and_what_survives_a_save(town, tmp_path):
     # the edit functions are the API (Plan holds data only: no import circle)
     p3, _ = gridmap.set_grid(p2, a, name="x")
     assert gridmap.undo(p3).grids.equals(p2.grids)
-    # history and locks are saved; the undo stack is not
+    # history, locks and the undo log are saved with the plan
     locked, _ = edit.lock_grids(p2, [a])
     path = locked.to_file(tmp_path / "plan.gpkg")
     back = gridmap.read_plan(path)
     assert [h["op"] for h in back.history] == ["merge_grids", "set_grid", "lock_grids"]
     assert back.history[0]["reason"] == "r1"
     assert back.params["locked_grids"] == [a]
-    with pytest.raises(PlanError, match="nothing to undo"):
-        edit.undo(back)
     table = edit.history_table(back)
     assert table["op"].tolist() == ["merge_grids", "set_grid", "lock_grids"]
+    unlocked = edit.undo(back)
+    assert unlocked.params["locked_grids"] == [] and len(unlocked.history) == 2
+    again = edit.undo(edit.undo(unlocked))  # back to the plan before the merge
+    pd.testing.assert_frame_equal(  # read_plan gives codes as object, not str, columns
+        again.grids.drop(columns="geometry"), plan.grids.drop(columns="geometry"), check_dtype=False
+    )
+    assert again.grids.geometry.geom_equals_exact(plan.grids.geometry, 1e-6).all()
+    assert (again.buildings["grid_code"] == plan.buildings["grid_code"]).all()
+    with pytest.raises(PlanError, match="nothing to undo"):
+        edit.undo(again)
+    assert gridmap.diff(plan, again).empty
+    redone = gridmap.read_plan(edit.redo(again).to_file(tmp_path / "redo.gpkg"))
+    assert [h["op"] for h in redone.history] == ["merge_grids"]
+    assert a in set(redone.grids["grid_code"]) and len(redone.grids) == len(plan.grids) - 1
 
 
 def test_edit_plan_read_from_file(town, tmp_path):
@@ -560,10 +589,10 @@ def test_diff_figures_and_map(town):
     code = p1.grids["grid_code"].iloc[5]
     p2, _ = edit.split_grid(p1, code, n=2)
     d = gridmap.diff(plan, p2)
-    assert set(d.removed["grid_code"]) == {code}
+    assert len(d.removed) == 0  # the larger part keeps the code
     assert set(d.added["grid_code"]) == set(p2.history[-1]["added"])
     ch = d.changed.set_index("grid_code")
-    assert set(ch.index) == {src, dst}
+    assert set(ch.index) == {src, dst, code}
     assert ch.at[src, "households_delta"] == -hh and ch.at[dst, "households_delta"] == hh
     assert "geometry" in ch.at[src, "what"] and ch.at[src, "area_changed_m2"] > 0
     mv = d.moved.set_index("building_id")
@@ -572,10 +601,10 @@ def test_diff_figures_and_map(town):
     moved_split = d.moved[d.moved["from_grid"] == code]
     assert len(moved_split) and set(moved_split["to_grid"]) <= set(d.added["grid_code"])
     hht = d.households.set_index("grid_code")
-    assert hht.at[src, "delta"] == -hh and hht.at[code, "status"] == "removed"
+    assert hht.at[src, "delta"] == -hh and hht.at[code, "status"] == "changed"
     assert hht["delta"].sum() == 0
     s = d.summary()
-    assert s["added"] == 2 and s["removed"] == 1 and s["changed"] == 2
+    assert s["added"] == 1 and s["removed"] == 0 and s["changed"] == 3
     assert "PlanDiff" in repr(d)
     html = d.map(tiles=None).get_root().render()
     assert "Plan diff" in html and "Moved buildings" in html
@@ -586,3 +615,88 @@ def test_selection_map_has_draw_export(town):
     plan, _ = town
     html = edit.selection_map(plan, tiles=None, filename="sel.geojson").get_root().render()
     assert "sel.geojson" in html and "Draw" in html
+
+
+# ------------------------------------------------------------- reverse edits, checks
+def test_an_edit_and_its_reverse_end_with_the_same_codes(town):
+    """Notebook 01's worked example: move buildings, move them back; merge, split."""
+    plan, comms = town
+    src = plan.grids["grid_code"].iloc[6]
+    dst = _neighbours(plan, src)[0]
+    b = plan.buildings
+    near = b[b["grid_code"] == src].assign(
+        d=b.geometry.distance(plan.grids.set_index("grid_code").at[dst, "geometry"])
+    )
+    ids = near.nsmallest(3, "d")["building_id"].tolist()
+    there, _ = edit.move_buildings(plan, dst, ids=ids, reason="entrance on the other lane")
+    back, _ = edit.move_buildings(there, src, ids=ids, reason="moved back")
+    assert list(back.grids["grid_code"]) == list(plan.grids["grid_code"])
+    s = gridmap.diff(plan, back).summary()
+    assert (s["added"], s["removed"], s["moved_buildings"], s["moved_households"]) == (0, 0, 0, 0)
+    pd.testing.assert_series_equal(back.grids["households"], plan.grids["households"])
+    # merge then split: both codes come back, with most of their buildings
+    merged, _ = edit.merge_grids(back, src, dst)
+    split, _ = edit.split_grid(merged, src)
+    assert set(split.grids["grid_code"]) == set(plan.grids["grid_code"])
+    s = gridmap.diff(plan, split).summary()
+    assert s["added"] == 0 and s["removed"] == 0
+    assert s["moved_buildings"] < len(b[b["grid_code"].isin([src, dst])]) / 2
+    _assert_tiles(split, comms)
+    _assert_counts(split)
+
+
+def test_check_grids_and_the_changed_table(town):
+    plan, _ = town
+    src = plan.grids["grid_code"].iloc[0]
+    dst = _neighbours(plan, src)[0]
+    b = plan.buildings
+    ids = b.loc[(b["grid_code"] == src) & (b["households"] > 0), "building_id"].tolist()
+    res = edit.move_buildings(plan, dst, ids=ids[: max(1, len(ids) // 2)])
+    ch = res.changed.set_index("code")
+    assert list(res.changed.columns[:7]) == [
+        "code", "kind", "households", "buildings", "min", "max", "in_range",
+    ]  # fmt: skip
+    assert set(ch.index) == {src, dst}
+    g = res.plan.grids.set_index("grid_code")
+    for code in (src, dst):
+        hh = int(g.at[code, "households"])
+        assert ch.at[code, "households"] == hh
+        assert ch.at[code, "in_range"] == (300 <= hh <= 500)
+        assert ("range" in ch.at[code, "violations"]) == (not 300 <= hh <= 500)
+        assert len(ch.at[code, "violations"]) == len(ch.at[code, "details"])
+    # checks agree with the independent validator on these grids
+    rep = res.plan.validate()
+    bad = set(rep.loc[rep["check"] == "out_of_range", "grid_code"]) & {src, dst}
+    assert bad == {c for c in (src, dst) if not ch.at[c, "in_range"]}
+    # contiguity, community and crossings
+    far = plan.grids[plan.grids["community_code"] == "001"]["grid_code"].iloc[-1]
+    merged = edit.merge_grids(plan, src, far)
+    assert "contiguity" in merged.changed.set_index("code").at[src, "violations"]
+    east = plan.grids[plan.grids["community_code"] == "002"]
+    west = plan.grids[plan.grids["community_code"] == "001"]
+    pair = [
+        (w, e) for w in west["grid_code"] for e in _touching(plan, w) if e in set(east["grid_code"])
+    ][0]
+    bid = _edge_building(plan, pair[1], pair[0])
+    across = edit.move_buildings(plan, pair[0], ids=[bid])
+    assert "community" in across.changed.set_index("code").at[pair[0], "violations"]
+    road = plan.grids[plan.grids.geometry.bounds["maxy"] <= 500]["grid_code"]
+    north = plan.grids[plan.grids.geometry.bounds["miny"] >= 500]
+    cross = [
+        (s_, n_)
+        for s_ in road
+        for n_ in _touching(plan, s_)
+        if n_ in set(north["grid_code"]) and n_[:12] == s_[:12]
+    ][0]
+    over = edit.move_buildings(plan, cross[0], ids=[_edge_building(plan, cross[1], cross[0])])
+    viol = over.changed.set_index("code").at[cross[0], "violations"]
+    assert "crossing" in viol
+    assert gridmap.check_grids(over.plan, [cross[0]]).iloc[0]["violations"] == viol
+    assert edit.check_grids(plan, ["nope"]).empty
+
+
+def _touching(plan, code):
+    g = plan.grids
+    geom = g.loc[g["grid_code"] == code].geometry.iloc[0]
+    shared = shapely.length(shapely.intersection(g.geometry.values, geom.boundary))
+    return g.loc[(shared > 10) & (g["grid_code"] != code).to_numpy(), "grid_code"].tolist()
