@@ -48,6 +48,8 @@ _EXPORTS: dict[str, str] = {
     "rejects_of": "events",
     "write_event_outputs": "events",
     "EventStats": "events",
+    "advance": "events",
+    "apply_history": "events",
     # flood
     "grade_flood": "flood",
     "flood_map": "flood",

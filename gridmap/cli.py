@@ -171,7 +171,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-p", "--plan", required=True, help="plan GeoPackage")
     s.add_argument("-o", "--out", required=True, help="output folder")
     s.add_argument("--crs", default=None, help="CRS of x/y columns (lon/lat need none)")
-    s.add_argument("--tz", default="Asia/Shanghai", help="time zone of naive times")
+    s.add_argument(
+        "--tz",
+        default=None,
+        help="time zone (IANA, e.g. Asia/Jakarta) of times without a UTC offset; default: the "
+        "zone of the events' location (China Asia/Shanghai, Jakarta Asia/Jakarta, ...), logged",
+    )
     s.add_argument("--start", default=None, help="window start (ISO date/time)")
     s.add_argument("--end", default=None, help="window end (ISO date/time)")
     s.add_argument("--now", default=None, help="evaluate deadlines at this time")

@@ -73,8 +73,18 @@ def test_households_and_partition_commands(tmp_path, capsys):
     assert gpd.read_file(hh_out)["households"].sum() == 20 * len(xy)
     plan_out = tmp_path / "plan.gpkg"
     code = main(
-        ["partition", str(src), "-o", str(plan_out), "--communities", f"{tmp_path / 'c.gpkg'}:communities",
-         "--admin-code", "230717", "--map", str(tmp_path / "m.html")]
+        [
+            "partition",
+            str(src),
+            "-o",
+            str(plan_out),
+            "--communities",
+            f"{tmp_path / 'c.gpkg'}:communities",
+            "--admin-code",
+            "230717",
+            "--map",
+            str(tmp_path / "m.html"),
+        ]
     )
     assert code == 0
     out = capsys.readouterr().out
@@ -86,3 +96,47 @@ def test_households_and_partition_commands(tmp_path, capsys):
     assert plan.grids["households"].between(300, 500).all()
     assert (tmp_path / "m.html").stat().st_size > 1000
     assert main(["validate", str(plan_out)]) == 0
+
+
+def _plan_and_events(tmp_path):
+    """A plan of four square grids near Yichun and a CSV of events with naive times."""
+    from api.demo import square_plan
+
+    plan = square_plan(4, size=200.0)
+    path = tmp_path / "plan.gpkg"
+    plan.to_file(path)
+    centres = plan.grids.geometry.centroid.to_crs(4326)
+    csv = tmp_path / "events.csv"
+    rows = ["上报时间,经度,纬度"] + [
+        f"2025-03-0{i + 1} 08:00,{c.x:.6f},{c.y:.6f}" for i, c in enumerate(centres[[0, 0, 1]])
+    ]
+    csv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path, csv
+
+
+def test_events_command_tz(tmp_path, caplog):
+    import pandas as pd
+
+    plan, csv = _plan_and_events(tmp_path)
+    with caplog.at_level("WARNING", logger="gridmap"):
+        assert main(["events", str(csv), "-p", str(plan), "-o", str(tmp_path / "a")]) == 0
+    assert (
+        "3 of 3 times have no UTC offset; read as local times in Asia/Shanghai (UTC+08:00, "
+        "the zone of the events' location" in caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gridmap"):
+        code = main(
+            ["events", str(csv), "-p", str(plan), "-o", str(tmp_path / "b"), "--tz", "Asia/Tokyo"]
+        )
+    assert code == 0 and "in Asia/Tokyo (UTC+09:00, as given by tz=)" in caplog.text
+    kpi = pd.read_csv(tmp_path / "b" / "event_kpis_grids.csv", dtype={"grid_code": str})
+    assert kpi["events"].tolist() == [2, 1, 0, 0]
+
+
+def test_events_command_bad_tz_is_one_line_error(tmp_path, capsys):
+    plan, csv = _plan_and_events(tmp_path)
+    args = ["events", str(csv), "-p", str(plan), "-o", str(tmp_path / "c"), "--tz", "Mars/Base"]
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "Mars/Base" in err and len(err.splitlines()) == 1
