@@ -56,14 +56,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 #: Up to this many buildings the widget draws footprints; above it, points.
 MAX_FOOTPRINTS = 20_000
-#: Flags that are rule violations (the rest are explanations).
-VIOLATION_FLAGS = (
-    "out_of_range",
-    "no_households",
-    "discontiguous",
-    "crosses_community",
-    "crosses_barrier",
-)
 TABLE_COLUMNS = [
     "grid_code",
     "community",
@@ -75,6 +67,7 @@ TABLE_COLUMNS = [
     "status",
     "locked",
     "violations",
+    "details",
 ]
 
 
@@ -142,7 +135,9 @@ class GridEditor(anywidget.AnyWidget):
     table : pandas.DataFrame
         One row per grid: ``grid_code``, ``community``, ``kind``, ``households``,
         ``min``, ``max``, ``in_range``, ``status`` (``low``, ``ok``, ``high``,
-        ``special``), ``locked``, ``violations`` (list of rule names).
+        ``special``), ``locked``, ``violations`` (the rules of
+        :func:`gridmap.edit.check_grids` the grid breaks: ``range``, ``contiguity``,
+        ``community``, ``crossing``) and ``details`` (one sentence per violation).
     changes : pandas.DataFrame
         The changed grids of the last edit (:func:`gridmap.edit.check_grids`).
     message : str
@@ -179,11 +174,11 @@ class GridEditor(anywidget.AnyWidget):
             raise PlanError("GridEditor: the plan has no grids")
         super().__init__(height=int(height))
         self._plan = plan
-        self._changes = pd.DataFrame(
-            columns=["code", "households", "min", "max", "in_range", "violations"]
-        )
+        codes = plan.grids["grid_code"].astype(str).tolist()
+        self._checks = edit.check_grids(plan, codes).set_index("code", drop=False)
+        self._changes = self._checks.iloc[0:0].reset_index(drop=True)
         self._buildings = _building_payload(plan)
-        self._sync(changed=[])
+        self._sync()
         if active_grid is not None:
             self.active_grid = _resolve(plan, active_grid)
         else:
@@ -201,7 +196,7 @@ class GridEditor(anywidget.AnyWidget):
     @property
     def table(self) -> pd.DataFrame:
         """Households of every grid against its range, with its violations."""
-        return _grid_table(self._plan)
+        return _grid_table(self._plan, self._checks)
 
     @property
     def changes(self) -> pd.DataFrame:
@@ -230,8 +225,9 @@ class GridEditor(anywidget.AnyWidget):
         Returns
         -------
         EditResult
-            ``(plan, report)`` of :func:`gridmap.edit.move_buildings`; :attr:`changes`
-            holds the changed grids' households against their ranges.
+            ``(plan, report)`` of :func:`gridmap.edit.assign` (which calls
+            :func:`gridmap.edit.move_buildings`); :attr:`changes` holds the changed
+            grids' households against their ranges.
 
         Raises
         ------
@@ -239,34 +235,22 @@ class GridEditor(anywidget.AnyWidget):
             Unknown building or grid, nothing to move, or a locked grid involved.
         """
         target = _resolve(self._plan, to_grid or self.active_grid)
-        wanted = [str(i) for i in ([ids] if isinstance(ids, str) else list(ids))]
-        b = self._plan.buildings
-        known = b.set_index("building_id")["grid_code"]
-        unknown = [i for i in wanted if i not in known.index]
-        if unknown:
-            raise PlanError(f"GridEditor.assign: no building {unknown[0]!r} in the plan")
-        moving = [i for i in dict.fromkeys(wanted) if known.get(i) != target]
-        if not moving:
-            raise PlanError(f"nothing to move: the buildings are already in grid {target}")
-        res = edit.move_buildings(
-            self._plan, ids=moving, to_grid=target, reason=self._reason(reason, "painted")
-        )
-        self._apply(res.plan)
-        self.active_grid = target if target in set(res.plan.grids["grid_code"]) else ""
+        res = edit.assign(self._plan, ids, target, reason=self._reason(reason, "painted"))
+        self._apply(res)
         return res
 
     def lock(self, codes: Iterable[str] | str | None = None, *, reason: str | None = None):
         """Lock grids (default the active grid) so strokes and :meth:`replan` keep them."""
         codes = self._codes(codes)
         res = edit.lock_grids(self._plan, codes, reason=self._reason(reason, "locked"))
-        self._apply(res.plan, changed=[])
+        self._apply(res)
         return res
 
     def unlock(self, codes: Iterable[str] | str | None = None, *, reason: str | None = None):
         """Unlock grids (default the active grid)."""
         codes = self._codes(codes)
         res = edit.unlock_grids(self._plan, codes, reason=self._reason(reason, "unlocked"))
-        self._apply(res.plan, changed=[])
+        self._apply(res)
         return res
 
     def replan(self, community: str | None = None, *, reason: str | None = None):
@@ -282,9 +266,7 @@ class GridEditor(anywidget.AnyWidget):
             row = self._row(self.active_grid)
             community = f"{row['street_code']}{row['community_code']}"
         res = edit.replan(self._plan, community, reason=self._reason(reason, "re-planned"))
-        self._apply(res.plan)
-        if self.active_grid not in set(res.plan.grids["grid_code"]):
-            self.active_grid = ""
+        self._apply(res)
         return res
 
     def undo(self) -> Plan:
@@ -325,29 +307,36 @@ class GridEditor(anywidget.AnyWidget):
         g = self._plan.grids.set_index("grid_code")
         return g.loc[_resolve(self._plan, code)]
 
-    def _apply(self, plan: Plan, changed: list[str] | None = None) -> None:
+    def _apply(self, result: edit.EditResult | Plan) -> None:
+        """Take the plan of an edit (or of undo/redo), re-check the grids it changed."""
         before = self._plan
-        self._plan = plan
-        if changed is None:
+        if isinstance(result, Plan):
+            plan = result
             changed = _changed_codes(before, plan)
-        self._sync(changed)
+            checks = edit.check_grids(plan, changed)
+        else:
+            plan = result.plan
+            checks = result.changed
+        current = plan.grids["grid_code"].astype(str)
+        kept = self._checks[self._checks["code"].isin(set(current))]
+        kept = kept[~kept["code"].isin(set(checks["code"]))]
+        self._checks = pd.concat([kept, checks]).set_index("code", drop=False)
+        self._changes = checks.reset_index(drop=True)
+        self._plan = plan
+        if self.active_grid and self.active_grid not in set(current):
+            self.active_grid = ""
+        self._sync()
 
-    def _sync(self, changed: list[str]) -> None:
+    def _sync(self) -> None:
         plan = self._plan
-        current = set(plan.grids["grid_code"])
-        changed = [c for c in changed if c in current]
-        self._changes = (
-            edit.check_grids(plan, changed).reset_index(drop=True)
-            if changed
-            else self._changes.iloc[0:0]
-        )
+        table = _grid_table(plan, self._checks)
         with self.hold_sync():
-            self._grids = _grid_payload(plan)
-            self._table = _records(_grid_table(plan))
+            self._grids = _grid_payload(plan, table)
+            self._table = _records(table)
             self._building_grid = plan.buildings["grid_code"].fillna("").astype(str).tolist()
             self._changed = _records(self._changes)
-            self.can_undo = bool(getattr(plan, "_undo", []))
-            self.can_redo = bool(getattr(plan, "_redo", []))
+            self.can_undo = bool(plan.undo_log)
+            self.can_redo = bool(plan.redo_log)
             self.message = _summary(self._changes, plan)
 
     def _on_msg(self, _widget: Any, content: dict, _buffers: Any) -> None:
@@ -395,19 +384,21 @@ def _locked(plan: Plan) -> set[str]:
     return {str(c) for c in plan.params.get("locked_grids", []) or []}
 
 
-def _grid_table(plan: Plan) -> pd.DataFrame:
+def _grid_table(plan: Plan, checks: pd.DataFrame) -> pd.DataFrame:
+    """Every grid's households against its range, with the violations of `checks`
+    (:func:`gridmap.edit.check_grids` rows indexed by code)."""
     g = plan.grids
+    codes = g["grid_code"].astype(str)
     hh = g["households"].fillna(0).astype(int).to_numpy()
     lo = g["range_min"].fillna(0).astype(int).to_numpy()
     hi = g["range_max"].fillna(0).astype(int).to_numpy()
     special = (g["kind"] == "special").to_numpy()
     status = np.where(special, "special", np.where(hh < lo, "low", np.where(hh > hi, "high", "ok")))
-    flags = g["flags"].fillna("").astype(str).str.split(";")
-    violations = [[f for f in fl if f in VIOLATION_FLAGS] for fl in flags]
+    c = checks.reindex(codes)
     locked = _locked(plan)
     out = pd.DataFrame(
         {
-            "grid_code": g["grid_code"].astype(str).to_numpy(),
+            "grid_code": codes.to_numpy(),
             "community": g["community_name"].fillna("").astype(str).to_numpy(),
             "kind": g["kind"].astype(str).to_numpy(),
             "households": hh,
@@ -415,8 +406,9 @@ def _grid_table(plan: Plan) -> pd.DataFrame:
             "max": hi,
             "in_range": special | ((hh >= lo) & (hh <= hi)),
             "status": status,
-            "locked": g["grid_code"].astype(str).isin(locked).to_numpy(),
-            "violations": violations,
+            "locked": codes.isin(locked).to_numpy(),
+            "violations": [list(v) if isinstance(v, list) else [] for v in c["violations"]],
+            "details": [list(v) if isinstance(v, list) else [] for v in c["details"]],
         },
         columns=TABLE_COLUMNS,
     )
@@ -442,11 +434,11 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def _grid_payload(plan: Plan) -> dict[str, Any]:
+def _grid_payload(plan: Plan, table: pd.DataFrame) -> dict[str, Any]:
     """Grid polygons in WGS84 (6 decimals, about 10 cm) with their figures."""
     wgs = plan.grids_wgs84()
     geoms = shapely.set_precision(wgs.geometry.values, 1e-6)
-    table = _grid_table(plan).set_index("grid_code")
+    table = table.set_index("grid_code")
     feats = []
     for code, geom in zip(wgs["grid_code"].astype(str), geoms, strict=True):
         row = table.loc[code]
@@ -462,6 +454,7 @@ def _grid_payload(plan: Plan) -> dict[str, Any]:
                     "status": str(row["status"]),
                     "locked": bool(row["locked"]),
                     "violations": list(row["violations"]),
+                    "details": list(row["details"]),
                 },
             }
         )
@@ -500,15 +493,9 @@ def _summary(changes: pd.DataFrame, plan: Plan) -> str:
         return f"{len(plan.grids)} grids, {int(plan.grids['households'].sum()):,} households"
     parts = []
     for rec in changes.to_dict("records"):
-        v = rec.get("violations") or []
-        mark = "ok" if rec.get("in_range") and not v else "; ".join(_violation_text(x) for x in v)
+        v = list(rec.get("violations") or [])
+        mark = "ok" if rec.get("in_range") and not v else ", ".join(str(x) for x in v)
         parts.append(
             f"{str(rec['code'])[-6:]}: {int(rec['households'])} ({rec['min']}–{rec['max']}) {mark}"
         )
     return " · ".join(parts)
-
-
-def _violation_text(v: Any) -> str:
-    if isinstance(v, dict):
-        return str(v.get("rule") or v.get("check") or v.get("code") or v)
-    return str(v)
