@@ -27,6 +27,9 @@ _EXPORTS: dict[str, str] = {
     "read_buildings": "load",
     "buildings_from_osm": "load",
     "read_layer": "load",
+    "read_boundaries": "boundaries",
+    "admin_communities": "boundaries",
+    "admin_hierarchy": "boundaries",
     # households
     "estimate_households": "households",
     "persons_per_household": "households",

@@ -614,6 +614,7 @@ def _street_remainders(
     if points is not None and len(parts):
         keep |= _any_match(parts, points, "contains")
     parts, owner = parts[keep], owner[keep]
+    has_comms = set(comms["street_id"].dropna().tolist())
     rows = []
     for i in np.unique(owner):
         s = streets.iloc[int(i)]
@@ -623,7 +624,7 @@ def _street_remainders(
                 "osm_id": s["osm_id"],
                 "osm_type": s["osm_type"],
                 "admin_level": s["admin_level"],
-                "name": f"{s['name']}（其余）" if len(comms) else s["name"],
+                "name": f"{s['name']}（其余）" if s["osm_id"] in has_comms else s["name"],
                 "name_zh": None,
                 "ref": None,
                 "code": None,

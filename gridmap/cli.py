@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     s.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     s.add_argument(
-        "--admin-levels", default="8,9,10", metavar="LEVELS",
+        "--admin-levels", type=_levels, default=(8, 9, 10), metavar="LEVELS",
         help="OSM admin_level values read as streets and communities from a .pbf source "
         "without --communities (default 8,9,10; see gridmap.boundaries)",
     )  # fmt: skip
@@ -493,8 +493,7 @@ def _cmd_partition(args) -> int:
     if comms is None and not args.no_admin_boundaries and Path(src).suffix.lower() == ".pbf":
         from .boundaries import admin_hierarchy
 
-        levels = [v for v in args.admin_levels.replace(" ", "").split(",") if v]
-        comms, note = admin_hierarchy(src, b, levels=levels, bbox=args.bbox)
+        comms, note = admin_hierarchy(src, b, levels=args.admin_levels, bbox=args.bbox)
         if comms is not None:
             hierarchy = "osm_admin"
             street_column = street_column or comms.attrs["street_column"]
@@ -682,6 +681,17 @@ def _add_read_options(parser: argparse.ArgumentParser) -> None:
         "--no-osm", dest="osm", action="store_const", const=False,
         help="never read the source as OpenStreetMap data",
     )  # fmt: skip
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    """``--admin-levels``: comma-separated OSM admin_level values, e.g. ``8,9,10``."""
+    try:
+        levels = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        levels = ()
+    if not levels or not all(1 <= v <= 12 for v in levels):
+        raise argparse.ArgumentTypeError(f"expected admin levels like 8,9,10, got {text!r}")
+    return levels
 
 
 def _read_options(args: argparse.Namespace) -> dict:
