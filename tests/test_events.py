@@ -720,3 +720,215 @@ def test_sample_town_plan_end_to_end(sample_town_path, tmp_path):
     assert len(kpi) == len(plan.grids) and kpi["events"].sum() > 0
     assert set(kpi["grid_code"]) == set(plan.grids["grid_code"])
     assert any(p.name == "event_hotspots.xlsx" for p in paths)
+
+
+# ---------------------------------------------------------------------------
+# time zones, unknown status
+# ---------------------------------------------------------------------------
+
+
+def test_naive_times_in_zone_of_location_and_logged(tmp_path, caplog):
+    """Yichun data: Asia/Shanghai from the location; the count of naive times logged."""
+    with caplog.at_level(logging.WARNING, logger="gridmap"):
+        out = ev.read_events(_cn_csv(tmp_path))
+    assert str(out["reported_at"].dt.tz) == "Asia/Shanghai"
+    summary = out.attrs["rejects"].summary
+    assert summary["tz"] == "Asia/Shanghai" and summary["tz_origin"] == "location"
+    # every parsed time but A4's report (+08:00) and durations ("3天") is naive
+    assert summary["naive_times"] > 0
+    assert (
+        f"{summary['naive_times']} of " in caplog.text
+        and "read as local times in Asia/Shanghai (UTC+08:00, the zone of the events' location"
+        in caplog.text
+    )
+
+
+def test_offsets_kept_and_tz_given(tmp_path, caplog):
+    lon, lat = _lonlat([30, 150], [50, 50])
+    path = tmp_path / "e.csv"
+    path.write_text(
+        "reported_at,lon,lat\n"
+        f"2025-03-01T08:00:00+07:00,{lon[0]},{lat[0]}\n"
+        f"2025-03-01T08:00:00Z,{lon[1]},{lat[1]}\n",
+        encoding="utf-8",
+    )
+    with caplog.at_level(logging.WARNING, logger="gridmap"):
+        out = ev.read_events(path)
+    assert "no UTC offset" not in caplog.text  # nothing assumed, nothing logged
+    assert out.attrs["rejects"].summary["naive_times"] == 0
+    assert out["reported_at"].iloc[0] == pd.Timestamp("2025-03-01T01:00:00Z")
+    assert out["reported_at"].iloc[1] == pd.Timestamp("2025-03-01T08:00:00Z")
+    given = ev.read_events(path, tz="Asia/Jakarta")
+    assert str(given["reported_at"].dt.tz) == "Asia/Jakarta"
+    assert given["reported_at"].iloc[0].isoformat() == "2025-03-01T08:00:00+07:00"
+    with pytest.raises(InputError, match="unknown time zone 'Nowhere/City'"):
+        ev.read_events(path, tz="Nowhere/City")
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "zone"),
+    [
+        (128.9, 47.7, "Asia/Shanghai"),  # Yichun
+        (106.8, -6.2, "Asia/Jakarta"),
+        (115.2, -8.65, "Asia/Makassar"),  # Denpasar, Bali: WITA
+        (119.4, -5.1, "Asia/Makassar"),
+        (140.7, -2.5, "Asia/Jayapura"),
+        (4.84, 45.76, "Europe/Paris"),  # Lyon
+        (114.17, 22.3, "Asia/Hong_Kong"),
+        (-74.0, 40.7, None),  # New York: not in the table
+    ],
+)
+def test_zone_of(lon, lat, zone):
+    assert ev.zone_of(np.array([lon, lon + 0.01]), np.array([lat, lat])) == zone
+
+
+def test_no_location_zone_falls_back_with_warning(caplog):
+    df = pd.DataFrame({"time": ["2025-03-01 08:00"], "lon": [-74.0], "lat": [40.7]})
+    with caplog.at_level(logging.WARNING, logger="gridmap"):
+        out = ev.read_events(df)
+    assert str(out["reported_at"].dt.tz) == "Asia/Shanghai"
+    assert "matches no known zone; pass tz=" in caplog.text
+
+
+@pytest.mark.realdata
+def test_jakarta_times_are_jakarta_time(realdata, caplog):
+    path = realdata / "jakarta" / "flood_reports_2016.csv"
+    if not path.exists():
+        pytest.skip("jakarta flood reports absent")
+    with caplog.at_level(logging.WARNING, logger="gridmap"):
+        events = ev.read_events(path)
+    assert str(events["reported_at"].dt.tz) == "Asia/Jakarta"
+    # the file's first line: 2015-12-07T21:36:23 -> +07:00, not +08:00
+    first = events.loc[events["row"] == 2, "reported_at"].iloc[0]
+    assert first.isoformat() == "2015-12-07T21:36:23+07:00"
+    n = events.attrs["rejects"].summary["naive_times"]
+    assert n == 8997
+    assert "8997 of 8997 times have no UTC offset; read as local times in Asia/Jakarta" in (
+        caplog.text
+    )
+    # no status column: every event is unknown, reported, and out of the on-time figures
+    assert set(events["status"]) == {"unknown"}
+    assert "8997 events have no status" in caplog.text
+
+
+def test_missing_status_is_unknown(grids, events_gdf, caplog):
+    df = events_gdf.drop(columns=["status"])
+    with caplog.at_level(logging.WARNING, logger="gridmap"):
+        out = ev.read_events(df)
+    # a closing time makes an event closed; the others are unknown
+    closed = out["closed_at"].notna()
+    assert (out.loc[closed, "status"] == "closed").all()
+    assert (out.loc[~closed, "status"] == "unknown").all() and (~closed).sum() == 6
+    assert out.attrs["rejects"].summary["unknown_status"] == 6
+    assert "6 events have no status" in caplog.text
+    st = ev.event_stats(grids, out, now=NOW)
+    g1 = _row(st.grids, "grid_code", G1)
+    # G1: e1 on time, e2 late, e5 on time (closed); e3, e4 unknown: not open, not due
+    assert (g1["closed"], g1["open"], g1["unknown"], g1["overdue"]) == (3, 0, 2, 0)
+    assert (g1["due"], g1["closed_on_time"]) == (3, 2)
+    assert g1["on_time_rate"] == pytest.approx(2 / 3)  # not NaN: unknowns left out
+    assert g1["no_deadline"] == 0
+    assert st.summary["unknown_status"] == 5  # e11 (unknown) is outside every grid
+    assert np.isfinite(st.summary["on_time_rate"])
+    assert any("unknown status" in n for n in st.notes)
+    # with the statuses the same grid has its open and overdue events back
+    full = _row(ev.event_stats(grids, ev.read_events(events_gdf), now=NOW).grids, "grid_code", G1)
+    assert (full["open"], full["unknown"], full["overdue"]) == (2, 0, 1)
+
+
+# ---------------------------------------------------------------------------
+# the six-step loop
+# ---------------------------------------------------------------------------
+
+
+def test_advance_through_the_loop():
+    event = {"event_id": "X", "status": "reported", "reported_at": "2025-03-01T08:00:00+08:00"}
+    history: list[dict] = []
+    steps = [
+        ("accepted", "2025-03-01T09:00:00+08:00", None),
+        ("assigned", "2025-03-01T09:30:00+08:00", "王芳"),
+        ("handled", "2025-03-02T10:00:00+08:00", None),
+        ("feedback", "2025-03-02T12:00:00+08:00", None),
+        ("closed", "2025-03-02T12:30:00+08:00", None),
+    ]
+    for status, at, worker in steps:
+        entry = ev.advance({**event, "history": history}, status, at, note="ok", worker=worker)
+        assert entry["status"] == status and entry["at"] == pd.Timestamp(at)
+        assert entry["from"] == (history[-1]["status"] if history else "reported")
+        history.append(entry)
+    assert [h["status"] for h in history] == list(ev.STEPS[1:])
+    with pytest.raises(ev.TransitionError, match="closed: it cannot change any more"):
+        ev.advance({**event, "history": history}, "accepted", "2025-03-03T00:00:00+08:00")
+    # Chinese step names; the history table as the event
+    entry = ev.advance(pd.DataFrame(history[:1]), "分派", "2025-03-01T10:00", worker="李")
+    assert entry["status"] == "assigned" and entry["worker"] == "李"
+    assert entry["at"] == pd.Timestamp("2025-03-01T10:00:00+08:00")
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "message"),
+    [
+        ("accepted", "closed", "cannot go from accepted to closed; next step is assigned"),
+        ("reported", "handled", "cannot go from reported to handled; next step is accepted"),
+        ("open", "assigned", "cannot go from open to assigned; next step is accepted"),
+        ("assigned", "accepted", "cannot go from assigned to accepted; next step is handled"),
+        ("cancelled", "accepted", "the event is cancelled: it cannot change any more"),
+        ("unknown", "accepted", "'unknown' is not a step of the loop"),
+    ],
+)
+def test_advance_refuses_out_of_order(current, target, message):
+    event = {"status": current, "reported_at": "2025-03-01T08:00:00+08:00"}
+    with pytest.raises(ev.TransitionError, match=re.escape(message)) as exc:
+        ev.advance(event, target, "2025-03-02T08:00:00+08:00", worker="w")
+    assert (exc.value.current, exc.value.target) == (current, target)
+
+
+def test_advance_rules_time_worker_shortcuts():
+    event = {"status": "reported", "reported_at": "2025-03-01T08:00:00+08:00"}
+    with pytest.raises(ev.TransitionError, match="earlier than the previous step"):
+        ev.advance(event, "accepted", "2025-03-01T07:59:00+08:00")
+    with pytest.raises(ev.TransitionError, match="needs the worker"):
+        ev.advance({**event, "status": "accepted"}, "assigned", "2025-03-01T09:00:00+08:00")
+    with pytest.raises(InputError, match="unknown step 'done-ish'"):
+        ev.advance(event, "done-ish")
+    # closed on the spot from reported; cancelled from any open step
+    assert ev.advance(event, "closed", "2025-03-01T08:10:00+08:00")["status"] == "closed"
+    assert ev.advance({**event, "status": "handled"}, "撤销")["status"] == "cancelled"
+    # a naive time is in the zone of the previous step
+    at = ev.advance(event, "accepted", "2025-03-01 09:00")["at"]
+    assert at == pd.Timestamp("2025-03-01T09:00:00+08:00")
+    assert ev.allowed_steps("reported") == ("accepted", "closed", "cancelled")
+    assert ev.allowed_steps("feedback") == ("closed", "cancelled")
+    assert ev.next_step("closed") is None
+
+
+def test_history_drives_kpis(grids, events):
+    """e3 (G1, open, overdue) goes through the loop and closes late; e4 is cancelled."""
+    history = pd.DataFrame(
+        [
+            ("e3", "accepted", "2025-03-10T09:00:00+08:00", None),
+            ("e3", "assigned", "2025-03-10T10:00:00+08:00", "王芳"),
+            ("e3", "handled", "2025-03-13T08:00:00+08:00", None),
+            ("e3", "feedback", "2025-03-13T09:00:00+08:00", None),
+            ("e3", "closed", "2025-03-13T10:00:00+08:00", None),
+            ("e4", "cancelled", "2025-03-29T08:00:00+08:00", None),
+        ],
+        columns=["event_id", "status", "at", "worker"],
+    )
+    before = _row(ev.event_stats(grids, events, now=NOW).grids, "grid_code", G1)
+    st = ev.event_stats(grids, events, now=NOW, history=history)
+    g1 = _row(st.grids, "grid_code", G1)
+    assert g1["closed"] == before["closed"] + 1
+    assert (g1["open"], g1["overdue"], g1["cancelled"]) == (0, 0, 1)
+    assert g1["due"] == before["due"]  # e3 was due (overdue) and still is (closed late)
+    assert g1["closed_on_time"] == before["closed_on_time"]
+    # handling hours: e1 24, e2 72, e5 12 and now e3 74
+    assert g1["median_handling_hours"] == pytest.approx(48.0)
+    assert g1["mean_handling_hours"] == pytest.approx((24 + 72 + 12 + 74) / 4)
+    applied = ev.apply_history(events, history)
+    e3 = applied.set_index("event_id").loc["e3"]
+    assert e3["status"] == "closed" and e3["worker"] == "王芳"
+    assert e3["closed_at"] == pd.Timestamp("2025-03-13T10:00:00+08:00")
+    bad = history.iloc[[0, 4]]  # accepted -> closed
+    with pytest.raises(InputError, match="e3: accepted -> closed"):
+        ev.apply_history(events, bad)

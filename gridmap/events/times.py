@@ -30,8 +30,8 @@ ZONES: tuple[tuple[str, float, float, float, float], ...] = (
     ("Asia/Hong_Kong", 113.8, 22.15, 114.45, 22.57),
     ("Asia/Taipei", 119.3, 21.8, 122.1, 25.4),
     ("Asia/Shanghai", 73.5, 18.0, 135.1, 53.6),  # all of China keeps UTC+08:00
-    ("Asia/Jakarta", 95.0, -11.0, 115.5, 6.1),  # WIB +07:00: Sumatra, Java, W/C Kalimantan
-    ("Asia/Makassar", 115.5, -11.0, 125.0, 6.1),  # WITA +08:00
+    ("Asia/Jakarta", 95.0, -11.0, 114.4, 6.1),  # WIB +07:00: Sumatra, Java, W Kalimantan
+    ("Asia/Makassar", 114.4, -11.0, 125.0, 6.1),  # WITA +08:00: Bali, Sulawesi, ...
     ("Asia/Jayapura", 125.0, -11.0, 141.1, 6.1),  # WIT +09:00
     ("Europe/Paris", -5.3, 41.3, 9.6, 51.1),
     ("Europe/London", -8.7, 49.8, 1.8, 60.9),

@@ -117,7 +117,8 @@ def _current(event: Any) -> tuple[str, pd.Timestamp | None]:
             raise InputError("a history table needs 'status' and 'at' columns", source="event")
         times = pd.to_datetime(event["at"], utc=True, format="ISO8601")
         last = len(event) - 1 - int(np.argmax(times.to_numpy()[::-1]))  # latest, last on ties
-        return str(event["status"].iloc[last]), times.iloc[last]
+        # the latest entry's own offset (naive times of the next step are read in it)
+        return str(event["status"].iloc[last]), _as_time(event["at"].iloc[last], DEFAULT_TZ, "at")
     if not isinstance(event, Mapping | pd.Series):
         raise InputError(
             f"expected an event (mapping or row) or its history table, not {type(event).__name__}",
