@@ -29,7 +29,7 @@ from pyproj import Transformer
 from gridmap.crs import WGS84, to_wgs84
 from gridmap.plan import GRID_COLUMNS
 
-from .store import EVENT_FIELDS, PlanRecord, Store, plan_from_bytes
+from .store import EVENT_FIELDS, PlanRecord, Store
 
 #: China Standard Time (no daylight saving): given to times without an offset.
 CST = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -433,6 +433,28 @@ class PlanCache:
         self._locks: dict[tuple[int, int], threading.Lock] = {}
         self._lock = threading.Lock()
         self._derived: OrderedDict[tuple, Any] = OrderedDict()
+        self._plans: OrderedDict[tuple[int, int], Any] = OrderedDict()
+
+    def put(self, record: PlanRecord, plan: Any) -> None:
+        """Keep the decoded plan of `record`'s version (e.g. just made by an edit), so
+        neither the next edit nor the first view of it decodes the store's bytes."""
+        with self._lock:
+            self._plans[(record.id, record.version)] = plan
+            while len(self._plans) > self.size:
+                self._plans.popitem(last=False)
+
+    def plan(self, record: PlanRecord) -> Any:
+        """The :class:`gridmap.Plan` of `record`'s version (kept, viewed or decoded)."""
+        key = (record.id, record.version)
+        with self._lock:
+            if key in self._plans:
+                self._plans.move_to_end(key)
+                return self._plans[key]
+            if key in self._views:
+                return self._views[key].plan
+        plan = self.store.plan_object(record.id, record.version)
+        self.put(record, plan)
+        return plan
 
     def view(self, record: PlanRecord) -> PlanView:
         """Return the view of `record`'s version, decoding the plan on first use."""
@@ -446,7 +468,10 @@ class PlanCache:
             with self._lock:
                 if key in self._views:
                     return self._views[key]
-            plan = plan_from_bytes(self.store.plan_bytes(record.id, record.version))
+            with self._lock:
+                plan = self._plans.get(key)
+            if plan is None:
+                plan = self.store.plan_object(record.id, record.version)
             view = PlanView(record, plan)
             with self._lock:
                 self._views[key] = view

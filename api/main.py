@@ -30,6 +30,7 @@ from .jobs import Instance, JobRunner, exclusive, reap_dead_instances
 from .routers import (
     audit,
     buildings,
+    edits,
     events,
     grids,
     jobs,
@@ -187,7 +188,7 @@ def create_app(store_path: str | Path | None = None, settings: Settings | None =
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     routers = (plans, grids, buildings, events, stats, jobs, settings_router, users, audit, pages)
-    routers += (search, photos)
+    routers += (search, photos, edits)
     for module in routers:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")

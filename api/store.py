@@ -184,6 +184,17 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_who ON audit (who, id);
 CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts);
+CREATE TABLE IF NOT EXISTS plan_edits (
+    plan_id INTEGER NOT NULL REFERENCES plans(id),
+    version INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    op TEXT NOT NULL,
+    args TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    delta TEXT,
+    PRIMARY KEY (plan_id, version)
+);
 """
 
 #: The audit log is append-only: the database itself refuses to change or remove entries.
@@ -688,22 +699,189 @@ class Store:
         )
         if row is None:
             raise NotFound(f"plan {plan_id} has no version {version}")
-        return bytes(row["gpkg"])
+        data = bytes(row["gpkg"])
+        if not data:  # an edit stored as a delta (see add_edit_version)
+            data = plan_to_bytes(self.plan_object(plan_id, version))
+        return data
+
+    def plan_object(self, plan_id: int, version: int) -> Any:
+        """One plan version as a :class:`gridmap.Plan`.
+
+        A version saved whole is read from its GeoPackage; a version saved by
+        :meth:`add_edit_version` as a delta is rebuilt from the nearest earlier whole
+        version by replaying the edits after it (:func:`gridmap.edit.replay`,
+        :func:`gridmap.edit.undo`, :func:`gridmap.edit.redo`).
+        """
+        con = self._con()
+        rows = con.execute(
+            "SELECT version, length(gpkg) AS n FROM plan_versions WHERE plan_id = ? "
+            "AND version <= ? ORDER BY version DESC",
+            (plan_id, version),
+        ).fetchall()
+        if not rows or int(rows[0]["version"]) != int(version):
+            raise NotFound(f"plan {plan_id} has no version {version}")
+        chain = []
+        for r in rows:
+            if r["n"]:
+                base = int(r["version"])
+                break
+            chain.append(int(r["version"]))
+        else:  # pragma: no cover - version 1 is always whole
+            raise NotFound(f"plan {plan_id} has no whole version before {version}")
+        plan = plan_from_bytes(self.plan_bytes(plan_id, base))
+        if not chain:
+            return plan
+        from gridmap import edit
+
+        for v in reversed(chain):
+            row = con.execute(
+                "SELECT op, delta FROM plan_edits WHERE plan_id = ? AND version = ?", (plan_id, v)
+            ).fetchone()
+            if row is None:  # pragma: no cover - a delta version always has its edit row
+                raise NotFound(f"plan {plan_id} version {v} has no recorded edit")
+            if row["op"] == "undo":
+                plan = edit.undo(plan)
+            elif row["op"] == "redo":
+                plan = edit.redo(plan)
+            else:
+                plan = edit.replay(plan, json.loads(row["delta"]))
+        return plan
+
+    def plan_version(self, plan_id: int, version: int) -> PlanRecord:
+        """The record of one saved version of a plan (its own summary and checksum)."""
+        if not (_valid_id(plan_id) and _valid_id(version)):
+            raise NotFound(f"plan {plan_id} has no version {version}")
+        row = (
+            self._con()
+            .execute(
+                "SELECT p.id, p.name, v.version, p.created, v.created AS updated, v.summary, "
+                "v.notes, v.comment, v.sha256 FROM plans p JOIN plan_versions v "
+                "ON v.plan_id = p.id WHERE p.id = ? AND v.version = ?",
+                (plan_id, version),
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise NotFound(f"plan {plan_id} has no version {version}")
+        return self._record(row)
+
+    def add_edit_version(
+        self,
+        plan_id: int,
+        expected_version: int,
+        *,
+        op: str,
+        args: dict[str, Any],
+        reason: str,
+        summary: dict[str, Any],
+        notes: list[str],
+        delta: dict[str, Any] | None = None,
+        gpkg: bytes | None = None,
+        actor: Actor | None = None,
+        audit_extra: dict[str, Any] | None = None,
+    ) -> PlanRecord:
+        """Save the plan after an edit as its next version, with the edit's op, args,
+        reason and actor (``plan_edits``) and an audit entry (``plan.edit``).
+
+        The version is saved whole (`gpkg`, e.g. an uploaded plan) or as a delta: the
+        undo-log record of the edit (`delta`, :func:`gridmap.edit.replay` applies it),
+        or nothing for ``undo``/``redo``, which the plan's own undo log replays. A delta
+        takes milliseconds to store where a whole city plan takes seconds; reading a
+        delta version back rebuilds it (:meth:`plan_object`).
+
+        Raises
+        ------
+        NotFound
+            No such plan.
+        VersionConflict
+            The plan's current version is not `expected_version`.
+        """
+        if not _valid_id(plan_id):
+            raise NotFound(f"plan {plan_id} does not exist")
+        if gpkg is None and delta is None and op not in ("undo", "redo"):
+            raise ValueError(f"edit {op!r} needs a delta or the whole plan")
+        now = _now()
+        delta_text = None if delta is None else json.dumps(delta, ensure_ascii=False)
+        data = gpkg if gpkg is not None else b""
+        with self.transaction() as con:
+            row = con.execute("SELECT version FROM plans WHERE id = ?", (plan_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"plan {plan_id} does not exist")
+            current = int(row["version"])
+            if current != int(expected_version):
+                raise VersionConflict(plan_id, int(expected_version), current)
+            new = current + 1
+            self._insert_version(con, plan_id, new, now, data, summary, notes, reason or op)
+            if not data:  # the checksum of a delta version is that of its delta
+                con.execute(
+                    "UPDATE plan_versions SET sha256 = ? WHERE plan_id = ? AND version = ?",
+                    (
+                        hashlib.sha256(f"{plan_id}/{new}/{op}/{delta_text}".encode()).hexdigest(),
+                        plan_id,
+                        new,
+                    ),
+                )
+            con.execute(
+                "INSERT INTO plan_edits (plan_id, version, at, actor, op, args, reason, delta) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    plan_id,
+                    new,
+                    now,
+                    (actor or SYSTEM).name,
+                    op,
+                    json.dumps(args, ensure_ascii=False, default=str),
+                    reason or "",
+                    delta_text,
+                ),
+            )
+            con.execute(
+                "UPDATE plans SET version = ?, updated = ? WHERE id = ?", (new, now, plan_id)
+            )
+            self._audit(
+                con,
+                actor,
+                "plan.edit",
+                f"plan/{plan_id}",
+                {"version": current},
+                {"version": new, "op": op, "args": args, "reason": reason, **(audit_extra or {})},
+            )
+        return self.plan(plan_id)
 
     def versions(self, plan_id: int) -> list[dict[str, Any]]:
-        """Return the saved versions of a plan (without the plan bytes), oldest first."""
+        """Return the saved versions of a plan (without the plan bytes), oldest first.
+
+        Each has ``version``, ``created`` (= ``at``), ``comment``, ``sha256``, ``actor``
+        (who saved it), ``op`` (the edit: ``create`` for version 1, an edit op of
+        :meth:`add_edit_version`, ``upload``, or ``edit`` for a name/worker change) and
+        ``reason``.
+        """
         if not _valid_id(plan_id):
             return []
         rows = (
             self._con()
             .execute(
-                "SELECT version, created, comment, sha256 FROM plan_versions WHERE plan_id = ? "
-                "ORDER BY version",
+                "SELECT v.version, v.created, v.comment, v.sha256, e.op, e.reason, e.actor, "
+                "(SELECT a.who FROM audit a WHERE a.target = 'plan/' || v.plan_id "
+                "AND a.action IN ('plan.create', 'plan.edit') "
+                "AND json_extract(a.after, '$.version') = v.version ORDER BY a.id LIMIT 1) "
+                "AS who FROM plan_versions v LEFT JOIN plan_edits e "
+                "ON e.plan_id = v.plan_id AND e.version = v.version "
+                "WHERE v.plan_id = ? ORDER BY v.version",
                 (plan_id,),
             )
             .fetchall()
         )
-        return [dict(r) for r in rows]
+        out = []
+        for r in rows:
+            d = dict(r)
+            who = d.pop("who")
+            d["at"] = d["created"]
+            d["actor"] = d["actor"] or who
+            d["op"] = d["op"] or ("create" if d["version"] == 1 else "edit")
+            d["reason"] = d["reason"] if d["reason"] is not None else d["comment"]
+            out.append(d)
+        return out
 
     # --------------------------------------------------------------- overlays
     def set_overlay(
