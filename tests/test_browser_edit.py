@@ -158,19 +158,20 @@ def test_select_brush_assign_undo_and_conflict(browser, tmp_path):
 
     pg.fill("#edit-reason", "entrances face grid A")
     pg.click("#edit-assign")
-    pg.wait_for_function("window.gridmapEdit.last !== null", timeout=30_000)
+    pg.wait_for_function("window.gridmapEdit.saved !== null", timeout=30_000)
     totals = pg.inner_text("#edit-totals")
     assert a[-6:] in totals and str(before_a + moved) in totals
     # the API moved exactly those households
     assert _api_hh(pg, server, [a, b_code]) == [before_a + moved, before_b - moved]
     assert pg.evaluate("window.gridmapEdit.selected.size") == 0
+    pg.click("#edit-history-box summary")  # the version history with the reasons
     history = pg.inner_text("#edit-history")
     assert "entrances face grid A" in history
 
     # undo: back to the figures before
     v = pg.evaluate("window.gridmapEdit.version")
     pg.click("#edit-undo")
-    pg.wait_for_function(f"window.gridmapEdit.version > {v}", timeout=30_000)
+    pg.wait_for_function(f"window.gridmapEdit.saved > {v}", timeout=30_000)
     assert _api_hh(pg, server, [a, b_code]) == [before_a, before_b]
 
     # compare the version before the move with the move: two maps side by side

@@ -91,6 +91,7 @@
     selected: new Map(), // building_id -> {households, grid}
     grids: new Map(), // grid_code -> properties
     last: null, // last answer of POST /edits
+    saved: null, // version of the last edit once the map shows it
     conflict: null,
     busy: false,
     versions: [],
@@ -478,8 +479,10 @@
         st.last = res;
         st.version = res.version;
         st.selected.clear();
-        st.busy = false;
+        render(); // the totals of the changed grids at once
         await Promise.all([loadGrids(), loadBuildings(), loadVersions()]);
+        st.busy = false;
+        st.saved = res.version;
         message(fmt(T.saved, { v: res.version }));
         render();
         return res;
