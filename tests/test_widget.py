@@ -116,7 +116,7 @@ def test_bad_strokes_are_refused(plan):
         editor.assign(plan.buildings.loc[plan.buildings["grid_code"] == a, "building_id"][:3], a)
     with pytest.raises(PlanError, match="no building 'nope'"):
         editor.assign(["nope"], a)
-    with pytest.raises(PlanError, match="no grid '999999'"):
+    with pytest.raises(PlanError, match="no grid with code .999999."):
         editor.assign(ids, "999999")
     with pytest.raises(PlanError, match="Plan"):
         GridEditor("plan.gpkg")

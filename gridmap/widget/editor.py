@@ -41,6 +41,7 @@ import shapely
 
 from .. import edit
 from ..crs import to_wgs84
+from ..edit.common import locked_codes, resolve_code, resolve_codes
 from ..errors import GridmapError, PlanError
 from ..plan import Plan
 
@@ -180,7 +181,7 @@ class GridEditor(anywidget.AnyWidget):
         self._buildings = _building_payload(plan)
         self._sync()
         if active_grid is not None:
-            self.active_grid = _resolve(plan, active_grid)
+            self.active_grid = resolve_code(plan, active_grid)
         else:
             residential = plan.grids[plan.grids["kind"] != "special"]
             first = residential if len(residential) else plan.grids
@@ -234,7 +235,7 @@ class GridEditor(anywidget.AnyWidget):
         PlanError
             Unknown building or grid, nothing to move, or a locked grid involved.
         """
-        target = _resolve(self._plan, to_grid or self.active_grid)
+        target = resolve_code(self._plan, to_grid or self.active_grid)
         res = edit.assign(self._plan, ids, target, reason=self._reason(reason, "painted"))
         self._apply(res)
         return res
@@ -297,15 +298,13 @@ class GridEditor(anywidget.AnyWidget):
             if not self.active_grid:
                 raise PlanError("no active grid: pick one first")
             codes = [self.active_grid]
-        elif isinstance(codes, str):
-            codes = [codes]
-        return [_resolve(self._plan, c) for c in codes]
+        return resolve_codes(self._plan, codes)
 
     def _row(self, code: str) -> pd.Series:
         if not code:
             raise PlanError("no active grid: pick one first")
         g = self._plan.grids.set_index("grid_code")
-        return g.loc[_resolve(self._plan, code)]
+        return g.loc[resolve_code(self._plan, code)]
 
     def _apply(self, result: edit.EditResult | Plan) -> None:
         """Take the plan of an edit (or of undo/redo), re-check the grids it changed."""
@@ -366,24 +365,6 @@ class GridEditor(anywidget.AnyWidget):
 
 
 # ------------------------------------------------------------------- payloads
-def _resolve(plan: Plan, code: str) -> str:
-    """A full grid code from a full code or a unique ending."""
-    code = str(code).strip()
-    codes = plan.grids["grid_code"].astype(str)
-    if (codes == code).any():
-        return code
-    hits = codes[codes.str.endswith(code)] if code else codes.iloc[0:0]
-    if len(hits) == 1:
-        return str(hits.iloc[0])
-    if len(hits) > 1:
-        raise PlanError(f"grid code ending {code!r} is ambiguous: {', '.join(hits.iloc[:5])}")
-    raise PlanError(f"no grid {code!r} in the plan")
-
-
-def _locked(plan: Plan) -> set[str]:
-    return {str(c) for c in plan.params.get("locked_grids", []) or []}
-
-
 def _grid_table(plan: Plan, checks: pd.DataFrame) -> pd.DataFrame:
     """Every grid's households against its range, with the violations of `checks`
     (:func:`gridmap.edit.check_grids` rows indexed by code)."""
@@ -395,7 +376,7 @@ def _grid_table(plan: Plan, checks: pd.DataFrame) -> pd.DataFrame:
     special = (g["kind"] == "special").to_numpy()
     status = np.where(special, "special", np.where(hh < lo, "low", np.where(hh > hi, "high", "ok")))
     c = checks.reindex(codes)
-    locked = _locked(plan)
+    locked = locked_codes(plan)
     out = pd.DataFrame(
         {
             "grid_code": codes.to_numpy(),
