@@ -65,6 +65,7 @@ __all__ = [
     "COLOUR_ZH",
     "DEFAULT_THRESHOLDS",
     "DEM_MAX_CELLS",
+    "DEPTH_RAMP",
     "PALETTE",
     "PERSONS_PER_HOUSEHOLD",
     "FloodGrading",
@@ -1150,12 +1151,18 @@ def _grid_frame(agg: pd.DataFrame, grids: gpd.GeoDataFrame | None, crs: Any) -> 
 # --------------------------------------------------------------------------- outputs
 
 
-def _depth_rgba(depth: np.ndarray, vmax: float = 3.0) -> np.ndarray:
-    """Colour depths light blue (shallow) to dark blue (>= vmax); dry cells transparent."""
+#: Water depth on the maps: light to dark teal (blue is the colour of a flood grade).
+DEPTH_RAMP: tuple[str, str] = ("#c7eae5", "#01665e")
+#: Depth shown in the darkest colour of :data:`DEPTH_RAMP` (m).
+DEPTH_RAMP_MAX_M = 3.0
+
+
+def _depth_rgba(depth: np.ndarray, vmax: float = DEPTH_RAMP_MAX_M) -> np.ndarray:
+    """Colour depths light teal (shallow) to dark teal (>= vmax); dry cells transparent."""
     wet = np.isfinite(depth) & (depth > 0)
     t = np.clip(np.nan_to_num(depth) / vmax, 0, 1)[..., None]
-    light = np.array([198, 219, 239], dtype=float)
-    dark = np.array([8, 48, 107], dtype=float)
+    light = np.array([int(DEPTH_RAMP[0][i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
+    dark = np.array([int(DEPTH_RAMP[1][i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
     rgb = (1 - t) * light + t * dark
     rgba = np.zeros((*depth.shape, 4), dtype=np.uint8)
     rgba[..., :3] = rgb.astype(np.uint8)
@@ -1240,38 +1247,40 @@ def _depth_overlay_image(
     return None
 
 
-def _legend_html(grading: FloodGrading) -> str:
+def _legend_html(grading: FloodGrading, depth_layer: str | None) -> str:
+    from .maps import legend_box, legend_row
+
     t = grading.thresholds
 
     def fmt(v: float) -> str:
         return f"{v:g}"
 
-    rows = [
-        ("red", f"红 Red ≥ {fmt(t['red'])} m"),
-        ("orange", f"橙 Orange {fmt(t['orange'])}–{fmt(t['red'])} m"),
-        ("yellow", f"黄 Yellow {fmt(t['yellow'])}–{fmt(t['orange'])} m"),
-        (
-            "blue",
-            f"蓝 Blue {fmt(t['blue'])}–{fmt(t['yellow'])} m 或历史淹没范围 / "
-            "or historical flood extent",
-        ),
-    ]
-    items = "".join(
-        f'<div><span style="display:inline-block;width:14px;height:14px;'
-        f'background:{PALETTE[c]};margin-right:6px;vertical-align:middle"></span>{label}</div>'
-        for c, label in rows
-    )
+    labels = {
+        "red": f"红 Red ≥ {fmt(t['red'])} m",
+        "orange": f"橙 Orange {fmt(t['orange'])}–{fmt(t['red'])} m",
+        "yellow": f"黄 Yellow {fmt(t['yellow'])}–{fmt(t['orange'])} m",
+        "blue": f"蓝 Blue {fmt(t['blue'])}–{fmt(t['yellow'])} m 或历史淹没范围 / "
+        "or historical flood extent",
+        "none": "无风险 No risk",
+    }
     share = f"{grading.grid_share:.0%}"
-    return (
-        '<div style="position:fixed;bottom:24px;left:24px;z-index:9999;background:white;'
-        "padding:8px 10px;border:1px solid #888;border-radius:4px;font:12px sans-serif;"
-        'line-height:1.6">'
-        "<b>洪涝风险四色分级 Flood risk (water depth)</b>"
-        f"{items}"
-        f"<div style='margin-top:4px'>网格颜色：至少 {share} 住户所在的最高风险等级<br>"
-        f"Grid outline: worst colour holding ≥ {share} of its households</div>"
-        "</div>"
+    rows = ["<div>楼栋 Buildings</div>"]
+    rows += [legend_row(f"background:{PALETTE[c]}", labels[c]) for c in (*COLOURS, "none")]
+    rows.append(
+        legend_row(
+            f"border:2px solid {PALETTE['red']};background:#fff",
+            f"网格轮廓：至少 {share} 住户所在的最高等级 / Grid outline: worst colour "
+            f"holding ≥ {share} of its households",
+        )
     )
+    if depth_layer is not None:
+        rows.append(
+            legend_row(
+                f"background:linear-gradient(90deg,{DEPTH_RAMP[0]},{DEPTH_RAMP[1]});width:28px",
+                f"水深 Water depth 0 – ≥{DEPTH_RAMP_MAX_M:g} m",
+            )
+        )
+    return legend_box("洪涝风险四色分级 Flood risk (water depth)", rows, element_id="flood-legend")
 
 
 def flood_map(
@@ -1286,7 +1295,7 @@ def flood_map(
     Shows the buildings in the four colours (red #e60000, orange #ff8c00,
     yellow #ffd700, blue #1e6fd9; ``none`` buildings in grey only when there are at most
     20,000 buildings), the grid outlines coloured by grade, the depth raster as a
-    semi-transparent overlay (warped to Web Mercator and reduced to at most 1024 pixels
+    semi-transparent teal overlay (warped to Web Mercator and reduced to at most 1024 pixels
     a side, in memory), and a legend in Chinese and English.
 
     Parameters
@@ -1314,6 +1323,7 @@ def flood_map(
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
     add_tiles(m, tiles, attribution)
     overlay = _depth_overlay_image(grading, depth)
+    depth_layer = None if overlay is None else overlay[2]
     if overlay is not None:
         img, bounds, name = overlay
         folium.raster_layers.ImageOverlay(
@@ -1390,7 +1400,7 @@ def flood_map(
         ).add_to(fg)
         fg.add_to(m)
 
-    m.get_root().html.add_child(folium.Element(_legend_html(grading)))
+    m.get_root().html.add_child(folium.Element(_legend_html(grading, depth_layer)))
     folium.LayerControl(collapsed=True).add_to(m)
     if len(b) and not b.geometry.is_empty.all():
         w, s, e, n = b.total_bounds

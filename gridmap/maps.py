@@ -48,7 +48,7 @@ PALETTE = [
     "#bababa",
     "#8dd3c7",
     "#c2a5cf",
-    "#bf9b7a",
+    "#f1b6da",
     "#7fbc41",
     "#d9f0d3",
     "#9970ab",

@@ -25,7 +25,7 @@ from pyproj import CRS
 
 from ..crs import to_wgs84
 from ..io import write_table
-from ..maps import add_tiles, save_html
+from ..maps import add_tiles, legend_box, legend_row, save_html
 from ..roads import RoadNetwork
 from .network import Access
 
@@ -45,27 +45,32 @@ __all__ = [
 ]
 
 #: Colours of the departure waves (wave 1 first), for buildings, routes and roads.
+#: Red, orange, yellow and blue are kept for the flood grades.
 WAVE_COLOURS = [
     "#762a83",
-    "#e7298a",
-    "#1b9e77",
-    "#66a61e",
-    "#e6ab02",
-    "#7570b3",
-    "#fb9a99",
-    "#b15928",
+    "#1b7837",
+    "#c51b7d",
+    "#5aae61",
+    "#9970ab",
+    "#00441b",
+    "#de77ae",
+    "#40004b",
 ]
 
-#: Colour of the roads flooded at the peak: a light blue no route uses.
-FLOODED_ROAD_COLOUR = "#00bfff"
+#: Colour of the roads flooded at the peak (and of the ring of island shelters): the
+#: teal of water depth on the flood map, a colour no route uses.
+FLOODED_ROAD_COLOUR = "#35978f"
 
 #: Colours of the buildings not placed, by reason.
 REASON_COLOURS = {
     "needs_transport": "#000000",
-    "no_capacity": "#8c2d04",
-    "no_route": "#525252",
+    "no_capacity": "#d9d9d9",
+    "no_route": "#737373",
     "cut_off": "#252525",
 }
+
+#: Outline of the buildings not placed (magenta: no wave, reason or flood colour).
+_UNPLACED_RING = "#ff00ff"
 
 _REASON_LABELS = {
     "needs_transport": "需车辆/舟艇转运 needs transport",
@@ -574,22 +579,14 @@ def road_table(plan: EvacuationPlan) -> pd.DataFrame:
 
 def _legend_html(plan: EvacuationPlan) -> str:
     s = summary(plan)
-    esc = _html.escape
-
-    def sw(style: str, label: str) -> str:
-        return (
-            f'<div><span style="display:inline-block;width:14px;height:14px;{style};'
-            f'margin-right:6px;vertical-align:middle"></span>{esc(label)}</div>'
-        )
+    sw = legend_row
 
     def ln(style: str, label: str) -> str:
-        return (
-            f'<div><span style="display:inline-block;width:22px;{style};margin-right:6px;'
-            f'vertical-align:middle"></span>{esc(label)}</div>'
-        )
+        return legend_row(f"{style};width:22px;height:0", label)
 
     waves = s["persons_by_wave"]
-    items = [
+    items = ["<div>转移楼栋（按批次）Buildings to move, by wave</div>"]
+    items += [
         sw(f"background:{wave_colour(w)}", f"第{w}批 wave {w}: {waves.get(w, 0):,} 人 persons")
         for w in range(1, int(plan.params.get("waves", 1)) + 1)
     ]
@@ -597,7 +594,7 @@ def _legend_html(plan: EvacuationPlan) -> str:
         if s[f"{reason}_persons"]:
             items.append(
                 sw(
-                    f"background:{colour};border:2px solid #ff00ff",
+                    f"background:{colour};border:2px solid {_UNPLACED_RING}",
                     f"{_REASON_LABELS[reason]}: {s[f'{reason}_persons']:,}",
                 )
             )
@@ -618,23 +615,23 @@ def _legend_html(plan: EvacuationPlan) -> str:
             "洪峰时受淹道路 road flooded at the peak",
         ),
         ln(
-            f"border-top:3px solid {wave_colour(1)}",
-            "转移道路（按批次着色）evacuation roads by wave",
+            f"border-top:4px solid {wave_colour(1)}",
+            "转移道路（按批次着色，宽度=人数）evacuation roads by wave, width = persons",
         ),
+        ln(
+            f"border-top:2px solid {wave_colour(1)}",
+            "转移路线（按批次着色，初始关闭）routes by wave (layer off at start)",
+        ),
+        ln("border-top:2px solid #8a8a8a", "道路 roads"),
     ]
-    return (
-        '<div id="evac-legend" style="position:fixed;bottom:24px;left:24px;z-index:9999;'
-        "background:white;padding:8px 10px;border:1px solid #888;border-radius:4px;"
-        'font:12px sans-serif;line-height:1.6;max-width:340px">'
-        "<b>避险转移 Evacuation plan</b>"
-        f"{''.join(items)}"
+    items.append(
         f"<div style='margin-top:4px'>步行安置 placed {s['placed_persons']:,} / "
         f"{s['persons']:,} 人 persons ({100 * s['placed_share']:.1f}%)；"
         f"洪峰时路线受淹 routes cut at the peak: {s['cut_at_peak_persons']:,}<br>"
         f"步行上限 walking limit {s['max_walk_min']:g} min；"
         f"全部到达 clearance ≈ {s['clearance_time_min']:.0f} min</div>"
-        "</div>"
     )
+    return legend_box("避险转移 Evacuation plan", items, element_id="evac-legend")
 
 
 def evacuation_map(
@@ -650,10 +647,10 @@ def evacuation_map(
     Shows the buildings placed in a shelter coloured by departure wave, the buildings not
     placed coloured by reason with a magenta outline (and a marker, so that they are seen
     at any zoom), the shelters as circles sized by their load (islands at the peak ringed
-    in light blue, closed shelters grey), the evacuation roads coloured by the earliest
+    in teal, closed shelters grey), the evacuation roads coloured by the earliest
     wave walking on them (width by persons), the individual routes when there are at
     most `max_routes` (a layer switched off at start), and the roads flooded at the peak
-    dashed in light blue, a colour no route uses. Popups and the legend are in Chinese
+    dashed in teal, a colour no route uses. Popups and the legend are in Chinese
     and English. Save it with :func:`gridmap.maps.save_html` for a page that works offline.
 
     Parameters
@@ -778,7 +775,8 @@ def evacuation_map(
             for w in sorted(bw.loc[placed, "wave"].dropna().unique())
         ]
         groups += [
-            (_REASON_LABELS[r], bw["status"] == r, c, "#ff00ff") for r, c in REASON_COLOURS.items()
+            (_REASON_LABELS[r], bw["status"] == r, c, _UNPLACED_RING)
+            for r, c in REASON_COLOURS.items()
         ]
         for label, mask, c, ring in groups:
             sub = bw[mask]
