@@ -42,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "validate_plan": "validate",
     # maps
     "plan_map": "maps",
+    "save_html": "maps",
     # events
     "read_events": "events",
     "assign_events": "events",
