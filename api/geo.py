@@ -27,6 +27,7 @@ import shapely
 from pyproj import Transformer
 
 from gridmap.crs import WGS84, to_wgs84
+from gridmap.events.schema import OPEN_STATUSES
 from gridmap.plan import GRID_COLUMNS
 
 from .store import EVENT_FIELDS, PlanRecord, Store
@@ -562,6 +563,7 @@ def event_features(df: pd.DataFrame) -> list[str]:
             "status": df["status"],
             "deadline": df["deadline"],
             "closed_at": df["closed_at"],
+            "worker": df["worker"] if "worker" in df else None,
         }
     )
     props = props.astype(object).where(props.notna(), None)
@@ -626,8 +628,12 @@ _STAT_COLUMNS = (
     "on_time_rate",
     "overdue",
     "no_deadline",
+    "unknown",
     "median_handling_hours",
+    "mean_handling_hours",
 )
+#: Columns of a community that lead its row in ``/api/stats/communities``.
+_COMMUNITY_COLUMNS = ("community_code", "street_code", "community_name", "grids")
 
 
 def _stats_with_module(event_stats, view, df, start, end) -> dict[str, Any]:
@@ -652,10 +658,16 @@ def _stats_with_module(event_stats, view, df, start, end) -> dict[str, Any]:
     out = g[cols + cats].copy()
     out["grid_code"] = out["grid_code"].astype(str)
     summary = {k: clean_json(v) for k, v in st.summary.items()}
+    communities = []
+    if st.communities is not None:
+        c = st.communities
+        keep = [k for k in (*_COMMUNITY_COLUMNS, *_STAT_COLUMNS[1:]) if k in c.columns]
+        communities = clean_json(c[keep].astype({"community_code": str}).to_dict("records"))
     return {
         "method": "gridmap.events.event_stats",
         "summary": summary,
         "grids": clean_json(out.to_dict("records")),
+        "communities": communities,
     }
 
 
@@ -665,7 +677,7 @@ def _simple_stats(view: PlanView, df: pd.DataFrame) -> dict[str, Any]:
     ok = gidx >= 0
     status = df["status"].to_numpy(object) if len(df) else np.zeros(0, object)
     counts = np.bincount(gidx[ok], minlength=n)
-    open_ = np.bincount(gidx[ok & (status == "open")], minlength=n)
+    open_ = np.bincount(gidx[ok & np.isin(status, sorted(OPEN_STATUSES))], minlength=n)
     closed = np.bincount(gidx[ok & (status == "closed")], minlength=n)
     hh = view.households
     with np.errstate(divide="ignore", invalid="ignore"):

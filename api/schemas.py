@@ -17,6 +17,8 @@ from pydantic import (
     model_validator,
 )
 
+from gridmap.events.workflow import normalise_status
+
 from .i18n import CATEGORY_LABELS, SOURCE_LABELS, STATUS_LABELS
 from .store import ROLES
 
@@ -238,16 +240,31 @@ class EventIn(BaseModel):
 
 
 class EventPatch(BaseModel):
-    """Handling an event (事件办理): new status, closing time or deadline.
+    """A step of the event loop (上报 → 受理 → 分派 → 处置 → 反馈 → 办结), or a new
+    deadline.
 
-    Closing (``status`` ``closed``) without ``closed_at`` records the time of the
-    request. ``revision`` (from ``GET /api/events/{id}``), when given, must be the
-    event's current revision: a change made meanwhile gives 409.
+    ``status`` is the next step: ``accepted``, ``assigned`` (with ``worker``),
+    ``handled``, ``feedback``, ``closed``, or ``cancelled`` from any step before
+    ``closed``; a ``reported`` (or ``open``) event may also be ``closed`` at once
+    (handled on the spot). Any other move is refused (422, naming the next step).
+    ``at`` is when the step was taken (default: now; not earlier than the previous
+    step, not in the future); ``closed_at`` is accepted for ``closed`` as before and
+    must then equal ``at``. ``revision`` (from ``GET /api/events/{id}``), when given,
+    must be the event's current revision: a change made meanwhile gives 409.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    status: str | None = Field(None, description="open, closed or cancelled (办理中/已办结/已撤销)")
+    status: str | None = Field(
+        None,
+        description="the step: accepted (受理), assigned (分派), handled (处置), feedback "
+        "(反馈), closed (办结) or cancelled (撤销)",
+    )
+    at: IsoTime | None = Field(None, description="ISO 8601 time of the step (default: now)")
+    note: str | None = Field(None, max_length=2000, description="what was done, the answer ...")
+    worker: str | None = Field(
+        None, min_length=1, max_length=100, description="the worker (for assigned)"
+    )
     closed_at: IsoTime | None = Field(None, description="ISO 8601 time it was closed")
     deadline: IsoTime | None = Field(None, description="ISO 8601 deadline for closing it")
     revision: int | None = Field(None, ge=0, le=2**31, description="the revision you changed")
@@ -258,10 +275,23 @@ class EventPatch(BaseModel):
         if value is None:
             return None
         key = value.strip()
-        code = STATUS_INPUT.get(key) or STATUS_INPUT.get(key.lower())
+        code = normalise_status(key) or STATUS_INPUT.get(key) or STATUS_INPUT.get(key.lower())
         if code is None:
-            raise ValueError(f"unknown status {value!r}; use open, closed or cancelled")
+            raise ValueError(
+                f"unknown status {value!r}; use one of accepted, assigned, handled, feedback, "
+                "closed, cancelled"
+            )
         return code
+
+
+class EventStep(BaseModel):
+    """One step of an event's loop."""
+
+    status: str = Field(description="reported, accepted, assigned, handled, feedback, closed, ...")
+    at: str = Field(description="ISO 8601 time of the step")
+    note: str | None = None
+    worker: str | None = None
+    actor: str | None = Field(None, description="who recorded the step (user name)")
 
 
 class EventOut(BaseModel):
@@ -280,6 +310,14 @@ class EventOut(BaseModel):
     lat: float
     received: str
     revision: int = Field(description="increases with every change")
+    worker: str | None = Field(None, description="the worker it is assigned to")
+    history: list[EventStep] = Field(
+        default_factory=list,
+        description="the loop so far, oldest first: the report, then every step taken",
+    )
+    next_steps: list[str] = Field(
+        default_factory=list, description="the statuses the event may go to next"
+    )
 
 
 class EventItemError(BaseModel):

@@ -137,6 +137,18 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_reported_ts ON events (reported_ts);
 CREATE INDEX IF NOT EXISTS events_grid_code ON events (grid_code);
+CREATE TABLE IF NOT EXISTS event_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    at TEXT NOT NULL,
+    ts REAL NOT NULL,
+    note TEXT,
+    worker TEXT,
+    actor TEXT NOT NULL,
+    recorded TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS event_history_event ON event_history (event_id, id);
 CREATE TABLE IF NOT EXISTS plan_overlays (
     plan_id INTEGER NOT NULL REFERENCES plans(id),
     name TEXT NOT NULL,
@@ -209,6 +221,7 @@ _TRIGGERS = (
 _ADDED_COLUMNS = (
     ("jobs", "owner", "TEXT"),
     ("events", "revision", "INTEGER NOT NULL DEFAULT 0"),
+    ("events", "worker", "TEXT"),
 )
 
 #: Event columns as stored (besides ``fid`` and ``geom``).
@@ -226,7 +239,10 @@ EVENT_FIELDS = (
     "lon",
     "lat",
     "received",
+    "worker",
 )
+#: Columns of a step of the event loop (``event_history``), as returned.
+EVENT_STEP_FIELDS = ("status", "at", "note", "worker", "actor")
 #: Job states.
 JOB_STATES = ("queued", "running", "done", "failed")
 
@@ -1010,8 +1026,10 @@ class Store:
         expected_revision: int,
         *,
         actor: Actor | None = None,
+        step: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Change an event's ``status``, ``closed_at`` or ``deadline`` (compare-and-set).
+        """Change an event's ``status``, ``closed_at``, ``deadline`` or ``worker``
+        (compare-and-set), recording a step of the event loop with it.
 
         Parameters
         ----------
@@ -1023,6 +1041,10 @@ class Store:
             The revision the change was based on.
         actor : Actor, optional
             Who changes it (audited ``event.update`` with the values before and after).
+        step : dict, optional
+            The step of the loop this change makes (``status``, ``at`` ISO 8601, ``ts``
+            timestamp, ``note``, ``worker``): appended to the event's history in the same
+            transaction (see :meth:`event_history`).
 
         Raises
         ------
@@ -1031,13 +1053,14 @@ class Store:
         EventConflict
             The event changed since `expected_revision`.
         """
-        allowed = {"status", "closed_at", "deadline"}
+        allowed = {"status", "closed_at", "deadline", "worker"}
         bad = set(changes) - allowed
         if bad:
             raise ValueError(f"events cannot change {sorted(bad)}")
         with self.transaction() as con:
             row = con.execute(
-                "SELECT status, closed_at, deadline, revision FROM events WHERE event_id = ?",
+                "SELECT status, closed_at, deadline, worker, revision FROM events "
+                "WHERE event_id = ?",
                 (event_id,),
             ).fetchone()
             if row is None:
@@ -1052,8 +1075,34 @@ class Store:
                 (*changes.values(), event_id),
             )
             after = {**changes, "revision": int(row["revision"]) + 1}
+            if step is not None:
+                con.execute(
+                    "INSERT INTO event_history (event_id, status, at, ts, note, worker, actor, "
+                    "recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        event_id,
+                        step["status"],
+                        step["at"],
+                        float(step["ts"]),
+                        step.get("note"),
+                        step.get("worker"),
+                        (actor or SYSTEM).name,
+                        _now(),
+                    ),
+                )
+                after["step"] = {k: step.get(k) for k in ("status", "at", "note", "worker")}
             self._audit(con, actor, "event.update", f"events/{event_id}", before, after)
         return self.event(event_id)
+
+    def event_history(self, event_id: str) -> list[dict[str, Any]]:
+        """The recorded steps of an event's loop (:data:`EVENT_STEP_FIELDS`), oldest
+        first; empty for an event never moved (or unknown)."""
+        rows = self._con().execute(
+            f"SELECT {', '.join(EVENT_STEP_FIELDS)} FROM event_history WHERE event_id = ? "
+            "ORDER BY ts, id",
+            (event_id,),
+        )
+        return [dict(r) for r in rows]
 
     @staticmethod
     def _update_event_extent(con: sqlite3.Connection) -> None:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+
+from gridmap.errors import GridmapError
+from gridmap.events.schema import OPEN_STATUSES, STEPS
+from gridmap.events.workflow import TransitionError, advance, allowed_steps
 
 from ..auth import Principal, check_scope, require
 from ..deps import ReadAccess, get_cache, get_store, plan_record, plan_view
@@ -26,7 +30,7 @@ from ..geo import (
     parse_time,
 )
 from ..schemas import ErrorBody, EventIn, EventOut, EventPatch, EventsAccepted, IsoTime
-from ..store import NotFound, Store
+from ..store import EventConflict, NotFound, Store
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 
@@ -239,15 +243,31 @@ EventId = Annotated[
     dependencies=[ReadAccess],
 )
 def get_event(event_id: EventId, store: Annotated[Store, Depends(get_store)]) -> dict[str, Any]:
-    """One event as stored, with its ``revision`` (for ``PATCH``)."""
+    """One event as stored, with its ``revision`` (for ``PATCH``), its ``history`` (the
+    report, then every step of the loop taken: status, at, note, worker, actor) and
+    ``next_steps`` (the statuses it may go to next)."""
     try:
-        return _event_out(store.event(event_id))
+        return _event_out(store.event(event_id), store.event_history(event_id))
     except NotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
 
 
-def _event_out(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k not in ("fid", "reported_ts")}
+def _event_out(row: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k not in ("fid", "reported_ts")}
+    report = {
+        "status": "reported",
+        "at": row["reported_at"],
+        "note": None,
+        "worker": None,
+        "actor": None,
+    }
+    out["history"] = [report, *steps]
+    out["next_steps"] = list(allowed_steps(row["status"]))
+    return out
+
+
+#: How far in the future a step's time may lie (clocks of phones differ a little).
+_CLOCK_SKEW = timedelta(minutes=5)
 
 
 @router.patch(
@@ -257,7 +277,7 @@ def _event_out(row: dict[str, Any]) -> dict[str, Any]:
         **_WRITE_ERRORS,
         404: {"model": ErrorBody, "description": "no such event"},
         409: {"model": ErrorBody, "description": "the event changed meanwhile"},
-        422: {"model": ErrorBody, "description": "invalid values"},
+        422: {"model": ErrorBody, "description": "invalid values or a step out of order"},
     },
 )
 def handle_event(
@@ -267,9 +287,17 @@ def handle_event(
     cache: Annotated[PlanCache, Depends(get_cache)],
     principal: Annotated[Principal, require("events.handle")],
 ) -> dict[str, Any]:
-    """Handle an event: change its ``status``, ``closed_at`` or ``deadline``.
-    Role: worker or admin; a scoped user only for events whose point lies in a grid
-    of their scope (located in the event's plan as it is now).
+    """Take an event one step along the loop 上报 → 受理 → 分派 → 处置 → 反馈 → 办结,
+    or change its deadline. Role: worker or admin; a scoped user only for events whose
+    point lies in a grid of their scope (located in the event's plan as it is now).
+
+    ``{"status": "accepted", "at": "...", "note": "..."}`` records the step (``worker``
+    is required for ``assigned``); its ``history`` shows it. Steps go in order: from each
+    step only the next one, or ``cancelled`` (a ``reported``/``open`` event may also be
+    ``closed`` at once: handled on the spot). Closed and cancelled events do not change
+    any more. A step out of order, or earlier than the step before, is a 422 naming the
+    next step (code ``invalid_step``). Closing sets ``closed_at`` to the step's time, so
+    the KPIs of ``/api/stats`` follow the loop.
     """
     try:
         row = store.event(event_id)
@@ -277,24 +305,91 @@ def handle_event(
         raise ApiError(404, "not_found", str(exc)) from exc
     changes = patch.model_dump(exclude_unset=True, exclude={"revision"})
     if not changes:
-        raise ApiError(422, "nothing_to_change", "give status, closed_at or deadline")
+        raise ApiError(422, "nothing_to_change", "give status (with at, note, worker) or deadline")
     if principal.scope is not None:
         check_scope(principal, [_event_grid(store, cache, row)], "handle events")
-    if changes.get("status") == "closed" and not changes.get("closed_at") and not row["closed_at"]:
-        changes["closed_at"] = datetime.now(UTC)
+    if patch.revision is not None and patch.revision != row["revision"]:
+        raise EventConflict(event_id, int(patch.revision), int(row["revision"]))
+    status = changes.pop("status", None)
+    at, note, worker = (changes.pop(k, None) for k in ("at", "note", "worker"))
+    step = None
+    if status is None:
+        if at is not None or note is not None or worker is not None:
+            raise ApiError(
+                422, "validation_error", "at, note and worker record a step: give its status"
+            )
+    else:
+        step = _step(event_id, row, store, status, at, note, worker, changes, principal)
+        changes["status"] = step["status"]
+        if step["status"] == "closed":
+            changes["closed_at"] = step["at"]
+        if step["status"] == "assigned":
+            changes["worker"] = step["worker"]
     reported = datetime.fromisoformat(row["reported_at"])
     for key in ("closed_at", "deadline"):
-        if changes.get(key) is not None:
-            if changes[key] < reported:
+        value = changes.get(key)
+        if isinstance(value, datetime):
+            if value < reported:
                 raise ApiError(
                     422,
                     "validation_error",
                     f"{key} is earlier than reported_at ({row['reported_at']})",
                 )
-            changes[key] = iso_cst(changes[key])
-    expected = row["revision"] if patch.revision is None else patch.revision
-    updated = store.update_event(event_id, changes, expected, actor=principal.actor)
-    return _event_out(updated)
+            changes[key] = iso_cst(value)
+    expected = row["revision"]
+    updated = store.update_event(event_id, changes, expected, actor=principal.actor, step=step)
+    return _event_out(updated, store.event_history(event_id))
+
+
+def _step(
+    event_id: str,
+    row: dict[str, Any],
+    store: Store,
+    status: str,
+    at: datetime | None,
+    note: str | None,
+    worker: str | None,
+    changes: dict[str, Any],
+    principal: Principal,
+) -> dict[str, Any]:
+    """Check a step with :func:`gridmap.events.advance`; return it as stored."""
+    closed_at = changes.get("closed_at")
+    if closed_at is not None:
+        if status != "closed":
+            raise ApiError(422, "validation_error", "closed_at goes with status closed only")
+        if at is not None and parse_time(at) != parse_time(closed_at):
+            raise ApiError(
+                422, "validation_error", "closed_at and at differ: give one time for the close"
+            )
+        at = closed_at
+    now = datetime.now(UTC)
+    when = parse_time(at) if at is not None else now
+    if when > now + _CLOCK_SKEW:
+        raise ApiError(422, "validation_error", f"at {when.isoformat()} is in the future")
+    event = {
+        "status": row["status"],
+        "reported_at": row["reported_at"],
+        "history": store.event_history(event_id),
+    }
+    try:
+        entry = advance(event, status, when, note=note, worker=worker, actor=principal.name)
+    except TransitionError as exc:
+        raise ApiError(
+            422, "invalid_step", exc.message, current=exc.current, next_steps=_next(exc.current)
+        ) from exc
+    except GridmapError as exc:
+        raise ApiError(422, "invalid_step", exc.message) from exc
+    return {
+        "status": entry["status"],
+        "at": iso_cst(when),
+        "ts": when.timestamp(),
+        "note": entry["note"],
+        "worker": entry["worker"],
+    }
+
+
+def _next(status: str) -> list[str]:
+    return list(allowed_steps(status))
 
 
 def _event_grid(store: Store, cache: PlanCache, row: dict[str, Any]) -> str:
@@ -325,12 +420,28 @@ def get_events(
     start: Annotated[IsoTime | None, Query(description="reported_at >= start")] = None,
     end: Annotated[IsoTime | None, Query(description="reported_at < end")] = None,
     category: Annotated[str | None, Query(max_length=64, description="category code")] = None,
+    status: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="comma-separated statuses (reported, accepted, assigned, handled, "
+            "feedback, closed, open, cancelled), or active: every event not closed nor "
+            "cancelled",
+        ),
+    ] = None,
+    order: Annotated[
+        Literal["asc", "desc"], Query(description="by report time: oldest (asc) or newest first")
+    ] = "asc",
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="events to skip")] = 0,
     limit: Annotated[int, Query(ge=1, le=200_000)] = 50_000,
 ) -> Response:
-    """Events as GeoJSON points (WGS84), oldest first.
+    """Events as GeoJSON points (WGS84), oldest first (``order=desc``: newest first).
 
     ``grid_code`` is the grid of the viewed plan (``plan``, default the newest) that
-    holds the event. ``total`` and ``truncated`` tell whether ``limit`` cut the list.
+    holds the event; ``status`` and ``worker`` tell where it is in the loop. Filters:
+    ``grid``, the window ``start``/``end``, ``category``, ``status``. ``total`` counts the
+    events that match; ``offset`` and ``limit`` page through them (``truncated`` tells
+    whether more follow).
     """
     if grid is not None and grid not in view.code_index:
         raise ApiError(404, "unknown_grid", f"no grid {grid!r} in plan {view.plan_id}")
@@ -345,9 +456,38 @@ def get_events(
         df = df[df["plan_grid"] == grid]
     if category is not None:
         df = df[df["category"] == category]
+    if status is not None:
+        df = df[df["status"].isin(_statuses(status))]
+    if order == "desc":
+        df = df.iloc[::-1]
     total = len(df)
-    feats = event_features(df.iloc[:limit])
+    feats = event_features(df.iloc[offset : offset + limit])
     data = feature_collection(
-        feats, plan_id=view.plan_id, version=view.version, total=total, truncated=total > limit
+        feats,
+        plan_id=view.plan_id,
+        version=view.version,
+        total=total,
+        truncated=total > offset + limit,
+        offset=offset,
     )
     return Response(data, media_type="application/geo+json")
+
+
+#: Statuses ``GET /api/events?status=`` knows; ``active`` stands for the unfinished ones.
+_LIST_STATUSES = (*STEPS, "open", "cancelled", "unknown")
+
+
+def _statuses(text: str) -> list[str]:
+    wanted: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part == "active":
+            wanted += sorted(OPEN_STATUSES)
+        elif part in _LIST_STATUSES:
+            wanted.append(part)
+        else:
+            raise ApiError(
+                422,
+                "invalid_status",
+                f"unknown status {part!r}; use {', '.join(_LIST_STATUSES)} or active",
+            )
+    return wanted
