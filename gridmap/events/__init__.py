@@ -31,7 +31,7 @@ from .assign import assign_events
 from .hotspots import hotspots
 from .maps import event_map
 from .outputs import write_event_outputs
-from .palette import event_palette
+from .palette import palette as event_palette
 from .read import EventRejects, read_events, rejects_of
 from .schema import (
     CATEGORIES,

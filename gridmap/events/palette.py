@@ -7,8 +7,8 @@ grid, hot and cold spots) therefore uses one single-hue purple ramp (ColorBrewer
 deficiency and in grey print). Hot and cold spots differ by line style as well as
 lightness.
 
-The same values drive the web page: :func:`palette_json` (served as
-``/api/events/palette``) gives them to JavaScript.
+The same values drive the web page: :func:`palette` is in the map page's config
+(``event_palette``), and :func:`palette_json` gives it as JSON.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = [
     "NO_DATA",
     "RATE_RAMP",
     "STEP_COLOURS",
-    "event_palette",
+    "palette",
     "palette_json",
 ]
 
@@ -77,7 +77,7 @@ STEP_COLOURS: dict[str, str] = {
 }
 
 
-def event_palette() -> dict[str, Any]:
+def palette() -> dict[str, Any]:
     """All event colours as one JSON-friendly dict (keys as the constants, lower case)."""
     return {
         "event_ramp": list(EVENT_RAMP),
@@ -91,5 +91,5 @@ def event_palette() -> dict[str, Any]:
 
 
 def palette_json() -> str:
-    """:func:`event_palette` as a JSON string."""
-    return json.dumps(event_palette(), ensure_ascii=False)
+    """:func:`palette` as a JSON string."""
+    return json.dumps(palette(), ensure_ascii=False)
