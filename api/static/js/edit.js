@@ -145,6 +145,8 @@
     bLayer.bindTooltip((l) => esc(l.feature.properties.building_id) + ' · ' + esc(l.feature.properties.households) +
       ' ' + esc(T.households) + ' · ' + esc(String(l.feature.properties.grid_code || '').slice(-6)), { sticky: true });
     let bSeq = 0;
+    let hidden = [];
+    const labels = L.layerGroup();
     let strokeShape = null;
     let painting = null;
 
@@ -212,7 +214,10 @@
       $('edit-toggle').textContent = T.close_edit;
       $('edit-toggle').setAttribute('aria-pressed', 'true');
       $('edit-login').hidden = !!sessionStorage.getItem(TOKEN_KEY);
-      if (gm.layers.grids && map.hasLayer(gm.layers.grids)) map.removeLayer(gm.layers.grids);
+      // the page's grids and labels show the version it loaded: edit mode draws its own
+      hidden = ['grids', 'labels'].map((id) => gm.layers[id]).filter((l) => l && map.hasLayer(l));
+      hidden.forEach((l) => map.removeLayer(l));
+      labels.addTo(map);
       map.invalidateSize();
       setTool(st.tool);
       try {
@@ -221,6 +226,7 @@
         message(fmt(T.failed, { message: e.message }), true);
       }
       map.on('moveend', loadBuildings);
+      map.on('moveend', placeLabels);
     }
     function leave() {
       st.on = false;
@@ -229,14 +235,16 @@
       $('edit-toggle').textContent = T.edit;
       $('edit-toggle').setAttribute('aria-pressed', 'false');
       map.off('moveend', loadBuildings);
+      map.off('moveend', placeLabels);
       setTool('grid');
       if (gridLayer) map.removeLayer(gridLayer);
       map.removeLayer(bLayer);
+      map.removeLayer(labels);
       if (strokeShape) { map.removeLayer(strokeShape); strokeShape = null; }
       map.invalidateSize();
       // the rest of the page shows the version it loaded: reload it when edits were made
       if (st.version !== st.startVersion) window.location.reload();
-      else if (gm.layers.grids) gm.layers.grids.addTo(map);
+      else hidden.forEach((l) => l.addTo(map));
     }
 
     // the current version, its grids, the buildings in view and the history
@@ -266,6 +274,31 @@
           (p.kind === 'special' ? '' : ' (' + p.range_min + '–' + p.range_max + ')');
       }, { sticky: true });
       if (st.on) { gridLayer.addTo(map); gridLayer.bringToBack(); }
+      placeLabels();
+    }
+    // labels: code ending and households of the grids big enough on screen, biggest first
+    function placeLabels() {
+      labels.clearLayers();
+      if (!st.on || !gridLayer) return;
+      const view = map.getBounds();
+      const cand = [];
+      gridLayer.eachLayer((l) => {
+        const b = l.getBounds();
+        if (!view.intersects(b)) return;
+        const nw = map.latLngToContainerPoint(b.getNorthWest());
+        const se = map.latLngToContainerPoint(b.getSouthEast());
+        if (se.x - nw.x >= 60 && se.y - nw.y >= 36) cand.push([(se.x - nw.x) * (se.y - nw.y), l]);
+      });
+      cand.sort((x, y) => y[0] - x[0]);
+      for (const [, l] of cand.slice(0, 300)) {
+        const p = l.feature.properties;
+        L.marker(l.getBounds().getCenter(), {
+          interactive: false,
+          keyboard: false,
+          icon: L.divIcon({ className: 'edit-label st-' + statusOf(p.households, p.range_min, p.range_max, p.kind),
+            html: '<b>' + esc(p.grid_code.slice(-3)) + '</b><br>' + esc(p.households), iconSize: [44, 30] }),
+        }).addTo(labels);
+      }
     }
     async function loadBuildings() {
       if (!st.on) return;
@@ -534,10 +567,15 @@
       const [a, b] = await Promise.all([va, vb].map((v) => call('GET', planUrl() + '/versions/' + v + '/grids')));
       const hhA = new Map(a.features.map((f) => [f.properties.grid_code, f.properties.households]));
       const hhB = new Map(b.features.map((f) => [f.properties.grid_code, f.properties.households]));
+      const codes = Array.from(new Set([...hhA.keys(), ...hhB.keys()])).sort();
+      const diffs = codes.filter((c) => hhA.get(c) !== hhB.get(c)).map((c) =>
+        '<span class="cmp-diff">' + esc(c.slice(-6)) + ': ' + esc(hhA.has(c) ? hhA.get(c) : '–') + ' → ' +
+        esc(hhB.has(c) ? hhB.get(c) : '–') + '</span>');
       const box = document.createElement('div');
       box.id = 'edit-compare-view';
       box.innerHTML = '<div class="cmp-head"><b>' + esc(T.compare_title) + '</b> <span class="note">' + esc(T.changed_only) +
-        '</span><button type="button" id="edit-compare-close">' + esc(T.close) + '</button></div>' +
+        '</span><button type="button" id="edit-compare-close">' + esc(T.close) + '</button>' +
+        '<div class="cmp-diffs">' + diffs.join(' ') + '</div></div>' +
         '<div class="cmp-maps"><div class="cmp-side"><div class="cmp-label">' + esc(T.version) + ' ' + esc(va) +
         '</div><div class="cmp-map" id="edit-cmp-map-a"></div></div><div class="cmp-side"><div class="cmp-label">' +
         esc(T.version) + ' ' + esc(vb) + '</div><div class="cmp-map" id="edit-cmp-map-b"></div></div></div>';
