@@ -23,8 +23,10 @@ from .common import (
     MANUAL_CROSSING,
     MAX_UNDO,
     TOL_M2,
+    changed_positions,
     jsonable,
     locked_codes,
+    same_splits,
     splits_of,
     tally,
 )
@@ -63,7 +65,8 @@ def commit(
     grids = gpd.GeoDataFrame(grids, geometry="geometry", crs=plan.crs).reset_index(drop=True)
     # Grids whose households or buildings change as a side effect (e.g. a split building
     # whose largest part moved) are touched too: look at the buildings whose grid changed.
-    side = _side_effects(plan, b, s, touched)
+    moved = changed_positions(plan.buildings, b, [*touched, *added, *removed])
+    side = _side_effects(plan, b, s, touched, moved)
     codes_now = set(grids["grid_code"])
     touched = [c for c in dict.fromkeys([*touched, *side]) if c in codes_now]
     tm = grids["grid_code"].isin(touched).to_numpy()
@@ -125,7 +128,7 @@ def commit(
     if op == "renumber":
         old_codes = sorted(plan.grids["grid_code"])
         edited = sorted(new.grids["grid_code"])
-    record = make_entry(plan, new, entry, old_codes=old_codes, new_codes=edited)
+    record = make_entry(plan, new, entry, old_codes=old_codes, new_codes=edited, moved=moved)
     new.undo_log = [*plan.undo_log, record][-MAX_UNDO:]
     checks = check_grids(new, edited)
     report = report_of(new, checks)
@@ -176,26 +179,19 @@ def commit_params(
     )
 
 
-def _side_effects(plan: Plan, b: pd.DataFrame, s: pd.DataFrame, touched: list[str]) -> list[str]:
-    """Grids whose buildings or split parts changed beyond `touched`."""
-    old = plan.buildings["grid_code"].to_numpy(dtype=object)
-    new = b["grid_code"].to_numpy(dtype=object)
-    codes: set[str] = set()
-    if len(old) == len(new):
-        diff = ~((old == new) | (pd.isna(old) & pd.isna(new)))
-        codes |= {c for c in old[diff] if isinstance(c, str)}
-        codes |= {c for c in new[diff] if isinstance(c, str)}
+def _side_effects(
+    plan: Plan, b: pd.DataFrame, s: pd.DataFrame, touched: list[str], moved: np.ndarray
+) -> list[str]:
+    """Grids whose buildings or split parts changed beyond `touched` (`moved`: the
+    positions of the buildings whose grid changed)."""
+    old = plan.buildings["grid_code"].to_numpy()[moved]
+    new = b["grid_code"].to_numpy()[moved]
+    codes = {c for c in [*old, *new] if isinstance(c, str)}
     s_old = splits_of(plan)
-    if len(s_old) or len(s):
-        a = set(
-            map(
-                tuple,
-                s_old[["building_id", "part", "households", "grid_code"]].astype(str).to_numpy(),
-            )
-        )
-        z = set(
-            map(tuple, s[["building_id", "part", "households", "grid_code"]].astype(str).to_numpy())
-        )
+    if not same_splits(s_old, s):
+        cols = ["building_id", "part", "households", "grid_code"]
+        a = set(map(tuple, s_old[cols].astype(str).to_numpy()))
+        z = set(map(tuple, s[cols].astype(str).to_numpy()))
         codes |= {t[3] for t in a ^ z}
     if not codes:
         return []

@@ -127,12 +127,31 @@ def community_of(plan: Plan, code: str) -> tuple[str, str, str, str, shapely.Geo
 def editable_buildings(plan: Plan) -> gpd.GeoDataFrame:
     """A shallow copy of the buildings whose ``grid_code`` column may be changed.
 
-    Only the ``grid_code`` column is copied, so an edit of a 100,000-building plan does
-    not copy every footprint; the input plan's buildings stay unchanged.
+    pandas copies on write, so an edit of a 100,000-building plan copies only the
+    column block it changes, never the footprints; the input plan stays unchanged.
     """
-    b = plan.buildings.copy(deep=False)
-    b["grid_code"] = b["grid_code"].to_numpy(dtype=object, copy=True)
-    return b
+    return plan.buildings.copy(deep=False)
+
+
+def changed_positions(old: pd.DataFrame, new: pd.DataFrame, codes: Iterable[str]) -> np.ndarray:
+    """Positions of the buildings whose ``grid_code`` differs between two versions of
+    the buildings table, looking only at rows whose old or new code is in `codes`.
+
+    Every building an edit moves leaves or enters one of the grids the edit names, so
+    `codes` (the grids touched, added and removed) finds them all without comparing
+    the whole table.
+    """
+    codes = list(codes)
+    oc = old["grid_code"].to_numpy()
+    nc = new["grid_code"].to_numpy()
+    if len(oc) != len(nc):  # pragma: no cover - edits never add or remove buildings
+        raise PlanError("an edit changed the number of buildings")
+    cand = np.flatnonzero(
+        old["grid_code"].isin(codes).to_numpy() | new["grid_code"].isin(codes).to_numpy()
+    )
+    o, n = oc[cand], nc[cand]
+    same = (o == n) | (pd.isna(o) & pd.isna(n))
+    return cand[~np.asarray(same, dtype=bool)]
 
 
 def set_geoms(grids: gpd.GeoDataFrame, geoms: dict[str, shapely.Geometry]) -> None:
@@ -152,22 +171,40 @@ def same_geom(a: shapely.Geometry, b: shapely.Geometry) -> bool:
 def tally(b: pd.DataFrame, s: pd.DataFrame, codes: Iterable[str] | None = None) -> pd.DataFrame:
     """Households and buildings per grid code, from the buildings and split parts.
 
-    With `codes`, only those grids are counted (fast on a large plan).
+    With `codes`, only those grids are counted (fast on a large plan: the whole table
+    is only scanned for the codes).
     """
-    gc = b["grid_code"]
     split_ids = set(s["building_id"]) if len(s) else set()
+    gc = b["grid_code"].to_numpy()
     if codes is not None:
         codes = list(codes)
-        keep = gc.isin(codes).to_numpy()
-        b = b[keep]
-        gc = gc[keep]
+        rows = np.flatnonzero(b["grid_code"].isin(codes).to_numpy())
         s = s[s["grid_code"].isin(codes)] if len(s) else s
-    hh = pd.to_numeric(b["households"], errors="coerce").fillna(0)
-    whole = ~b["building_id"].isin(split_ids)
+    else:
+        rows = np.flatnonzero(pd.notna(gc))
+    gc = gc[rows]
+    hh = pd.to_numeric(pd.Series(b["households"].to_numpy()[rows]), errors="coerce").fillna(0)
+    ids = b["building_id"].to_numpy()[rows]
+    whole = np.array([i not in split_ids for i in ids], dtype=bool)
     per = hh[whole].groupby(gc[whole]).sum()
     if len(s):
         per = per.add(s.groupby("grid_code")["households"].sum(), fill_value=0)
-    return pd.DataFrame({"households": per, "buildings": gc.value_counts()}).fillna(0)
+    count = pd.Series(gc).value_counts()
+    return pd.DataFrame({"households": per, "buildings": count}).fillna(0)
+
+
+def same_splits(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Whether two unit-split tables hold the same rows (in the same order)."""
+    if len(a) != len(b):
+        return False
+    if not len(a):
+        return True
+    cols = list(a.columns)
+    if list(b.columns) != cols:
+        return False
+    return all(
+        np.array_equal(a[c].to_numpy(dtype=object), b[c].to_numpy(dtype=object)) for c in cols
+    )
 
 
 def member_ids(b: pd.DataFrame, s: pd.DataFrame, codes: Iterable[str]) -> dict[str, set[str]]:

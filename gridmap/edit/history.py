@@ -23,7 +23,14 @@ import shapely
 
 from ..errors import PlanError
 from ..plan import CROSSING_COLUMNS, Plan
-from .common import MAX_UNDO, jsonable, locked_codes, splits_of
+from .common import (
+    MAX_UNDO,
+    changed_positions,
+    jsonable,
+    locked_codes,
+    same_splits,
+    splits_of,
+)
 
 log = logging.getLogger("gridmap")
 
@@ -38,6 +45,7 @@ def make_entry(
     *,
     old_codes: list[str],
     new_codes: list[str],
+    moved: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The undo-log record of an edit from `old` to `new`.
 
@@ -50,6 +58,8 @@ def make_entry(
     old_codes, new_codes : list of str
         Grids of `old` the edit changed or removed, and grids of `new` it changed or
         added.
+    moved : ndarray of int, optional
+        Positions of the buildings whose grid changed (found when not given).
 
     Returns
     -------
@@ -58,18 +68,15 @@ def make_entry(
     """
     drop = sorted(set(old_codes) | set(new_codes))
     ob, nb = old.buildings, new.buildings
-    oc = ob["grid_code"].to_numpy(dtype=object)
-    nc = nb["grid_code"].to_numpy(dtype=object)
-    if len(oc) == len(nc):
-        same = (oc == nc) | (pd.isna(oc) & pd.isna(nc))
-        moved = np.flatnonzero(~same)
-        ids = ob["building_id"].to_numpy()[moved]
-        b_fwd = [[str(i), _code(c)] for i, c in zip(ids, nc[moved], strict=True)]
-        b_bwd = [[str(i), _code(c)] for i, c in zip(ids, oc[moved], strict=True)]
-    else:  # pragma: no cover - edits never add or remove buildings
-        raise PlanError("an edit changed the number of buildings; cannot record it")
+    if moved is None:
+        moved = changed_positions(ob, nb, drop)
+    oc = ob["grid_code"].to_numpy()[moved]
+    nc = nb["grid_code"].to_numpy()[moved]
+    ids = ob["building_id"].to_numpy()[moved]
+    b_fwd = [[str(i), _code(c)] for i, c in zip(ids, nc, strict=True)]
+    b_bwd = [[str(i), _code(c)] for i, c in zip(ids, oc, strict=True)]
     so, sn = splits_of(old), splits_of(new)
-    split_ids = sorted(_changed_split_ids(so, sn))
+    split_ids = [] if same_splits(so, sn) else sorted(_changed_split_ids(so, sn))
     locked_old, locked_new = sorted(locked_codes(old)), sorted(locked_codes(new))
 
     def patch(plan: Plan, codes: list[str], s: pd.DataFrame, b: list, locked: list) -> dict:
@@ -105,14 +112,11 @@ def apply_patch(plan: Plan, patch: dict[str, Any]) -> Plan:
     b = plan.buildings
     if patch["buildings"]:
         b = b.copy(deep=False)
-        codes = b["grid_code"].to_numpy(dtype=object, copy=True)
-        pos = pd.Series(np.arange(len(b)), index=b["building_id"].astype(str).to_numpy())
-        ids = [i for i, _ in patch["buildings"]]
-        idx = pos.reindex(ids).to_numpy()
-        if np.isnan(idx.astype(float)).any():
+        to = dict(patch["buildings"])
+        m = b["building_id"].isin(list(to)).to_numpy()
+        if int(m.sum()) != len(to):
             raise PlanError("the edit history names buildings this plan does not have")
-        codes[idx.astype(np.int64)] = [c for _, c in patch["buildings"]]
-        b["grid_code"] = codes
+        b.loc[m, "grid_code"] = [to[str(i)] for i in b["building_id"].to_numpy()[m]]
     s = splits_of(plan)
     if patch["splits_drop"] or patch["splits_put"]:
         s_keep = s[~s["building_id"].isin(patch["splits_drop"])]
@@ -215,6 +219,13 @@ def history_table(plan: Plan) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------- internals
+def _value(v: Any) -> Any:
+    """A table value as JSON: numpy scalars as Python, NaN and NA as None."""
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return None
+    return jsonable(v.item() if isinstance(v, np.generic) else v)
+
+
 def _code(c: Any) -> str | None:
     return None if c is None or (isinstance(c, float) and np.isnan(c)) else str(c)
 
@@ -237,8 +248,11 @@ def _changed_split_ids(old: pd.DataFrame, new: pd.DataFrame) -> set[str]:
 def _records(df: pd.DataFrame | None, geometry: bool = False) -> list[dict[str, Any]]:
     if df is None or not len(df):
         return []
-    plain = pd.DataFrame(df.drop(columns="geometry") if geometry else df)
-    recs = jsonable(plain.astype(object).where(plain.notna(), None).to_dict("records"))
+    cols = [c for c in df.columns if c != "geometry"]
+    recs = [
+        {c: _value(v) for c, v in zip(cols, row, strict=True)}
+        for row in zip(*(df[c].to_numpy() for c in cols), strict=True)
+    ]
     if geometry:
         wkb = shapely.to_wkb(df.geometry.values, hex=True)
         for r, w in zip(recs, wkb, strict=True):

@@ -142,7 +142,9 @@ def move_buildings(
             if not sel.any():
                 raise PlanError("no building has its representative point inside the polygon")
             params["polygon_wkt"] = wgs84_wkt(poly, plan.crs)
-        whole = sel & ~b["building_id"].isin(split_ids).to_numpy()
+        whole = sel.copy()
+        pos = np.flatnonzero(sel)
+        whole[pos] = [i not in split_ids for i in b["building_id"].to_numpy()[pos]]
         sources = set(b.loc[whole, "grid_code"].dropna())
         sel_ids = set(b.loc[sel, "building_id"])
         pm = s["building_id"].isin(sel_ids).to_numpy()

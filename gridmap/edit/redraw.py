@@ -89,9 +89,9 @@ def _seeds(
     geoms = b.geometry.values
     codes = b["grid_code"].to_numpy()
     split_ids = set(s["building_id"])
-    whole = np.flatnonzero(
-        (~b["building_id"].isin(split_ids) & b["grid_code"].isin(region)).to_numpy()
-    )
+    here = np.flatnonzero(b["grid_code"].isin(region).to_numpy())
+    ids = b["building_id"].to_numpy()[here]
+    whole = here[np.array([i not in split_ids for i in ids], dtype=bool)]
     anchors = shapely.point_on_surface(geoms[whole])
     fxy, fi, fmain = footprint_seeds(anchors, geoms[whole])
     xy, unit, main = [fxy], [fi], [fmain]
