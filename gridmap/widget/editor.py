@@ -27,6 +27,7 @@ anywidget is an optional dependency (``pip install gridmap[notebook]``);
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable
@@ -415,30 +416,30 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+def _round6(coords: np.ndarray) -> np.ndarray:
+    """Coordinates rounded to 6 decimals (about 10 cm in WGS84) for the browser."""
+    return np.round(coords, 6)
+
+
 def _grid_payload(plan: Plan, table: pd.DataFrame) -> dict[str, Any]:
-    """Grid polygons in WGS84 (6 decimals, about 10 cm) with their figures."""
+    """Grid polygons in WGS84 (6 decimals, about 10 cm) with the figures of `table`."""
     wgs = plan.grids_wgs84()
-    geoms = shapely.set_precision(wgs.geometry.values, 1e-6)
-    table = table.set_index("grid_code")
-    feats = []
-    for code, geom in zip(wgs["grid_code"].astype(str), geoms, strict=True):
-        row = table.loc[code]
-        feats.append(
-            {
-                "type": "Feature",
-                "geometry": shapely.geometry.mapping(geom),
-                "properties": {
-                    "code": code,
-                    "households": int(row["households"]),
-                    "min": int(row["min"]),
-                    "max": int(row["max"]),
-                    "status": str(row["status"]),
-                    "locked": bool(row["locked"]),
-                    "violations": list(row["violations"]),
-                    "details": list(row["details"]),
-                },
-            }
+    geoms = dict(
+        zip(
+            wgs["grid_code"].astype(str),
+            shapely.to_geojson(shapely.transform(wgs.geometry.values, _round6)),
+            strict=True,
         )
+    )
+    props = _records(table.drop(columns=["community", "kind", "in_range"]))
+    feats = [
+        {
+            "type": "Feature",
+            "geometry": json.loads(geoms[p["grid_code"]]),
+            "properties": {"code": p.pop("grid_code"), **p},
+        }
+        for p in props
+    ]
     return {"type": "FeatureCollection", "features": feats}
 
 
@@ -455,8 +456,8 @@ def _building_payload(plan: Plan) -> dict[str, Any]:
         "footprints": None,
     }
     if len(b) <= MAX_FOOTPRINTS:
-        geoms = shapely.set_precision(b.geometry.values, 1e-7)
-        out["footprints"] = [shapely.geometry.mapping(g) for g in geoms]
+        geoms = shapely.to_geojson(shapely.transform(b.geometry.values, _round6))
+        out["footprints"] = [json.loads(g) for g in geoms]
     return out
 
 
