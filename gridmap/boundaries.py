@@ -81,6 +81,7 @@ log = logging.getLogger("gridmap")
 __all__ = [
     "ADMIN_LEVELS",
     "CODE_TAGS",
+    "JOIN_HOUSEHOLDS",
     "MIN_COVERAGE",
     "admin_communities",
     "admin_hierarchy",
@@ -101,9 +102,12 @@ CODE_TAGS = (
 #: Share of the households the boundaries must hold for :func:`admin_hierarchy` to
 #: use them (below it the partition derives its own communities).
 MIN_COVERAGE = 0.9
+#: A street remainder or outside area holding fewer households joins a neighbour.
+JOIN_HOUSEHOLDS = 300
 
 _MIN_PART_M2 = 10_000.0  # 1 ha: smaller remainders are slivers between mapped polygons
 _OUTSIDE_BUFFER = 50.0  # m around buildings outside every boundary
+_TOUCH = 0.05  # m: polygons this close share a border
 _STREET_COLUMNS = [
     "osm_id", "osm_type", "admin_level", "name", "name_zh", "ref", "code",
     "street_code", "district_code",
@@ -218,20 +222,22 @@ def admin_communities(
     The mapped communities are completed so that every building has one:
 
     * the part of a street that no community covers becomes a community named
-      ``"<street>（其余）"`` (a whole street when none of its communities is mapped);
-      such a part under 1 ha joins the neighbouring community it shares most border
-      with, or is dropped when it holds no building;
-    * buildings outside every boundary get communities of their own, one per cluster
-      (their footprints buffered by 50 m, minus the mapped areas), named
-      ``"边界外区域 <n>"``.
+      ``"<street>（其余）"`` (the whole street, under its own name, when none of its
+      communities is mapped);
+    * buildings that touch no boundary get areas of their own: their footprints
+      buffered by 50 m, merged, minus the mapped areas, one per connected part holding a
+      building, named ``"边界外区域 <n>"``;
+    * such a filler that is small (under 1 ha or under :data:`JOIN_HOUSEHOLDS`
+      households) joins the community it shares most border with; one without a
+      neighbour stays when it holds a building and is dropped otherwise.
 
     Parameters
     ----------
     boundaries : dict of str to geopandas.GeoDataFrame
         ``streets`` and ``communities`` as :func:`read_boundaries` returns them.
     buildings : geopandas.GeoDataFrame, optional
-        Footprints; without them, remainders under 1 ha are dropped and nothing is
-        added outside the boundaries.
+        Footprints (with ``households`` when estimated); without them only street
+        remainders are added.
 
     Returns
     -------
@@ -240,41 +246,45 @@ def admin_communities(
         ``"street_remainder"`` or ``"outside"``. Give ``street_column="street_id"`` to
         :func:`gridmap.plan_grids` when ``streets`` is not empty.
         ``attrs["coverage"]`` is the share of the buildings' households (buildings when
-        there is no ``households`` column) that the mapped boundaries hold.
+        there is no ``households`` column) whose footprints touch a mapped boundary.
     """
     comms = boundaries["communities"]
     streets = boundaries["streets"]
     if len(comms) == 0 and len(streets) == 0:
         raise InputError("there are no administrative boundaries to use", source="boundaries")
     crs = comms.crs if len(comms) else streets.crs
-    comms = comms.copy()
-    points = weights = None
+    feet = hh = None
     if buildings is not None and len(buildings):
         b = to_metric(buildings, crs, "buildings")
-        points = shapely.point_on_surface(shapely.make_valid(b.geometry.values))
-        weights = (
+        feet = np.array(b.geometry.values, dtype=object)
+        bad = ~shapely.is_valid(feet)
+        feet[bad] = shapely.make_valid(feet[bad])
+        hh = (
             pd.to_numeric(b["households"], errors="coerce").fillna(0).to_numpy(dtype=float)
             if "households" in b.columns
             else np.ones(len(b))
         )
     pieces = [comms]
     if len(streets):
-        pieces.append(_street_remainders(comms, streets, points))
-    out = pd.concat([p for p in pieces if len(p)], ignore_index=True)
-    out = gpd.GeoDataFrame(out, geometry="geometry", crs=crs)
-    out = _absorb_small(out, points)
+        pieces.append(_street_remainders(comms, streets))
+    out = gpd.GeoDataFrame(
+        pd.concat([p for p in pieces if len(p)], ignore_index=True), geometry="geometry", crs=crs
+    )
     coverage = 1.0
-    if points is not None:
-        held = _any_match(points, out.geometry.values, "intersects")
-        total = weights.sum()
-        coverage = float(weights[held].sum() / total) if total > 0 else float(held.mean())
+    if feet is not None:
+        # a footprint touching a community is planned in it (by largest share)
+        held = _any_match(feet, np.asarray(out.geometry.values), "intersects")
+        total = hh.sum()
+        coverage = float(hh[held].sum() / total) if total > 0 else float(held.mean())
         if not held.all():
-            outside = _outside(b.geometry.values[~held], out.geometry.values, streets, crs)
-            out = pd.concat([out, outside], ignore_index=True)
-            out = gpd.GeoDataFrame(out, geometry="geometry", crs=crs)
+            outside = _outside(feet[~held], np.asarray(out.geometry.values), streets, crs)
+            out = gpd.GeoDataFrame(
+                pd.concat([out, outside], ignore_index=True), geometry="geometry", crs=crs
+            )
+    out = _absorb_small(out, feet, hh)
     out.attrs["coverage"] = coverage
-    out.attrs["boundaries_report"] = boundaries["communities"].attrs.get("boundaries_report", {})
-    return out.reset_index(drop=True)
+    out.attrs["boundaries_report"] = comms.attrs.get("boundaries_report", {})
+    return out
 
 
 def admin_hierarchy(
@@ -425,10 +435,15 @@ def _read_osm(path: Path, levels: tuple[int, ...]) -> tuple[list[tuple], list[tu
                 .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
                 .with_filter(osmium.filter.IdFilter(wanted))
             )
+            wkb = osmium.geom.WKBFactory()
             for w in fp:
-                xy = [(n.lon, n.lat) for n in w.nodes if n.location.valid()]
-                if len(xy) >= 2:
-                    lines[w.id] = shapely.LineString(xy)
+                try:
+                    lines[w.id] = shapely.from_wkb(wkb.create_linestring(w))
+                except (osmium.InvalidLocationError, RuntimeError):
+                    # nodes outside the extract (or a way of one location): what is left
+                    xy = [(n.lon, n.lat) for n in w.nodes if n.location.valid()]
+                    if len(xy) >= 2:
+                        lines[w.id] = shapely.LineString(xy)
     except RuntimeError as exc:
         raise InputError(f"cannot read the OSM extract: {exc}", source=str(path)) from exc
     records: list[tuple] = []
@@ -449,18 +464,32 @@ def _read_osm(path: Path, levels: tuple[int, ...]) -> tuple[list[tuple], list[tu
 
 def _assemble(lines: list[shapely.LineString]) -> tuple[shapely.Geometry | None, Any]:
     """The area of a relation's member lines (even–odd union of the polygonized faces)
-    and ``None``, or ``None`` and an open end ``(lon, lat)`` when a ring does not close."""
+    and ``None``, or ``None`` and an open end ``(lon, lat)`` when a ring does not close.
+
+    A ring closes when every end of a member way meets an even number of way ends (as
+    libosmium checks it); spikes and self-touching rings are left to the polygonizer."""
     if not lines:
         return None, None
-    noded = shapely.union_all(np.array(lines, dtype=object))
-    parts = shapely.get_parts(noded)
-    polys, cuts, dangles, _ = shapely.polygonize_full(parts)
-    if not (shapely.is_empty(cuts) and shapely.is_empty(dangles)):
-        ends = shapely.get_coordinates(shapely.boundary(noded))
-        if not len(ends):
-            ends = shapely.get_coordinates(shapely.union_all([cuts, dangles]))
-        return None, (float(ends[0, 0]), float(ends[0, 1]))
-    faces = shapely.get_parts(polys)
+    geoms = np.array(lines, dtype=object)
+    ends = np.concatenate(
+        [shapely.get_coordinates(shapely.get_point(geoms, 0)),
+         shapely.get_coordinates(shapely.get_point(geoms, -1))]
+    )  # fmt: skip
+    xy, count = np.unique(ends, axis=0, return_counts=True)
+    odd = count % 2 == 1
+    if odd.any():
+        return None, (float(xy[odd][0, 0]), float(xy[odd][0, 1]))
+    faces = None
+    if all(g.is_closed and g.is_simple and len(g.coords) >= 4 for g in geoms):
+        # the common case, each ring one closed way: its polygon is the face
+        faces = shapely.polygons(shapely.linearrings(
+            shapely.get_coordinates(geoms),
+            indices=np.repeat(np.arange(len(geoms)), shapely.get_num_coordinates(geoms)),
+        ))  # fmt: skip
+        if not shapely.is_valid(faces).all():
+            faces = None
+    if faces is None:
+        faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(shapely.union_all(geoms))))
     if not len(faces):
         return None, None
     shells = shapely.polygons(shapely.get_exterior_ring(faces))
@@ -490,7 +519,9 @@ def _attributes(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         for t, k, i in zip(tags, out["osm_type"], out["osm_id"], strict=True)
     ]
     out["_tags"] = list(tags)
-    geoms = shapely.make_valid(out.geometry.values)
+    geoms = np.array(out.geometry.values, dtype=object)
+    bad = ~shapely.is_valid(geoms)
+    geoms[bad] = shapely.make_valid(geoms[bad])
     out = out.set_geometry([polygonal(g) for g in geoms], crs=gdf.crs)
     return out[~shapely.is_empty(out.geometry.values)]
 
@@ -577,9 +608,14 @@ def _street_membership(comms: gpd.GeoDataFrame, streets: gpd.GeoDataFrame) -> gp
 
 def _largest_overlap(geoms: np.ndarray, owners: np.ndarray) -> np.ndarray:
     """Index of the polygon in `owners` sharing most area with each of `geoms` (-1: none)."""
+    geoms, owners = np.asarray(geoms), np.asarray(owners)
     tree = shapely.STRtree(owners)
-    gi, oi = tree.query(geoms, predicate="intersects")
     best = np.full(len(geoms), -1, dtype=np.int64)
+    wi, wo = tree.query(geoms, predicate="within")  # the common case, and cheap
+    best[wi[::-1]] = wo[::-1]  # the first owner when several hold it
+    rest = np.flatnonzero(best < 0)
+    gi, oi = tree.query(geoms[rest], predicate="intersects")
+    gi = rest[gi]
     if len(gi):
         share = shapely.area(shapely.intersection(geoms[gi], owners[oi]))
         order = np.lexsort((-share, gi))
@@ -591,115 +627,120 @@ def _largest_overlap(geoms: np.ndarray, owners: np.ndarray) -> np.ndarray:
 
 
 # ====================================================================== completing
-def _any_match(geoms: np.ndarray, others: np.ndarray, predicate: str) -> np.ndarray:
-    """Whether each of `geoms` is in relation `predicate` with any of `others`."""
-    hit, _ = shapely.STRtree(others).query(geoms, predicate=predicate)
-    out = np.zeros(len(geoms), dtype=bool)
-    out[hit] = True
-    return out
-
-
-def _street_remainders(
-    comms: gpd.GeoDataFrame, streets: gpd.GeoDataFrame, points: np.ndarray | None
-) -> gpd.GeoDataFrame:
-    """The parts of streets no community covers, as communities of their street."""
-    covered = (
-        shapely.union_all(comms.geometry.values, grid_size=PRECISION)
-        if len(comms)
-        else shapely.Polygon()
-    )
-    rest = shapely.difference(streets.geometry.values, covered, grid_size=PRECISION)
-    parts, owner = polygonal_parts(np.array([polygonal(g) for g in rest], dtype=object))
-    keep = shapely.area(parts) >= _MIN_PART_M2
-    if points is not None and len(parts):
-        keep |= _any_match(parts, points, "contains")
-    parts, owner = parts[keep], owner[keep]
+def _street_remainders(comms: gpd.GeoDataFrame, streets: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The part of each street no community covers, as a community of that street."""
+    sgeoms = np.asarray(streets.geometry.values)
+    cgeoms = np.asarray(comms.geometry.values)
+    si, ci = shapely.STRtree(cgeoms).query(sgeoms, predicate="intersects")
     has_comms = set(comms["street_id"].dropna().tolist())
     rows = []
-    for i in np.unique(owner):
-        s = streets.iloc[int(i)]
-        geom = shapely.union_all(parts[owner == i], grid_size=PRECISION)
+    for i, s in enumerate(streets.itertuples(index=False)):
+        near = cgeoms[ci[si == i]]
+        rest = sgeoms[i]
+        if len(near):
+            cover = shapely.union_all(near)  # floating: twice as fast on real outlines
+            rest = polygonal(shapely.difference(rest, cover, grid_size=PRECISION))
+        if rest.is_empty:
+            continue
         rows.append(
             {
-                "osm_id": s["osm_id"],
-                "osm_type": s["osm_type"],
-                "admin_level": s["admin_level"],
-                "name": f"{s['name']}（其余）" if s["osm_id"] in has_comms else s["name"],
-                "name_zh": None,
-                "ref": None,
-                "code": None,
-                "street_code": s["street_code"],
-                "district_code": s["district_code"],
-                "street_id": s["osm_id"],
-                "street_name": s["name"],
-                "source": "street_remainder",
-                "geometry": polygonal(geom),
+                "osm_id": s.osm_id, "osm_type": s.osm_type, "admin_level": s.admin_level,
+                "name": f"{s.name}（其余）" if s.osm_id in has_comms else s.name,
+                "name_zh": None, "ref": None, "code": None,
+                "street_code": s.street_code, "district_code": s.district_code,
+                "street_id": s.osm_id, "street_name": s.name,
+                "source": "street_remainder", "geometry": rest,
             }
-        )
+        )  # fmt: skip
     return gpd.GeoDataFrame(rows, columns=_COMMUNITY_COLUMNS + ["geometry"], crs=streets.crs)
 
 
-def _absorb_small(comms: gpd.GeoDataFrame, points: np.ndarray | None) -> gpd.GeoDataFrame:
-    """Street remainders under 1 ha join the community they share most border with."""
-    geoms = comms.geometry.values.copy()
-    small = np.flatnonzero(
-        (comms["source"] == "street_remainder").to_numpy() & (shapely.area(geoms) < _MIN_PART_M2)
-    )
-    if not len(small):
-        return comms
-    drop = np.zeros(len(comms), dtype=bool)
-    tree = shapely.STRtree(geoms)
-    for i in small:
-        near = tree.query(geoms[i], predicate="intersects")
-        near = near[(near != i) & ~drop[near]]
-        if len(near):
-            border = shapely.length(
-                shapely.intersection(shapely.boundary(geoms[near]), shapely.boundary(geoms[i]))
-            )
-            if border.max() > 0:
-                j = near[np.argmax(border)]
-                geoms[j] = polygonal(shapely.union(geoms[j], geoms[i], grid_size=PRECISION))
-                drop[i] = True
-                continue
-        if points is None or not _any_match(geoms[i : i + 1], points, "contains")[0]:
-            drop[i] = True
-    out = comms.set_geometry(list(geoms), crs=comms.crs)
-    return out[~drop].reset_index(drop=True)
-
-
 def _outside(
-    footprints: np.ndarray, mapped: np.ndarray, streets: gpd.GeoDataFrame, crs: Any
+    feet: np.ndarray, mapped: np.ndarray, streets: gpd.GeoDataFrame, crs: Any
 ) -> gpd.GeoDataFrame:
     """Communities for buildings outside every boundary: their footprints buffered by
-    50 m, merged, minus the mapped areas; one community per connected part."""
-    zone = shapely.union_all(shapely.buffer(footprints, _OUTSIDE_BUFFER), grid_size=PRECISION)
-    taken = shapely.union_all(mapped, grid_size=PRECISION)
-    zone = polygonal(shapely.difference(zone, taken, grid_size=PRECISION))
-    parts = shapely.get_parts(zone)
-    parts = parts[~shapely.is_empty(parts)]
-    street_id = street_name = None
-    if len(streets):
-        tree = shapely.STRtree(streets.geometry.values)
-        near = tree.query_nearest(parts, all_matches=False)[1]
+    50 m, merged, minus the mapped areas; one per connected part holding a building."""
+    zone = shapely.get_parts(
+        shapely.union_all(shapely.buffer(feet, _OUTSIDE_BUFFER, quad_segs=2), grid_size=1.0)
+    )
+    zi, mi = shapely.STRtree(mapped).query(zone, predicate="intersects")
+    parts = []
+    for k, z in enumerate(zone):
+        near = mapped[mi[zi == k]]
+        if len(near):
+            z = shapely.difference(z, shapely.union_all(near), grid_size=PRECISION)
+        parts.extend(polygonal_parts(np.array([polygonal(z)], dtype=object))[0])
+    parts = np.array(parts, dtype=object)
+    if len(parts):
+        parts = parts[_any_match(parts, feet, "intersects")]
+    n = len(parts)
+    street_id = street_name = [None] * n
+    if len(streets) and n:
+        near = shapely.STRtree(np.asarray(streets.geometry.values)).query_nearest(
+            parts, all_matches=False
+        )[1]
         street_id = streets["osm_id"].to_numpy()[near]
         street_name = streets["name"].to_numpy()[near]
     return gpd.GeoDataFrame(
         {
-            "osm_id": pd.array([pd.NA] * len(parts), dtype="Int64"),
+            "osm_id": pd.array([pd.NA] * n, dtype="Int64"),
             "osm_type": None,
-            "admin_level": pd.array([pd.NA] * len(parts), dtype="Int64"),
-            "name": [f"边界外区域 {k + 1}" for k in range(len(parts))],
+            "admin_level": pd.array([pd.NA] * n, dtype="Int64"),
+            "name": [f"边界外区域 {k + 1}" for k in range(n)],
             "name_zh": None,
             "ref": None,
             "code": None,
             "street_code": None,
             "district_code": None,
-            "street_id": pd.array(
-                street_id if street_id is not None else [pd.NA] * len(parts), dtype="Int64"
-            ),
+            "street_id": pd.array(street_id, dtype="Int64"),
             "street_name": street_name,
             "source": "outside",
         },
         geometry=list(parts),
         crs=crs,
     )
+
+
+def _absorb_small(
+    comms: gpd.GeoDataFrame, feet: np.ndarray | None, hh: np.ndarray | None
+) -> gpd.GeoDataFrame:
+    """Street remainders and outside areas that are small (under 1 ha, or under
+    :data:`JOIN_HOUSEHOLDS` households) join the community they share most border with;
+    those left without a neighbour and without a building are dropped; the outside
+    areas left are numbered again."""
+    geoms = np.array(comms.geometry.values, dtype=object)
+    filler = (comms["source"] != "osm").to_numpy()
+    load = np.zeros(len(comms))
+    if feet is not None:
+        bi, ci = shapely.STRtree(geoms).query(shapely.point_on_surface(feet), "intersects")
+        np.add.at(load, ci, hh[bi])
+        has_building = np.bincount(ci, minlength=len(comms)) > 0
+    else:
+        has_building = np.zeros(len(comms), dtype=bool)
+    small = filler & ((shapely.area(geoms) < _MIN_PART_M2) | (load < JOIN_HOUSEHOLDS))
+    drop = np.zeros(len(comms), dtype=bool)
+    tree = shapely.STRtree(geoms)
+    for i in np.flatnonzero(small)[np.argsort(shapely.area(geoms[small]))]:
+        near = tree.query(geoms[i], predicate="dwithin", distance=_TOUCH)
+        near = near[(near != i) & ~drop[near]]
+        if len(near):
+            edge = shapely.boundary(geoms[i])
+            border = shapely.length(shapely.intersection(edge, shapely.buffer(geoms[near], _TOUCH)))
+            if border.max() > 0:
+                j = near[np.argmax(border)]
+                geoms[j] = polygonal(shapely.union(geoms[j], geoms[i], grid_size=PRECISION))
+                drop[i] = True
+                continue
+        drop[i] = not has_building[i]
+    out = comms.set_geometry(list(geoms), crs=comms.crs)[~drop].reset_index(drop=True)
+    outside = (out["source"] == "outside").to_numpy()
+    out.loc[outside, "name"] = [f"边界外区域 {k + 1}" for k in range(int(outside.sum()))]
+    return out
+
+
+def _any_match(geoms: np.ndarray, others: np.ndarray, predicate: str) -> np.ndarray:
+    """Whether each of `geoms` is in relation `predicate` with any of `others`."""
+    hit, _ = shapely.STRtree(others).query(geoms, predicate=predicate)
+    out = np.zeros(len(geoms), dtype=bool)
+    out[hit] = True
+    return out

@@ -339,3 +339,47 @@ def test_cli_partition_reads_admin_boundaries(town, tmp_path, caplog):
     with pytest.raises(SystemExit) as exc:
         main(["partition", town, "-o", str(out), "--admin-levels", "8,x"])
     assert exc.value.code == 2
+
+
+def test_assembly_holes_spikes_split_rings_and_missing_members(tmp_path, caplog):
+    osm = _Osm()
+    # outer ring of three ways (one backwards) around a hole of one closed way, no roles
+    a = osm.way([(0, 0), (400, 0), (400, 400)])
+    b = osm.way([(0, 400), (400, 400)])  # runs against the ring
+    c = osm.way([(0, 400), (0, 200), (-50, 200), (0, 200), (0, 0)])  # with a spike
+    hole = osm.way([(100, 100), (200, 100), (200, 200), (100, 200), (100, 100)])
+    osm.boundary(1, 10, "带洞社区", [a, b, c, hole])
+    osm.relations[-1].members[-1] = ("w", hole, "")
+    # a village mapped as a named closed way, and a relation with a member not in the file
+    osm.way([(500, 0), (700, 0), (700, 200), (500, 200), (500, 0)],
+            {"boundary": "administrative", "admin_level": "10", "name": "村庄"})  # fmt: skip
+    d = osm.way([(800, 0), (900, 0), (900, 100)])
+    osm.boundary(2, 10, "缺边社区", [d, 99_999])
+    with caplog.at_level(logging.WARNING, logger="gridmap"):
+        comms = read_boundaries(osm.write(tmp_path / "shapes.osm.pbf"))["communities"]
+    area = _areas(comms)
+    assert area["带洞社区"] == pytest.approx(400 * 400 - 100 * 100, rel=0.005)
+    holed = comms.geometry[comms["name"] == "带洞社区"].iloc[0]
+    assert len(holed.interiors) == 1 and holed.is_valid
+    assert area["村庄"] == pytest.approx(200 * 200, rel=0.005)
+    assert set(comms["osm_type"]) == {"relation", "way"}
+    assert "缺边社区" not in area and "relation 2 (缺边社区)" in caplog.text
+
+
+def test_few_buildings_beside_a_community_join_it(tmp_path):
+    osm = _Osm()
+    osm.boundary(101, 10, "红旗社区", osm.ring([(0, 0), (300, 0), (300, 300), (0, 300)]))
+    osm.buildings((0, 0, 300, 300))
+    osm.way(
+        [(320, 100), (340, 100), (340, 112), (320, 112), (320, 100)],
+        {"building": "house", "building:levels": "2"},
+    )  # 20 m east of the boundary
+    path = osm.write(tmp_path / "edge.osm.pbf")
+    b = gridmap.estimate_households(gridmap.read_buildings(path))
+    bnd = read_boundaries(path)
+    comms = admin_communities(bnd, b)
+    assert list(comms["name"]) == ["红旗社区"] and comms.attrs["coverage"] < 1
+    grown = comms.geometry.iloc[0]
+    assert grown.area > bnd["communities"].geometry.iloc[0].area
+    outlier = b.to_crs(comms.crs).geometry.iloc[-1]
+    assert grown.contains(outlier)
