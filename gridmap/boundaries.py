@@ -29,8 +29,8 @@ decide the layers:
   :func:`gridmap.plan_grids` derives streets by grouping neighbouring communities;
 * none present: both layers are empty.
 
-Each community belongs to the street that holds most of its area (the nearest street
-when none overlaps); ``street_id`` names it and is the ``street_column`` to give
+Each community belongs to the street that contains it, else the one sharing most of its
+area, else the nearest one; ``street_id`` names it and is the ``street_column`` to give
 :func:`gridmap.plan_grids`.
 
 Names and codes
@@ -40,17 +40,20 @@ Names and codes
 :data:`CODE_TAGS` present is read as the official division code (GB/T 2260 + the
 statistical township/village code, 统计用区划代码). It becomes a code only when it is
 valid: 9 digits (or 12 digits ending in ``000``) for a street, 12 digits not ending in
-``000`` for a community. Then ``street_code`` (digits 7–9), ``code`` (the community's 12 digits) and
-``district_code`` (digits 1–6) are filled; any other value is ignored with a warning.
+``000`` for a community. Then ``street_code`` (digits 7–9), ``code`` (the community's
+12 digits) and ``district_code`` (digits 1–6) are filled; any other value is ignored
+with a warning.
 When some codes are missing, :func:`gridmap.plan_grids` numbers the communities in
 reading order (see :mod:`gridmap.partition.codes`).
 
 Geometry
 --------
-Member ways of every role are noded and polygonized; the area is the even–odd union of
-the faces (so inner rings and enclaves are holes whatever their role). A relation whose
-rings do not close (a way missing from the extract, a gap in the data) is left out, with
-a warning naming its relation id and an open end. Invalid polygons are repaired with
+A relation's rings close when every end of a member way meets an even number of way
+ends (the check libosmium makes). A relation whose rings do not close (a way missing
+from the extract, a gap in the data) is left out, with a warning naming its relation id
+and an open end. Member ways of every role are noded and polygonized (a ring that is one
+closed way is its own face); the area is the even–odd union of the faces, so inner
+rings and enclaves are holes whatever their role, and spikes fall away. Invalid polygons are repaired with
 :func:`shapely.make_valid` and reduced to their polygonal parts. Both layers are
 projected to the metric CRS of the data (:func:`gridmap.crs.metric_crs`, the local UTM
 zone) unless `crs` is given.
