@@ -383,3 +383,19 @@ def test_few_buildings_beside_a_community_join_it(tmp_path):
     assert grown.area > bnd["communities"].geometry.iloc[0].area
     outlier = b.to_crs(comms.crs).geometry.iloc[-1]
     assert grown.contains(outlier)
+
+
+def test_official_codes_become_grid_codes(tmp_path):
+    codes = {101: "230717001001", 102: "230717001002", 103: "230717002001",
+             104: "230717002002", 105: "230717002003"}  # fmt: skip
+    comms = {k: (n, box, {"ref:admin:CN:nbs": codes[k]}) for k, (n, box, _) in COMMUNITIES.items()}
+    streets = {11: STREETS[11], 12: (*STREETS[12][:2], {"ref:admin:CN": "230717002"})}
+    path = _town(communities=comms, streets=streets, broken=False).write(tmp_path / "c.pbf")
+    b = gridmap.estimate_households(gridmap.read_buildings(path))
+    layer, note = admin_hierarchy(path, b)
+    assert "district code 230717" in note
+    plan = gridmap.plan_grids(
+        b, layer, street_column="street_id", admin_code=layer.attrs["district_code"], workers=1
+    )
+    by_name = {COMMUNITIES[k][0]: c for k, c in codes.items()}
+    assert (plan.grids["grid_code"].str[:12] == plan.grids["community_name"].map(by_name)).all()
