@@ -16,6 +16,8 @@ import shutil
 import time
 from typing import Annotated, Any
 
+import numpy as np
+import shapely
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -334,6 +336,7 @@ _VERSION_UPLOAD = {
                         "version": {
                             "type": "integer",
                             "minimum": 1,
+                            "maximum": 2147483648,
                             "description": "the version the plan was edited from (409 if stale)",
                         },
                         "reason": {"type": "string", "maxLength": 500},
@@ -414,7 +417,16 @@ def _apply(plan: Any, op: str, kwargs: dict[str, Any], reason: str) -> tuple:
             return new_plan, edit.check_grids(new_plan, codes), added, removed, None
         func = getattr(edit, op)
         if op == "move_buildings" and "polygon" in kwargs:
-            kwargs = {**kwargs, "polygon_crs": "EPSG:4326"}
+            try:
+                poly = edit.polygon_from_geojson(kwargs["polygon"])
+                ok = bool(shapely.is_valid(poly)) and np.isfinite(shapely.bounds(poly)).all()
+            except GridmapError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - shapely raises many types
+                raise GridmapError(f"args.polygon is not a GeoJSON polygon ({exc})") from exc
+            if not ok or not (-180 <= poly.bounds[0] <= poly.bounds[2] <= 180):
+                raise GridmapError("args.polygon must be a valid polygon in WGS84 (lon/lat)")
+            kwargs = {**kwargs, "polygon": poly, "polygon_crs": "EPSG:4326"}
         res = func(plan, **kwargs, reason=reason)
     except GridmapError as exc:
         raise ApiError(422, "edit_refused", str(exc)) from exc
@@ -438,7 +450,11 @@ def _accept_version(
             version = int(fields["version"])
         except ValueError:
             raise ApiError(422, "validation_error", "version: must be an integer") from None
-    reason = fields.get("reason", "")[:500]
+        if not 1 <= version <= 2**31:
+            raise ApiError(422, "validation_error", "version: must be at least 1")
+    reason = fields.get("reason", "")
+    if len(reason) > 500:
+        raise ApiError(422, "validation_error", "reason: at most 500 characters")
     data = form.path.read_bytes()
     try:
         plan = plan_from_bytes(data)
