@@ -41,6 +41,19 @@ BUILDING_PROPS = ("building_id", "grid_code", "households", "use", "levels", "un
 #: Background layers a plan can publish.
 PLAN_LAYERS = ("communities", "barriers", "compounds")
 _PRECISION = 6  # decimal places of published lon/lat (about 0.1 m)
+#: Grid properties the features by zoom carry (empty ones left out); the rest is
+#: one ``GET /api/grids/{code}`` away.
+LOD_PROPS = (
+    "grid_code",
+    "community_code",
+    "community_name",
+    "kind",
+    "households",
+    "range_min",
+    "range_max",
+    "flags",
+    "name",
+)
 #: From this zoom on, ``GET /api/grids?zoom=`` sends the grids' full geometry.
 FULL_ZOOM = 17
 #: Coarsest level of simplified geometry: lower zooms get this one.
@@ -285,11 +298,24 @@ class PlanView:
             + f',"label":[{lon:.6f},{lat:.6f}]}},"geometry":'
             + (g if g is not None else "null")
             + "}"
-            for props, g, (lon, lat) in zip(self._prop_json, gj, labels, strict=True)
+            for props, g, (lon, lat) in zip(self._lod_props(), gj, labels, strict=True)
         ]
         with self._lock:
             self._lods.setdefault(level, feats)
             return self._lods[level]
+
+    def _lod_props(self) -> list[str]:
+        """Properties of the features by zoom: those of :data:`LOD_PROPS` that are set."""
+        cols = [c for c in LOD_PROPS if c in self.grid_props.columns]
+        recs = clean_json(self.grid_props[cols].to_dict("records"))
+        return [
+            json.dumps(
+                {k: v for k, v in r.items() if k == "grid_code" or v not in ("", None)},
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+            for r in recs
+        ]
 
     def lod_collection(self, zoom: float) -> tuple[bytes, bytes]:
         """The whole plan's grids at `zoom` as a FeatureCollection: (plain, gzipped)."""
@@ -350,7 +376,9 @@ class PlanView:
                 cols = [c for c in BUILDING_PROPS if c in b.columns]
                 props = _round_props(pd.DataFrame(b[cols]))
                 self._buildings = {
-                    "features": _feature_strings(props, geoms),
+                    "props": props,
+                    "geoms": geoms,
+                    "n": len(b),
                     "grid_code": b["grid_code"].astype(str).to_numpy()
                     if "grid_code" in b
                     else np.full(len(b), "", dtype=object),
@@ -370,24 +398,41 @@ class PlanView:
             in_grid = np.flatnonzero(idx["grid_code"] == grid)
             sel = in_grid if sel is None else np.intersect1d(sel, in_grid)
         if sel is None:
-            sel = np.arange(len(idx["features"]))
-        feats = [idx["features"][i] for i in sel[:limit]]
+            sel = np.arange(idx["n"])
+        # features are serialised per request: a city holds a million buildings
+        take = sel[:limit]
+        feats = _feature_strings(idx["props"].iloc[take], idx["geoms"][take]) if len(take) else []
         return feats, int(len(sel))
 
     # ---------------------------------------------------------------- layers
-    def layer(self, name: str) -> bytes | None:
+    def layer(self, name: str, zoom: float | None = None) -> bytes | None:
         """GeoJSON of a background layer (``communities``, ``barriers``, ``compounds``).
 
         Returns None when the plan does not have the layer. Barrier features get a
-        ``class`` property: ``water``, ``rail`` or ``road``.
+        ``class`` property: ``water``, ``rail`` or ``road``. With `zoom`, geometry is
+        simplified to about half a screen pixel at that zoom (communities as a coverage,
+        so that neighbours keep their shared edges); from ``FULL_ZOOM`` on it is whole.
         """
+        level = None if zoom is None else lod_level(zoom)
+        if level == FULL_ZOOM:
+            level = None
+        key = name if level is None else f"{name}@{level}"
         with self._lock:
-            if name in self._layers:
-                return self._layers[name]
+            if key in self._layers:
+                return self._layers[key]
         gdf = getattr(self.plan, name, None)
         if gdf is None or len(gdf) == 0:
             return None
         gdf = gdf.reset_index(drop=True)
+        if level is not None and self.extent is not None:
+            tol = 0.5 * pixel_metres(level, (self.extent[1] + self.extent[3]) / 2)
+            geoms = gdf.geometry.to_numpy()
+            polygonal = bool(np.all(np.isin(shapely.get_type_id(geoms), (3, 6))))
+            if name == "communities" and polygonal:
+                geoms = _simplified(geoms, tol)
+            else:
+                geoms = shapely.simplify(geoms, tol, preserve_topology=True)
+            gdf = gdf.set_geometry(gpd.GeoSeries(geoms, crs=gdf.crs, index=gdf.index))
         wgs = to_wgs84(gpd.GeoDataFrame(gdf, geometry=gdf.geometry, crs=self.plan.crs))
         props = pd.DataFrame(
             {
@@ -410,9 +455,10 @@ class PlanView:
                 ["water", "rail"],
                 default="road",
             )
-        data = feature_collection(_feature_strings(props, wgs.geometry.to_numpy()), layer=name)
+        members = {"layer": name} if level is None else {"layer": name, "zoom": level}
+        data = feature_collection(_feature_strings(props, wgs.geometry.to_numpy()), **members)
         with self._lock:
-            self._layers[name] = data
+            self._layers[key] = data
         return data
 
 

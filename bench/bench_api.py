@@ -62,7 +62,7 @@ BOMB_READ_TARGET_S = 1.0
 TOKEN = secrets.token_urlsafe(16)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         page_plan = store_plan(store, square_plan(1_000), "bench 1000 grids")
         store.close()
         build_s = time.perf_counter() - t
-        port = _free_port()
+        port = free_port()
         proc = _start_server(store_path, port)
         base = f"http://127.0.0.1:{port}"
         try:

@@ -52,8 +52,10 @@ def list_grids(
 
     With ``zoom`` (a map view), the geometry is simplified to about half a screen
     pixel at that zoom (shared edges stay shared), coordinates are rounded to what the
-    zoom shows, and every feature carries ``label`` ([lon, lat] of a point well inside
-    the grid, for its label). Each level is built once per plan version; the answer
+    zoom shows, features carry the main properties only (``grid_code``,
+    ``community_code``, ``community_name``, ``kind``, ``households``, ``range_min``,
+    ``range_max``, ``flags``, ``name``; empty ones left out) and ``label`` ([lon, lat]
+    of a point well inside the grid, for its label). Each level is built once per plan version; the answer
     names its ``zoom`` level. Combined with ``bbox`` it holds only the view's grids.
     """
     box = parse_bbox(bbox)

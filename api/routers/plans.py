@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import gzip
 import re
 import shutil
 from datetime import UTC, datetime
@@ -101,16 +102,28 @@ def plan_layer(
     name: Annotated[str, Path(description="communities, barriers or compounds")],
     store: Annotated[Store, Depends(get_store)],
     cache: Annotated[PlanCache, Depends(get_cache)],
+    request: Request,
+    zoom: Annotated[
+        float | None,
+        Query(ge=0, le=24, description="map zoom: geometry simplified for it"),
+    ] = None,
 ) -> Response:
-    """A background layer of the plan in WGS84 GeoJSON (roads, rivers, communities)."""
+    """A background layer of the plan in WGS84 GeoJSON (roads, rivers, communities);
+    with ``zoom``, simplified to about half a screen pixel at that zoom."""
     if name not in PLAN_LAYERS:
         raise ApiError(
             404, "not_found", f"unknown layer {name[:40]!r}; use one of {list(PLAN_LAYERS)}"
         )
     view = cache.view(_record_or_404(store, plan_id))
-    data = view.layer(name)
+    data = view.layer(name, zoom)
     if data is None:
         data = b'{"type":"FeatureCollection","features":[]}'
+    if len(data) > 4096 and "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(
+            gzip.compress(data, compresslevel=5),
+            media_type="application/geo+json",
+            headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+        )
     return Response(data, media_type="application/geo+json")
 
 

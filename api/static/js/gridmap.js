@@ -253,7 +253,8 @@
     available: (c) => !!c.cfg.plan,
     show: (c) => c.cfg.tiles.kind === 'none',
     create: async (c) => {
-      const data = await getJSON(API + '/plans/' + c.cfg.plan.id + '/layers/barriers');
+      const data = await getJSON(API + '/plans/' + c.cfg.plan.id + '/layers/barriers?zoom=' + (c.zoom0 || lodLevel(map.getZoom())));
+      if (!map.getPane('gm-background')) map.createPane('gm-background').style.zIndex = 350;
       const styles = {
         water: { color: '#6baed6', weight: 4, opacity: 0.9 },
         rail: { color: '#555', weight: 2, dashArray: '6 4', opacity: 0.9 },
@@ -261,6 +262,8 @@
       };
       return L.geoJSON(data, {
         interactive: false,
+        pane: 'gm-background',
+        renderer: L.canvas({ pane: 'gm-background' }),
         style: (f) => {
           const st = styles[f.properties.class] || styles.road;
           const poly = /Polygon/.test(f.geometry.type);
@@ -454,11 +457,22 @@
     available: (c) => !!c.cfg.plan,
     show: () => true,
     create: async (c) => {
-      const data = await getJSON(API + '/plans/' + c.cfg.plan.id + '/layers/communities');
-      return L.geoJSON(data, {
+      // simplified for the zoom; finer outlines when the map zooms in two levels
+      const url = (z) => API + '/plans/' + c.cfg.plan.id + '/layers/communities?zoom=' + z;
+      let level = c.zoom0 || lodLevel(map.getZoom());
+      const layer = L.geoJSON(await getJSON(url(level)), {
         interactive: false,
         style: { color: '#1f2933', weight: 2.5, fill: false, dashArray: '8 4' },
       });
+      map.on('zoomend', async () => {
+        const want = lodLevel(map.getZoom());
+        if (want < level + 2 && want !== LOD_FULL) return;
+        if (want <= level) return;
+        level = want;
+        const data = await getJSON(url(want)).catch(() => null);
+        if (data && level === want) { layer.clearLayers(); layer.addData(data); }
+      });
+      return layer;
     },
     legend: () => '<div><span class="ln" style="border-top:2.5px dashed #1f2933"></span>' +
       esc(S.legend_community) + '</div>',
@@ -837,8 +851,11 @@
     panel.dataset.grid = code;
     panel.classList.remove('expanded');
     if (!narrow()) map.invalidateSize(); // a bottom sheet lies over the map instead
-    Promise.all([eventFigures(code), floodFigures(code)]).then(([ev, fl]) => {
-      if ((ev || fl) && panel.dataset.grid === code) body.innerHTML = panelHtml(layer.feature.properties, ev, fl);
+    // the map holds the main figures of a grid; the rest comes with the grid itself
+    const full = getJSON(API + '/grids/' + encodeURIComponent(code) + '?' + planQuery())
+      .then((f) => ({ ...layer.feature.properties, ...f.properties }));
+    Promise.all([full, eventFigures(code), floodFigures(code)]).then(([p, ev, fl]) => {
+      if (panel.dataset.grid === code) body.innerHTML = panelHtml(p, ev, fl);
     }).catch((e) => status(fmt(S.load_failed, { message: e.message }), true));
   }
   function selectGrid(code, opts) {
@@ -1161,7 +1178,8 @@
       const [w, sth, e, n] = CFG.plan.extent;
       zoom0 = map.getBoundsZoom(L.latLngBounds([sth, w], [n, e]), false, L.point(20, 20));
     }
-    ctx.gridPromise = getJSON(API + '/grids?' + planQuery() + '&zoom=' + lodLevel(zoom0)).then((d) => {
+    ctx.zoom0 = lodLevel(zoom0);
+    ctx.gridPromise = getJSON(API + '/grids?' + planQuery() + '&zoom=' + ctx.zoom0).then((d) => {
       ctx.gridData = d;
       gm.timings.grids = performance.now();
       return d;
@@ -1169,22 +1187,36 @@
     const defs = REGISTRY.filter((def) => def.available(ctx));
     const eager = (def) => def.id === 'grids' || def.id === 'buildings' || def.show(ctx);
     // the layers shown at start load in parallel ...
-    const created = await Promise.all(defs.map((def) => (eager(def)
+    const pending = defs.map((def) => (eager(def) && def.id !== 'grids'
       ? def.create(ctx).catch((e) => {
-        if (def.id === 'grids') throw e;
         status(fmt(S.load_failed, { message: e.message }), true);
         return null;
       })
-      : null)));
+      : null));
+    // ... but the grids are drawn as soon as they arrive
+    const gi = defs.findIndex((def) => def.id === 'grids');
+    if (gi >= 0) {
+      const grids = await defs[gi].create(ctx);
+      gm.layers.grids = grids;
+      grids.addTo(map);
+      const b = grids.getBounds();
+      if (b.isValid()) map.fitBounds(b, { padding: [10, 10], animate: false });
+      map.on('moveend', onView);
+      await onView();
+      gm.timings.drawn = performance.now();
+    }
+    const created = await Promise.all(pending);
+    if (gi >= 0) created[gi] = gm.layers.grids;
     gm.timings.layers = performance.now();
-    // ... and are added in registry order (it is the drawing order)
+    // ... and the others are added in registry order (it is the drawing order above
+    // the grids; roads and water have their own pane below them)
     const overlays = {};
     defs.forEach((def, i) => {
       const label = esc(S['layer_' + def.id] || def.id);
       if (eager(def)) {
         if (!created[i]) return;
         gm.layers[def.id] = created[i];
-        if (def.show(ctx)) created[i].addTo(map);
+        if (def.show(ctx) && !map.hasLayer(created[i])) created[i].addTo(map);
         overlays[label] = created[i];
         return;
       }
@@ -1218,15 +1250,8 @@
       gm.layerControl = control;
     }
     map.on('overlayadd', (e) => { if (e.layer === labelLayer) placeLabels(); });
-    if (gm.layers.grids) {
-      const b = gm.layers.grids.getBounds();
-      if (b.isValid()) map.fitBounds(b, { padding: [10, 10], animate: false });
-    }
     updateLegend();
     status(null);
-    map.on('moveend', onView);
-    await onView();
-    gm.timings.drawn = performance.now();
     const params = new URLSearchParams(window.location.search);
     if (params.get('grid')) {
       await searchGrid(params.get('grid'));
