@@ -195,6 +195,18 @@ def _state(editor) -> dict:
     return {k: getattr(editor, k) for k in names}
 
 
+def _page_xy(pg, pt):
+    """Centre the widget's map on `pt` (WGS84) at zoom 19; its pixel on the page."""
+    xy = pg.evaluate(
+        "([lat, lon]) => { const m = document.getElementById('out')._gmMap;"
+        " m.setView([lat, lon], 19, {animate: false});"
+        " const p = m.latLngToContainerPoint([lat, lon]); return [p.x, p.y]; }",
+        [pt.y, pt.x],
+    )
+    box = pg.locator(".gm-map").bounding_box()
+    return box["x"] + xy[0], box["y"] + xy[1]
+
+
 @pytest.mark.browser
 def test_brush_stroke_in_the_browser(plan, tmp_path):
     from test_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser
@@ -231,14 +243,7 @@ def test_brush_stroke_in_the_browser(plan, tmp_path):
         # brush: a small circle dragged over the first building only
         pg.fill(".gm-radius", "5")
         pg.dispatch_event(".gm-radius", "input")
-        xy = pg.evaluate(
-            "([lat, lon]) => { const m = document.getElementById('out')._gmMap;"
-            " m.setView([lat, lon], 19, {animate: false});"
-            " const p = m.latLngToContainerPoint([lat, lon]); return [p.x, p.y]; }",
-            [pt.y, pt.x],
-        )
-        box = pg.locator(".gm-map").bounding_box()
-        x, y = box["x"] + xy[0], box["y"] + xy[1]
+        x, y = _page_xy(pg, pt)
         pg.mouse.move(x, y)
         pg.mouse.down()
         pg.mouse.move(x + 1, y + 1)
@@ -257,6 +262,25 @@ def test_brush_stroke_in_the_browser(plan, tmp_path):
         row = pg.locator(f".gm-table tr[data-code='{a}']")
         assert str(_hh(editor.plan, a)) in row.inner_text()
         assert "gm-changed" in row.get_attribute("class")
+        # a lasso around the second building sends it (and not the first, now in A)
+        pt2 = shapely.point_on_surface(
+            gridmap.to_wgs84(
+                plan.buildings[plan.buildings["building_id"] == ids[1]][["geometry"]]
+            ).geometry.iloc[0]
+        )
+        x2, y2 = _page_xy(pg, pt2)
+        pg.click("[data-tool='lasso']")
+        pg.mouse.move(x2 - 12, y2 - 12)
+        pg.mouse.down()
+        for dx, dy in ((12, -12), (12, 12), (-12, 12), (-12, -12)):
+            pg.mouse.move(x2 + dx, y2 + dy, steps=3)
+        pg.mouse.up()
+        lasso = [m for m in pg.evaluate("window.__sent") if m.get("type") == "assign"][-1]
+        assert ids[1] in lasso["ids"] and ids[0] not in lasso["ids"]
+        # the grid tool makes a clicked grid the active one
+        pg.click("[data-tool='grid']")
+        pg.mouse.click(x2, y2 + 40)
+        assert pg.evaluate("window.__model.state.active_grid") == b_code
         # undo is a message too
         pg.click("[data-act='undo']")
         assert pg.evaluate("window.__sent.at(-1)") == {"type": "undo"}
