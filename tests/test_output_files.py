@@ -177,3 +177,17 @@ def test_flood_depth_overlay_is_not_a_grade_colour():
 
     for c in DEPTH_RAMP:
         assert c.lower() not in RESERVED and not _hue_reserved(c), c
+
+
+def test_wall_map_without_a_cjk_font_warns_and_draws_english(plan, monkeypatch):
+    from gridmap import export
+
+    export._cjk_font.cache_clear()
+    monkeypatch.setattr(export, "_has_glyphs", lambda fname, text: False)
+    try:
+        with pytest.warns(UserWarning, match="fonts-noto-cjk"):
+            fig = grid_sheet(plan, plan.grids["grid_code"].iloc[0])
+        texts = " ".join(t.get_text() for t in fig.texts)
+        assert "Grid" in texts and not re.search(r"[\u4e00-\u9fff]", texts)
+    finally:
+        export._cjk_font.cache_clear()
