@@ -333,7 +333,7 @@ class GridEditor(anywidget.AnyWidget):
         with self.hold_sync():
             self._grids = _grid_payload(plan, table)
             self._table = _records(table)
-            self._building_grid = plan.buildings["grid_code"].fillna("").astype(str).tolist()
+            self._building_grid = _building_grids(plan, self._buildings["ids"])
             self._changed = _records(self._changes)
             self.can_undo = bool(plan.undo_log)
             self.can_redo = bool(plan.redo_log)
@@ -459,6 +459,13 @@ def _building_payload(plan: Plan) -> dict[str, Any]:
         geoms = shapely.to_geojson(shapely.transform(b.geometry.values, _round6))
         out["footprints"] = [json.loads(g) for g in geoms]
     return out
+
+
+def _building_grids(plan: Plan, ids: list[str]) -> list[str]:
+    """The grid of each building of `ids` (the order the browser holds), ``""`` for none."""
+    b = plan.buildings
+    grids = pd.Series(b["grid_code"].to_numpy(), index=b["building_id"].astype(str).to_numpy())
+    return grids.reindex(ids).fillna("").astype(str).tolist()
 
 
 def _changed_codes(before: Plan, after: Plan) -> list[str]:
