@@ -289,7 +289,9 @@ class PlanView:
             lat = (self.extent[1] + self.extent[3]) / 2
             geoms = _simplified(geoms, 0.5 * pixel_metres(level, lat))
         wgs = gpd.GeoSeries(geoms, crs=self.plan.crs).to_crs(WGS84).to_numpy()
-        decimals = 5 if level <= 13 else _PRECISION
+        # decimals that stay well under a pixel: 1e-4 deg (~11 m) up to zoom 10, 1e-5
+        # up to 13, then the published precision
+        decimals = 4 if level <= 10 else 5 if level <= 13 else _PRECISION
         gj = shapely.to_geojson(shapely.transform(wgs, lambda c: np.round(c, decimals)))
         labels = self.label_points
         feats = [

@@ -1197,10 +1197,12 @@
     const gi = defs.findIndex((def) => def.id === 'grids');
     if (gi >= 0) {
       const grids = await defs[gi].create(ctx);
+      gm.timings.gridLayer = performance.now();
       gm.layers.grids = grids;
-      grids.addTo(map);
       const b = grids.getBounds();
       if (b.isValid()) map.fitBounds(b, { padding: [10, 10], animate: false });
+      grids.addTo(map);
+      gm.timings.gridsAdded = performance.now();
       map.on('moveend', onView);
       await onView();
       gm.timings.drawn = performance.now();
@@ -1274,6 +1276,7 @@
     }
     if (seq !== gm.viewSeq) return;
     placeLabels();
+    gm.timings.view = performance.now();
     await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
     if (seq !== gm.viewSeq) return;
     gm.drawn = true;
