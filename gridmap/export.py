@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 
 from .crs import to_wgs84
 from .errors import InputError, PlanError
-from .io import _to_xlsx, atomic_write
+from .io import atomic_write, to_xlsx
 from .plan import Plan, flag_labels
 
 log = logging.getLogger("gridmap")
@@ -164,7 +164,7 @@ def export_plan(
                     path, lambda p, t=table: t.to_csv(p, index=False, encoding="utf-8-sig")
                 )
             else:
-                atomic_write(path, lambda p, t=table, n=name: _to_xlsx(t, p, n))
+                atomic_write(path, lambda p, t=table, n=name: to_xlsx(t, p, n))
             written[fmt].append(path)
     if "png" in formats:
         codes = list(plan.grids["grid_code"]) if map_grids is None else [str(c) for c in map_grids]

@@ -41,7 +41,7 @@ def write_table(
     csv_path = stem.with_suffix(".csv")
     xlsx_path = stem.with_suffix(".xlsx")
     atomic_write(csv_path, lambda p: table.to_csv(p, index=False, encoding="utf-8-sig"))
-    atomic_write(xlsx_path, lambda p: _to_xlsx(table, p, sheet_name[:31]))
+    atomic_write(xlsx_path, lambda p: to_xlsx(table, p, sheet_name[:31]))
     return [csv_path, xlsx_path]
 
 
@@ -49,7 +49,9 @@ def write_table(
 XLSX_MAX_ROWS = 1_048_575
 
 
-def _to_xlsx(table: pd.DataFrame, path: Path, sheet: str) -> None:
+def to_xlsx(table: pd.DataFrame, path: str | os.PathLike, sheet: str) -> None:
+    """Write `table` to the Excel workbook `path` (time zones dropped: Excel has none;
+    beyond :data:`XLSX_MAX_ROWS` rows the table continues on sheets ``<sheet>_2``...)."""
     out = table.copy()
     for col in out.columns:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
