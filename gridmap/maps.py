@@ -274,9 +274,6 @@ def add_tiles(m: folium.Map, tiles: str | None, attribution: str | None = None) 
     folium.TileLayer(url, attr=attr, name="底图 Base map", max_zoom=19).add_to(m)
 
 
-_add_tiles = add_tiles  # the name gridmap.edit (a module being split) still imports
-
-
 def _legend(m: folium.Map, communities: bool, buildings: bool) -> None:
     fills = "".join(
         f'<span style="display:inline-block;width:9px;height:12px;background:{c}"></span>'
