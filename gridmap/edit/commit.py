@@ -66,8 +66,8 @@ def commit(
     # Grids whose households or buildings change as a side effect (e.g. a split building
     # whose largest part moved) are touched too: look at the buildings whose grid changed.
     moved = changed_positions(plan.buildings, b, [*touched, *added, *removed])
-    side = _side_effects(plan, b, s, touched, moved)
     codes_now = set(grids["grid_code"])
+    side = _side_effects(plan, b, s, touched, moved, codes_now)
     touched = [c for c in dict.fromkeys([*touched, *side]) if c in codes_now]
     tm = grids["grid_code"].isin(touched).to_numpy()
     if tm.any():
@@ -180,10 +180,15 @@ def commit_params(
 
 
 def _side_effects(
-    plan: Plan, b: pd.DataFrame, s: pd.DataFrame, touched: list[str], moved: np.ndarray
+    plan: Plan,
+    b: pd.DataFrame,
+    s: pd.DataFrame,
+    touched: list[str],
+    moved: np.ndarray,
+    codes_now: set[str],
 ) -> list[str]:
-    """Grids whose buildings or split parts changed beyond `touched` (`moved`: the
-    positions of the buildings whose grid changed)."""
+    """Grids of the new plan (`codes_now`) beyond `touched` whose buildings or split
+    parts changed (`moved`: the positions of the buildings whose grid changed)."""
     old = plan.buildings["grid_code"].to_numpy()[moved]
     new = b["grid_code"].to_numpy()[moved]
     codes = {c for c in [*old, *new] if isinstance(c, str)}
@@ -193,6 +198,7 @@ def _side_effects(
         a = set(map(tuple, s_old[cols].astype(str).to_numpy()))
         z = set(map(tuple, s[cols].astype(str).to_numpy()))
         codes |= {t[3] for t in a ^ z}
+    codes = (codes & codes_now) - set(touched)
     if not codes:
         return []
     before = tally(plan.buildings, s_old, codes)
