@@ -6,8 +6,12 @@ UTM zone, chosen from the data) and published in WGS84 (EPSG:4326).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import geopandas as gpd
-from pyproj import CRS
+from pyproj import CRS, Transformer
+from pyproj.aoi import AreaOfInterest
+from pyproj.database import query_utm_crs_info
 
 from .errors import CRSError
 
@@ -59,10 +63,23 @@ def metric_crs(gdf: gpd.GeoDataFrame, source: str = "layer") -> CRS:
         return crs
     if len(gdf) == 0 or gdf.geometry.is_empty.all():
         raise CRSError("cannot choose a metric CRS for an empty layer", source=source)
-    utm = gdf.estimate_utm_crs()
+    west, south, east, north = gdf.total_bounds
+    if not crs.is_geographic:  # the layer's extent in lon/lat (corners, not features)
+        to_ll = Transformer.from_crs(crs, WGS84, always_xy=True)
+        west, south, east, north = to_ll.transform_bounds(west, south, east, north)
+    utm = _utm_zone(round((west + east) / 2, 3), round((south + north) / 2, 3))
     if utm is None:  # pragma: no cover - pyproj finds a zone for any valid lon/lat
         raise CRSError("no UTM zone found for the layer's extent", source=source)
     return utm
+
+
+@lru_cache(maxsize=64)
+def _utm_zone(lon: float, lat: float) -> CRS | None:
+    """The WGS 84 UTM zone holding a point (cached: the CRS database query is slow)."""
+    found = query_utm_crs_info(
+        datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat)
+    )
+    return CRS.from_epsg(found[0].code) if found else None
 
 
 def to_metric(

@@ -58,6 +58,7 @@ MAJOR_HIGHWAYS = frozenset({"motorway", "trunk", "primary", "secondary"})
 
 _OPEN_LAND_GAP = 100.0  # m of empty land between footprints that acts like an arterial
 _LOOSE_INSTITUTION_GAP = 50.0
+_CRUMB_M2 = 0.01  # m²: a grid part smaller than this is snap-rounding debris
 
 
 def plan_grids(
@@ -865,6 +866,9 @@ def _check_polygons(grids: gpd.GeoDataFrame, notes: list[str]) -> None:
         fixed = []
         for i in np.flatnonzero(bad):
             parts, _ = polygonal_parts(np.array([shapely.make_valid(geoms[i])], dtype=object))
+            # a part under 1 dm² (a spike of a few grid cells the repair cut off) is
+            # snap-rounding debris, not land
+            parts = parts[shapely.area(parts) >= _CRUMB_M2] if len(parts) > 1 else parts
             fixed.append(i)
             if len(parts) == 1:
                 geoms[i] = parts[0]

@@ -77,6 +77,7 @@ def round_to_grid(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     clean (Voronoi cells, clipped cells), and gives the same numbers as GEOS's fixed
     precision model. Rounding can make a geometry invalid (a vertex moved across an
     edge); those are reported so the caller can snap them with an overlay instead.
+    Empty geometries and valid multi-part polygons are fine as they are.
 
     Parameters
     ----------
@@ -93,7 +94,8 @@ def round_to_grid(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return out, np.zeros(0, dtype=bool)
     coords = shapely.get_coordinates(out)
     out = shapely.set_coordinates(out, np.rint(coords * _SCALE) / _SCALE)
-    ok = shapely.is_valid(out) & (shapely.get_type_id(out) == _POLYGON) & ~shapely.is_empty(out)
+    polygonal_type = np.isin(shapely.get_type_id(out), (_POLYGON, _MULTIPOLYGON))
+    ok = (polygonal_type & shapely.is_valid(out)) | shapely.is_empty(out)
     return out, ok
 
 

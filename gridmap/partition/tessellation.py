@@ -36,6 +36,7 @@ from .geometry import PRECISION, in_threads, locate_points, polygonal_parts, rou
 __all__ = ["Tessellation", "dissolve", "redraw", "tessellate", "unit_graph"]
 
 _MIN_BORDER = 0.05  # metres: a shared border shorter than this is a touch, not adjacency
+_SMALL_EMPTY_BLOCK = 1000.0  # m²: an empty block below this goes whole to one neighbour
 
 
 @dataclass
@@ -324,11 +325,15 @@ def _lend_seeds(
     seed_block: np.ndarray,
     rounds: int = 3,
     per_block: int = 24,
+    small_block: float = _SMALL_EMPTY_BLOCK,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeds lent to blocks without seeds by the blocks around them.
 
     Returns the lent seeds (indexes into `xy`) and the block each is lent to. Blocks
-    two or three steps from any building borrow what their neighbours borrowed.
+    two or three steps from any building borrow what their neighbours borrowed. A
+    block of less than `small_block` m² (a traffic island, a strip between two roads)
+    borrows one seed, the nearest, and goes whole to its unit: dividing it would cost
+    a Voronoi diagram for a sliver of land.
     """
     nb = len(blocks)
     none = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
@@ -348,6 +353,7 @@ def _lend_seeds(
     lend_block = seed_block[lend_seed]
     out_seed, out_block = [], []
     centre = shapely.get_coordinates(shapely.point_on_surface(blocks))
+    small = shapely.area(blocks) < small_block
     for _ in range(rounds):
         pr = pairs[need[pairs[:, 0]] & np.isin(pairs[:, 1], np.unique(lend_block))]
         if len(pr) == 0:
@@ -369,7 +375,7 @@ def _lend_seeds(
         borrower, seed = borrower[o], seed[o]
         first = np.r_[0, np.flatnonzero(borrower[1:] != borrower[:-1]) + 1]
         rank = np.arange(len(borrower)) - np.repeat(first, np.diff(np.r_[first, len(borrower)]))
-        keep = rank < per_block
+        keep = rank < np.where(small[borrower], 1, per_block)
         borrower, seed = borrower[keep], seed[keep]
         out_seed.append(seed)
         out_block.append(borrower)
