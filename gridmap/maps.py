@@ -90,7 +90,9 @@ def plan_map(
     show_buildings : bool
         Add a buildings layer (coloured like their grid).
     labels : bool, optional
-        Label each grid with its code and households (default: when ≤ 1,500 grids).
+        Label each grid with the end of its code and its households (default: when
+        ≤ 1,500 grids). Labels that would overlap are hidden in the page, the larger
+        grid's first, and come back as one zooms in.
     max_buildings : int
         Above this many buildings the building layer is left out (the page would be
         too heavy); the map says so.
@@ -104,6 +106,7 @@ def plan_map(
     grids["weak_pct"] = _weak_percent(plan)
     grids["flags"] = grids["flags"].fillna("").astype(str)
     grids["flag_text"] = [flag_labels(f, "both", sep="; ") for f in grids["flags"]]
+    grids["kind_label"] = grids["kind"].map(KIND_LABELS).fillna(grids["kind"]).astype(str)
     bounds = grids.total_bounds
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
     add_tiles(m, tiles, attribution)
@@ -112,7 +115,7 @@ def plan_map(
     cols = [
         "grid_code",
         "community_name",
-        "kind",
+        "kind_label",
         "households",
         "range_min",
         "range_max",
@@ -139,7 +142,7 @@ def plan_map(
             fields=[
                 "grid_code",
                 "community_name",
-                "kind",
+                "kind_label",
                 "households",
                 "range_min",
                 "range_max",
