@@ -134,10 +134,14 @@ def report_of(plan: Plan, checked: pd.DataFrame) -> pd.DataFrame:
     drew, e.g. ``isolated_village``), else an error; a non-special grid without
     households also gets an ``empty_grid`` warning.
     """
-    flags = plan.grids.set_index("grid_code")["flags"].fillna("").astype(str)
+    g = plan.grids
+    m = g["grid_code"].isin(checked["code"]).to_numpy()
+    flags = dict(
+        zip(g["grid_code"].to_numpy()[m], g["flags"].fillna("").to_numpy()[m], strict=True)
+    )
     rows = []
     for r in checked.itertuples(index=False):
-        own = set(flags.get(r.code, "").split(";"))
+        own = set(str(flags.get(r.code, "")).split(";"))
         for rule, detail in zip(r.violations, r.details, strict=True):
             check, severity = RULES[rule]
             if rule == "range" and own & set(EXPLAIN_FLAGS):

@@ -91,7 +91,9 @@ def commit(
         _refresh_flags(plan, grids, tm, set(crossings["grid_code"]), manual)
     extra = [c for c in grids.columns if c not in GRID_COLUMNS and c != "geometry"]
     grids = grids[GRID_COLUMNS + extra + ["geometry"]]
-    grids = grids.sort_values("grid_code", kind="stable").reset_index(drop=True)
+    if not grids["grid_code"].is_monotonic_increasing:
+        grids = grids.sort_values("grid_code", kind="stable")
+    grids = grids.reset_index(drop=True)
     grids = gpd.GeoDataFrame(grids, geometry="geometry", crs=plan.crs)
 
     new_params = dict(plan.params)

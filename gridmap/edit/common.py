@@ -195,6 +195,8 @@ def tally(b: pd.DataFrame, s: pd.DataFrame, codes: Iterable[str] | None = None) 
 
 def same_splits(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     """Whether two unit-split tables hold the same rows (in the same order)."""
+    if a is b:
+        return True
     if len(a) != len(b):
         return False
     if not len(a):

@@ -89,7 +89,7 @@ def move_buildings(
     if sum(x is not None for x in (ids, polygon, units)) != 1:
         raise PlanError("move_buildings: give exactly one of ids=, polygon= or units=")
     b = editable_buildings(plan)
-    s = splits_of(plan).copy()
+    s = splits_of(plan)  # copied below only when a part moves
     split_ids = set(s["building_id"])
     params: dict[str, Any] = {"to_grid": target}
     if units is not None:
@@ -112,6 +112,7 @@ def move_buildings(
             raise PlanError(f"building {bid} has no part {bad[0]}; its parts are {have}")
         m = rows & s["part"].isin(parts).to_numpy()
         sources = set(s.loc[m, "grid_code"].dropna())
+        s = s.copy(deep=False)
         s.loc[m, "grid_code"] = target
         params["units"] = [bid, parts]
         moved = [f"{bid} part {p}" for p in parts]
@@ -150,7 +151,9 @@ def move_buildings(
         pm = s["building_id"].isin(sel_ids).to_numpy()
         sources |= set(s.loc[pm, "grid_code"].dropna())
         b.loc[sel, "grid_code"] = target
-        s.loc[pm, "grid_code"] = target
+        if pm.any():
+            s = s.copy(deep=False)
+            s.loc[pm, "grid_code"] = target
         moved = sorted(sel_ids)
         params["buildings"] = moved
     sources.discard(target)
