@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gridmap.plan import FLAG_LABELS  # plan flags: code -> (zh, en), shared with the maps
+
 #: Categories of events (the seven Fujin service categories): code -> (zh, en).
 CATEGORY_LABELS: dict[str, tuple[str, str]] = {
     "information_collection": ("信息采集", "Information collection"),
@@ -36,15 +38,6 @@ KIND_LABELS: dict[str, tuple[str, str]] = {
     "rural": ("农村网格", "Rural grid"),
     "special": ("专属网格", "Special grid"),
 }
-#: Plan flags: code -> (zh, en).
-FLAG_LABELS: dict[str, tuple[str, str]] = {
-    "out_of_range": ("户数超出范围", "Households out of range"),
-    "infeasible_split": ("无法在范围内划分", "No in-range split possible"),
-    "isolated_village": ("偏远自然屯", "Isolated village"),
-    "crosses_barrier": ("跨越道路或河流", "Crosses a road or river"),
-    "no_households": ("无住户", "No households"),
-}
-
 #: Flood colours (red highest): code -> (zh, en).
 FLOOD_LABELS: dict[str, tuple[str, str]] = {
     "red": ("红色 高风险", "Red: high"),
