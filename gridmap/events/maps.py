@@ -18,6 +18,7 @@ from pyproj import Transformer
 
 from ..crs import WGS84, to_wgs84
 from ..errors import InputError
+from ..maps import add_tiles
 from .assign import grids_of
 from .hotspots import hotspots
 from .palette import COLD_STYLE, HEAT_GRADIENT, HOT_STYLE, NO_DATA, RATE_RAMP
@@ -37,7 +38,8 @@ def event_map(
     max_points: int = 50_000,
     period: Literal["month", "week"] = "month",
     bin_m: float = 100.0,
-    tiles: str = "OpenStreetMap",
+    tiles: str | None = None,
+    attribution: str | None = None,
 ) -> Any:
     """Draw events on a folium map: heat maps, choropleth, hot spots, grid popups.
 
@@ -60,8 +62,11 @@ def event_map(
         Step of the animated heat map.
     bin_m : float
         Side of the aggregation squares in metres.
-    tiles : str
-        Base map tiles.
+    tiles : str or None
+        Base map: None (default) draws none, so the page needs no network; a preset of
+        :data:`gridmap.maps.TILES` or a URL template (see :func:`gridmap.maps.add_tiles`).
+    attribution : str, optional
+        Attribution of a `tiles` URL template.
 
     Returns
     -------
@@ -102,7 +107,8 @@ def event_map(
         vals = kpi["events"].to_numpy(dtype=float)
 
     minx, miny, maxx, maxy = gw.total_bounds
-    m = folium.Map(tiles=tiles, control_scale=True)
+    m = folium.Map(tiles=None, control_scale=True)
+    add_tiles(m, tiles, attribution)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     title = "事件 Events"
     m.get_root().html.add_child(
@@ -133,7 +139,7 @@ def event_map(
             "fillColor": f["properties"]["_fill"],
             "color": "#636363",
             "weight": 0.6,
-            "fillOpacity": 0.6,
+            "fillOpacity": _FILL_OPACITY,
         },
         highlight_function=lambda f: {"weight": 2.5, "color": "#000000"},
         popup=folium.GeoJsonPopup(fields=fields, aliases=[_POPUP_FIELDS[f] for f in fields]),
@@ -147,6 +153,8 @@ def event_map(
         lon, lat, when, grids.crs, max_points=max_points, period=period, bin_m=bin_m
     )
     radius_m = _heat_radius_m(grids, used_bin if aggregated else None)
+    heat_max = _heat_scale(heat, grids.crs, radius_m)
+    time_max = max((_heat_scale(f, grids.crs, radius_m) for f in frames), default=1.0)
     heat_name = "事件热力图 Event heat map"
     step = "按月 by month" if period == "month" else "按周 by week"
     time_name = f"事件时序热力图 Event heat map {step}"
@@ -211,13 +219,23 @@ def event_map(
         note=f'<div id="{note_id}" class="gm-ev-note">{html.escape(note)}</div>',
     )
     m.get_root().html.add_child(folium.Element(legend))
-    folium.LayerControl(collapsed=False).add_to(m)
-    m.add_child(_map_script(m, heat_layer, time_layer, frames, labels, radius_m))
+    control = folium.LayerControl(collapsed=True).add_to(m)
+    m.add_child(
+        _map_script(
+            m, control, heat_layer, time_layer, frames, labels, radius_m, (heat_max, time_max)
+        )
+    )
     return m
 
 
-#: Zoom at and above which one event counts fully in the heat maps (Leaflet.heat).
-_HEAT_MAX_ZOOM = 14
+#: Fill opacity of the rate layer (its legend swatches use the same).
+_FILL_OPACITY = 0.6
+
+#: Leaflet.heat's ``maxZoom``: it weighs points by 1/2^(maxZoom - zoom), and Leaflet's
+#: layer control disables a layer above its ``maxZoom``, so it is the map's top zoom; the
+#: page script divides the layer's ``max`` by the same factor, which keeps the colours of
+#: the heat the same at every zoom (the radius is in metres).
+_HEAT_MAX_ZOOM = 18
 
 
 def _heat_radius_m(grids: gpd.GeoDataFrame, bin_m: float | None) -> float:
@@ -245,7 +263,10 @@ def _legend_html(
     esc = html.escape
 
     def swatch(colour: str, text: str) -> str:
-        return f'<div class="gm-ev-row"><i style="background:{colour}"></i>{esc(text)}</div>'
+        return (
+            f'<div class="gm-ev-row"><i style="background:{colour};opacity:{_FILL_OPACITY}">'
+            f"</i>{esc(text)}</div>"
+        )
 
     rows = []
     for k, colour in enumerate(RATE_RAMP):
@@ -311,11 +332,36 @@ def _legend_html(
     )
 
 
+def _heat_scale(points: list, metric: Any, radius_m: float) -> float:
+    """Events (or weights) that make the darkest heat: the 95th percentile of the sums
+    per square of half the heat radius (Leaflet.heat's own cells), at least 1."""
+    if not len(points):
+        return 1.0
+    arr = np.asarray(points, dtype=float)
+    w = arr[:, 2] if arr.shape[1] > 2 else np.ones(len(arr))
+    to_m = Transformer.from_crs(WGS84, metric, always_xy=True)
+    x, y = (np.asarray(a, dtype=float) for a in to_m.transform(arr[:, 1], arr[:, 0]))
+    side = max(radius_m / 2.0, 1.0)
+    ix = np.floor((x - np.nanmin(x)) / side).astype(np.int64)
+    iy = np.floor((y - np.nanmin(y)) / side).astype(np.int64)
+    _, inv = np.unique(ix * (int(iy.max()) + 1) + iy, return_inverse=True)
+    sums = np.bincount(inv, weights=w)
+    return float(max(np.percentile(sums, 95), 1.0))
+
+
 def _map_script(
-    m: Any, heat: Any, timed: Any, frames: list, labels: list[str], metres: float
+    m: Any,
+    control: Any,
+    heat: Any,
+    timed: Any,
+    frames: list,
+    labels: list[str],
+    metres: float,
+    scale: tuple[float, float],
 ) -> Any:
-    """The page script: heat radius in metres (rescaled on zoom), legend sections that
-    follow the layer switches, and the period slider of the time heat map."""
+    """The page script: the layer list open on wide screens, heat radius in metres and
+    heat scale (both kept on zoom), legend sections that follow the layer switches, and
+    the period slider of the time heat map."""
     from branca.element import MacroElement
     from jinja2 import Template
 
@@ -326,12 +372,18 @@ def _map_script(
             """{% macro script(this, kwargs) %}
 (function () {
   var map = {{ this.map }}, heat = {{ this.heat }}, timed = {{ this.timed }};
+  // the layer list: open on a wide screen, a button on a phone
+  if (window.innerWidth > 640) { {{ this.control }}.expand(); }
   var frames = {{ this.frames }}, labels = {{ this.labels }}, metres = {{ this.metres }};
+  var scale = {{ this.scale }}, top = {{ this.top }};
   function resize() {
-    var mpp = 156543.03392 * Math.cos(map.getCenter().lat * Math.PI / 180)
-      / Math.pow(2, map.getZoom());
+    var z = map.getZoom();
+    var mpp = 156543.03392 * Math.cos(map.getCenter().lat * Math.PI / 180) / Math.pow(2, z);
     var r = Math.max(4, Math.min(90, metres / mpp));
-    [heat, timed].forEach(function (h) { h.setOptions({radius: r, blur: Math.max(3, r * 0.75)}); });
+    var f = 1 / Math.pow(2, Math.max(0, Math.min(top - z, 12)));
+    [heat, timed].forEach(function (h, i) {
+      h.setOptions({radius: r, blur: Math.max(3, r * 0.75), max: scale[i] * f});
+    });
   }
   map.on("zoomend", resize);
   map.whenReady(resize);
@@ -357,17 +409,20 @@ def _map_script(
 {% endmacro %}"""
         )
 
-        def __init__(self, m, heat, timed, frames, labels, metres):
+        def __init__(self, m, control, heat, timed, frames, labels, metres, scale):
             super().__init__()
             self._name = "GridmapEventScript"
             self.map = m.get_name()
+            self.control = control.get_name()
             self.heat = heat.get_name()
             self.timed = timed.get_name()
             self.frames = json.dumps(frames, separators=(",", ":"))
             self.labels = json.dumps(list(labels), ensure_ascii=False)
             self.metres = f"{metres:.1f}"
+            self.scale = json.dumps([round(float(s), 3) for s in scale])
+            self.top = _HEAT_MAX_ZOOM
 
-    return MapScript(m, heat, timed, frames, labels, metres)
+    return MapScript(m, control, heat, timed, frames, labels, metres, scale)
 
 
 _POPUP_FIELDS = {
