@@ -13,7 +13,9 @@ Timed, median over several runs of each operation:
   is a real SQLite file; each accepted edit is saved as a new version), and the first
   ``GET /api/grids`` after an edit.
 
-Target: one move answers in <= 300 ms median. Results go to ``bench/results/edit.json``.
+Target: one move answers in <= 300 ms median. Results go to ``bench/results/edit.json``,
+with the CPU time of each operation and the machine's load average: on a shared machine
+the wall-clock figures grow with the load, the CPU times do not.
 
 Usage::
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import statistics
 import sys
@@ -236,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             "households": int(plan.grids["households"].sum()),
         },
         "target_ms": TARGET_MS,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
         "library": bench_library(plan, work, args.runs),
     }
     for op, r in result["library"].items():
@@ -254,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{result['api']['first_request_ms']} ms, {result['api']['versions_saved']} versions, "
             f"store {result['api']['store_mb']} MB"
         )
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     move = result.get("api", result["library"])["move_buildings"]["median_ms"]
     result["move_within_target"] = move <= TARGET_MS
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
