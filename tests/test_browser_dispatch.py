@@ -60,6 +60,13 @@ def test_dispatcher_advances_an_event_from_the_list(phone):
         ".map((e) => e.getBoundingClientRect().right))"
     )
     assert widest <= PHONE["width"] + 0.5
+    assert not pg.is_visible(".dispatch-token")  # a token is kept: nothing to ask
+    # the next-step button is readable: its text colour is not its background
+    colours = pg.eval_on_selector(
+        ".dispatch-next",
+        "b => [getComputedStyle(b).color, getComputedStyle(b).backgroundColor]",
+    )
+    assert colours[0] != colours[1], colours
     # by default the events not closed yet, newest first
     statuses = pg.eval_on_selector_all(
         "#dispatch-list .dispatch-row", "els => els.map((e) => e.dataset.status)"
