@@ -25,7 +25,7 @@ import pandas as pd
 import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
+from scipy.spatial import Delaunay, QhullError, cKDTree
 
 from .geometry import PRECISION, polygonal, unit_strips
 
@@ -388,6 +388,11 @@ def distinct_seeds(
 def cluster_points(xy: np.ndarray, distance: float, key: np.ndarray | None = None) -> np.ndarray:
     """Single-linkage clusters of points closer than `distance` (with equal `key`).
 
+    The clusters are the connected components of the Delaunay edges no longer than
+    `distance` (the Euclidean minimum spanning tree lies in the Delaunay graph, so
+    this equals linking every pair within `distance`, without listing those pairs:
+    dense towns have millions of them).
+
     Returns
     -------
     ndarray of int
@@ -396,11 +401,38 @@ def cluster_points(xy: np.ndarray, distance: float, key: np.ndarray | None = Non
     n = len(xy)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    pairs = cKDTree(xy).query_pairs(distance, output_type="ndarray")
-    if key is not None and len(pairs):
-        pairs = pairs[key[pairs[:, 0]] == key[pairs[:, 1]]]
-    g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    xy = np.asarray(xy, dtype=np.float64)
+    groups = np.zeros(n, dtype=np.int64) if key is None else pd.factorize(key)[0]
+    order = np.argsort(groups, kind="stable")
+    bounds = np.flatnonzero(np.diff(groups[order])) + 1
+    edges = [np.empty((0, 2), dtype=np.int64)]
+    for idx in np.split(order, bounds):
+        if len(idx) >= 2:
+            edges.append(idx[_near_pairs(xy[idx], distance)])
+    e = np.concatenate(edges)
+    g = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
     return connected_components(g, directed=False)[1].astype(np.int64)
+
+
+def _near_pairs(xy: np.ndarray, distance: float) -> np.ndarray:
+    """Pairs of points (local indexes) whose single-linkage at `distance` joins them:
+    Delaunay edges within `distance`, and every duplicate point to its first copy."""
+    uniq, first, inv = np.unique(xy, axis=0, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    dup = np.flatnonzero(first[inv] != np.arange(len(xy)))
+    pairs = [np.column_stack([dup, first[inv[dup]]])]
+    if len(uniq) >= 3:
+        try:
+            simplices = Delaunay(uniq).simplices
+            tri = np.concatenate([simplices[:, [0, 1]], simplices[:, [1, 2]], simplices[:, [0, 2]]])
+        except QhullError:  # all points on one line: every pair is cheap to list
+            tri = cKDTree(uniq).query_pairs(distance, output_type="ndarray")
+    else:
+        tri = np.array([[0, 1]]) if len(uniq) == 2 else np.empty((0, 2), dtype=np.int64)
+    if len(tri):
+        length = np.hypot(*(uniq[tri[:, 0]] - uniq[tri[:, 1]]).T)
+        pairs.append(first[tri[length <= distance]])
+    return np.concatenate(pairs).astype(np.int64)
 
 
 def unit_groups(

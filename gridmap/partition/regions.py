@@ -154,6 +154,53 @@ def _components(n: int, u: np.ndarray, v: np.ndarray) -> tuple[int, np.ndarray]:
     return int(ncomp), lab.astype(np.int64)
 
 
+def _spanning_tree(
+    n: int, u: np.ndarray, v: np.ndarray, weight: np.ndarray, root: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum spanning tree of ``(range(n), zip(u, v))`` under `weight`, walked depth
+    first from `root`.
+
+    Returns the preorder (every subtree is a contiguous run of it) and each node's
+    parent (``-9999`` for the root, as :func:`scipy.sparse.csgraph.depth_first_order`
+    gives). Nodes the tree does not reach are missing from the preorder. Small graphs
+    use Kruskal with a Python union-find and an explicit stack: scipy's per-call
+    overhead (sparse construction and graph validation) dominates there.
+    """
+    if len(u) > _SMALL_GRAPH:
+        tree = csgraph.minimum_spanning_tree(sparse.csr_matrix((weight, (u, v)), shape=(n, n)))
+        return csgraph.depth_first_order(tree, root, directed=False)
+    parent = list(range(n))
+    adj: list[list[int]] = [[] for _ in range(n)]
+    uu, vv = u.tolist(), v.tolist()
+    for i in np.argsort(weight, kind="stable").tolist():
+        a, b = uu[i], vv[i]
+        ra, rb = a, b
+        while parent[ra] != ra:
+            parent[ra] = parent[parent[ra]]
+            ra = parent[ra]
+        while parent[rb] != rb:
+            parent[rb] = parent[parent[rb]]
+            rb = parent[rb]
+        if ra != rb:
+            parent[ra] = rb
+            adj[a].append(b)
+            adj[b].append(a)
+    pred = [-9999] * n
+    seen = [False] * n
+    seen[root] = True
+    pre: list[int] = []
+    stack = [root]
+    while stack:
+        x = stack.pop()
+        pre.append(x)
+        for y in reversed(adj[x]):
+            if not seen[y]:
+                seen[y] = True
+                pred[y] = x
+                stack.append(y)
+    return np.asarray(pre, dtype=np.int32), np.asarray(pred, dtype=np.int32)
+
+
 def _clean_edges(n: int, edges: np.ndarray, lengths: np.ndarray | None):
     """Drop self loops, orient ``u < v`` and deduplicate; lengths of duplicates are summed
     only once (the first occurrence wins)."""
@@ -411,10 +458,8 @@ class _Solver:
             return
         for _ in range(_N_TREES):
             jit = g.el * (1.0 + self.rng.random(len(g.el)))
-            a = sparse.csr_matrix((jit, (g.u, g.v)), shape=(n, n))
-            tree = csgraph.minimum_spanning_tree(a)
             root = int(self.rng.integers(n))
-            pre, pred = csgraph.depth_first_order(tree, root, directed=False)
+            pre, pred = _spanning_tree(n, g.u, g.v, jit, root)
             if len(pre) < n:
                 return
             sub_w = g.w.astype(np.float64).copy()
@@ -1323,9 +1368,8 @@ def _tree_split(w, e, c, atoms, k, lo, hi, trees, rng, budget=None):
             return None
         budget[0] -= 1
         jit = rng.random(len(u)) + 1e-3
-        tree = csgraph.minimum_spanning_tree(sparse.csr_matrix((jit, (u, v)), shape=(n, n)))
         root = int(rng.integers(n))
-        pre, pred = csgraph.depth_first_order(tree, root, directed=False)
+        pre, pred = _spanning_tree(n, u, v, jit, root)
         if len(pre) < n:
             continue
         predl = pred.tolist()
