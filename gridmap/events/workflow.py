@@ -3,7 +3,8 @@
 An event is ``reported`` (上报) by a grid worker or a resident, ``accepted`` (受理) by
 the office, ``assigned`` (分派) to a worker, ``handled`` (处置) by that worker, the
 result is fed back (``feedback``, 反馈) to whoever reported it, and the office
-``closed`` (办结) it. The order is checked:
+``closed`` (办结) it. (DOMAIN.md words the same loop as 源头发现、采集建档、分流交办、
+检查督促、结果反馈、综合考评.) The order is checked:
 
 * From each step the only way forward is the next step. Steps are never skipped, and
   none is taken back: a closed event stays closed (report a new one when the matter
@@ -158,8 +159,9 @@ def advance(
     ----------
     event : mapping, pandas.Series or pandas.DataFrame
         The event as it is now: a row or dict with ``status`` and ``reported_at`` (and
-        optionally ``history``, a list of earlier entries), or the event's history
-        table (``status``, ``at``; its latest entry is the current state).
+        optionally ``history``, a list of earlier entries), the entry the previous call
+        returned (``status``, ``at``), or the event's history table (``status``,
+        ``at``; its latest entry is the current state).
     status : str
         The status to go to: a step (``accepted``, ``assigned``, ``handled``,
         ``feedback``, ``closed``) or ``cancelled``, as code or Chinese name (受理, 分派,
