@@ -363,10 +363,19 @@ function render({ model, el }) {
   syncButtons();
   setTool('brush');
   setMessage(model.get('message'));
-  const bounds = gridLayer.getBounds();
-  if (bounds.isValid()) map.fitBounds(bounds, { animate: false });
-  // the output area may still be sized 0 when render runs
-  const ro = new ResizeObserver(() => map.invalidateSize());
+  // the notebook may attach the output only after render: fit the grids once the map
+  // has a size, and keep Leaflet told about later resizes
+  let fitted = false;
+  function fit() {
+    const bounds = gridLayer.getBounds();
+    if (fitted || !mapEl.clientWidth || !mapEl.clientHeight || !bounds.isValid()) return;
+    map.invalidateSize();
+    map.fitBounds(bounds, { animate: false });
+    fitted = true;
+  }
+  map.setView([0, 0], 2); // a view until the first fit
+  fit();
+  const ro = new ResizeObserver(() => { map.invalidateSize(); fit(); });
   ro.observe(mapEl);
   return () => { ro.disconnect(); map.remove(); };
 }
