@@ -225,6 +225,7 @@ def test_brush_stroke_in_the_browser(plan, tmp_path):
     module = (
         _MODEL.replace("STATE", json.dumps(_state(editor)))
         + editor._esm.replace("export default { render };", "")
+        + "\nwindow.__render = render;"
         + "\nwindow.__view = render({ model: window.__model, el: document.getElementById('out') });"
         + "\nwindow.__ready = true;"
     )
@@ -240,6 +241,16 @@ def test_brush_stroke_in_the_browser(plan, tmp_path):
         pg.add_script_tag(content=module, type="module")
         pg.wait_for_function("window.__ready === true", timeout=10_000)
         assert pg.locator(".gm-table tbody tr").count() == len(plan.grids)
+        # like JupyterLab: rendered while detached, attached later; the map then fits the grids
+        pg.evaluate(
+            "() => { const el = document.createElement('div'); window.__late = el;"
+            " const m = Object.assign({}, window.__model, { on() {}, send() {}, save_changes() {} });"
+            " window.__render({ model: m, el });"
+            " setTimeout(() => document.body.appendChild(el), 50); }"
+        )
+        pg.wait_for_timeout(500)
+        assert pg.evaluate("window.__late._gmMap.getZoom()") >= 14
+        pg.evaluate("() => { window.__late.remove(); }")
         # brush: a small circle dragged over the first building only
         pg.fill(".gm-radius", "5")
         pg.dispatch_event(".gm-radius", "input")
