@@ -333,8 +333,9 @@ def _legend_html(
 
 
 def _heat_scale(points: list, metric: Any, radius_m: float) -> float:
-    """Events (or weights) that make the darkest heat: the 95th percentile of the sums
-    per square of half the heat radius (Leaflet.heat's own cells), at least 1."""
+    """Events (or weights) that make the darkest heat: three times the 99th percentile
+    of the sums per square of half the heat radius (about Leaflet.heat's own cells; a
+    pixel sums the blobs of a dozen cells around it), at least 1."""
     if not len(points):
         return 1.0
     arr = np.asarray(points, dtype=float)
@@ -346,7 +347,7 @@ def _heat_scale(points: list, metric: Any, radius_m: float) -> float:
     iy = np.floor((y - np.nanmin(y)) / side).astype(np.int64)
     _, inv = np.unique(ix * (int(iy.max()) + 1) + iy, return_inverse=True)
     sums = np.bincount(inv, weights=w)
-    return float(max(np.percentile(sums, 95), 1.0))
+    return float(max(3.0 * np.percentile(sums, 99), 1.0))
 
 
 def _map_script(
