@@ -5,6 +5,8 @@ Skipped without Playwright or the Debian Chromium.
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 from test_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser
@@ -81,5 +83,15 @@ def test_events_map_one_layer_legend_visible_heat_at_zoom_16(events_map, viewpor
             " && v._map).options.radius"
         )
         assert radius > 14  # metres, not the fixed 14 px
+        # the heat map by month: its slider swaps the points of the layer
+        pg.locator(".leaflet-control-layers").hover()
+        pg.locator(".leaflet-control-layers-overlays input").nth(2).check()
+        slider = pg.locator("#gridmap-period")
+        assert slider.is_visible()
+        last = int(slider.get_attribute("max"))
+        first_label = pg.inner_text("#gridmap-period-label")
+        slider.fill(str(last))
+        assert pg.inner_text("#gridmap-period-label") != first_label
+        assert re.fullmatch(r"\d{4}-\d{2}", pg.inner_text("#gridmap-period-label"))
         assert errors == [] and outside == [], (errors, outside)
         browser.close()
