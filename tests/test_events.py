@@ -134,6 +134,9 @@ def _row(table: pd.DataFrame, key: str, code: str, street: str | None = None) ->
 def test_public_names_exported():
     assert gridmap.read_events is ev.read_events
     assert gridmap.event_stats is ev.event_stats
+    assert gridmap.advance is ev.advance and gridmap.apply_history is ev.apply_history
+    for name in ev.__all__:  # every public name of the package resolves
+        assert getattr(ev, name) is not None
 
 
 def test_assign_boundary_event_once(grids, events):
