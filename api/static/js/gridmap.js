@@ -256,7 +256,7 @@
       const data = await getJSON(API + '/plans/' + c.cfg.plan.id + '/layers/barriers?zoom=' + (c.zoom0 || lodLevel(map.getZoom())));
       if (!map.getPane('gm-background')) map.createPane('gm-background').style.zIndex = 350;
       const styles = {
-        water: { color: '#6baed6', weight: 4, opacity: 0.9 },
+        water: { color: '#80cdc1', weight: 4, opacity: 0.9 }, // teal: blue is a flood grade
         rail: { color: '#555', weight: 2, dashArray: '6 4', opacity: 0.9 },
         road: { color: '#bdb7aa', weight: 5, opacity: 0.95 },
       };
@@ -273,18 +273,30 @@
     },
     legend: () =>
       '<div><span class="ln" style="border-top:5px solid #bdb7aa"></span>' + esc(S.legend_road) + '</div>' +
-      '<div><span class="ln" style="border-top:4px solid #6baed6"></span>' + esc(S.legend_water) + '</div>',
+      '<div><span class="ln" style="border-top:4px solid #80cdc1"></span>' + esc(S.legend_water) + '</div>',
   });
 
+  // outlines are hairlines at city zooms, where thousands of grids share the screen;
+  // flags show from DETAIL_ZOOM on
+  const DETAIL_ZOOM = 13;
+  let detailed = true;
   function gridStyle(f) {
-    const flagged = flagList(f.properties.flags).length > 0;
+    const flagged = detailed && flagList(f.properties.flags).length > 0;
     return {
       color: flagged ? FLAG_STYLE.color : '#52606d',
-      weight: flagged ? FLAG_STYLE.weight : 1,
+      weight: flagged ? FLAG_STYLE.weight : (detailed ? 1 : 0.4),
       dashArray: flagged ? FLAG_STYLE.dashArray : null,
       fillColor: KIND_COLOURS[f.properties.kind] || '#999',
       fillOpacity: 0.3,
     };
+  }
+  function restyleGrids() {
+    const want = map.getZoom() >= DETAIL_ZOOM;
+    if (want === detailed) return;
+    detailed = want;
+    const grids = gm.layers.grids;
+    if (!grids) return;
+    grids.eachLayer((l) => { if (l !== highlighted) l.setStyle(gridStyle(l.feature)); });
   }
 
   // ------------------------------------------------- grid shapes by zoom level
@@ -409,6 +421,8 @@
     create: async (c) => {
       const data = await c.gridPromise;
       noteGrids(data);
+      detailed = (c.zoom0 || map.getZoom()) >= DETAIL_ZOOM;
+      map.on('zoomend', restyleGrids);
       // one tooltip and one popup for the whole layer (cheap with thousands of grids)
       const layer = gridShapes(data, {
         style: gridStyle,
@@ -460,10 +474,11 @@
       // simplified for the zoom; finer outlines when the map zooms in two levels
       const url = (z) => API + '/plans/' + c.cfg.plan.id + '/layers/communities?zoom=' + z;
       let level = c.zoom0 || lodLevel(map.getZoom());
-      const layer = L.geoJSON(await getJSON(url(level)), {
-        interactive: false,
-        style: { color: '#1f2933', weight: 2.5, fill: false, dashArray: '8 4' },
-      });
+      const style = () => (map.getZoom() >= DETAIL_ZOOM
+        ? { color: '#1f2933', weight: 2.5, fill: false, dashArray: '8 4' }
+        : { color: '#1f2933', weight: 1.2, fill: false, dashArray: '4 3' });
+      const layer = L.geoJSON(await getJSON(url(level)), { interactive: false, style });
+      map.on('zoomend', () => layer.setStyle(style));
       map.on('zoomend', async () => {
         const want = lodLevel(map.getZoom());
         if (want < level + 2 && want !== LOD_FULL) return;
@@ -639,10 +654,11 @@
   // move coloured by departure wave (those not placed by reason, ringed in magenta), routes
   // coloured by wave, shelters as circles sized by their load (islands at the peak ringed in
   // light blue, closed ones grey), roads flooded at the peak dashed in a colour no route uses
-  const EVAC_WAVES = ['#762a83', '#e7298a', '#1b9e77', '#66a61e', '#e6ab02', '#7570b3',
-    '#fb9a99', '#b15928'];
-  const EVAC_FLOODED = '#00bfff';
-  const EVAC_REASONS = { needs_transport: '#000000', no_capacity: '#8c2d04', no_route: '#525252',
+  // (as gridmap.evacuation.outputs; the overlay's palette wins): no red, orange, yellow, blue
+  const EVAC_WAVES = ['#762a83', '#1b7837', '#c51b7d', '#5aae61', '#9970ab', '#00441b',
+    '#de77ae', '#40004b'];
+  const EVAC_FLOODED = '#35978f';
+  const EVAC_REASONS = { needs_transport: '#000000', no_capacity: '#d9d9d9', no_route: '#737373',
     cut_off: '#252525' };
   const EVAC_UNPLACED_RING = '#ff00ff';
   let evacPromise = null;
