@@ -11,8 +11,9 @@
  *     reason; two versions can be compared side by side (two synced maps);
  *   - a stale version (somebody else saved meanwhile) answers 409: the panel says so
  *     and offers to reload.
- * The token is asked once and kept in sessionStorage (writes need the Authorization
- * header; the page's sign-in cookie is HttpOnly and only good for reads).
+ * The token is asked once and kept with the page's other writes (localStorage
+ * "gridmap.token", shared with the report form and the dispatcher): writes need the
+ * Authorization header; the page's sign-in cookie is HttpOnly and only good for reads.
  * Everything comes from this server: it works offline.
  * window.gridmapEdit exposes the state for tests and the browser console.
  */
@@ -21,7 +22,7 @@
 
   const CFG = JSON.parse(document.getElementById('gridmap-config').textContent);
   const API = CFG.api;
-  const TOKEN_KEY = 'gridmap_edit_token';
+  const TOKEN_KEY = 'gridmap.token'; // shared with gridmap.js and dispatch.js
   const BUILDING_MIN_ZOOM = 15;
   const STATUS_FILL = { low: '#6baed6', ok: '#74c476', high: '#fb6a4a', special: '#bdbdbd' };
   const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2',
@@ -101,7 +102,7 @@
   // ------------------------------------------------------------ API calls
   async function call(method, url, body) {
     const headers = { Accept: 'application/json' };
-    const token = sessionStorage.getItem(TOKEN_KEY);
+    const token = localStorage.getItem(TOKEN_KEY);
     if (token && method !== 'GET') headers.Authorization = 'Bearer ' + token;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     const res = await fetch(url, {
@@ -213,7 +214,7 @@
       document.body.classList.add('editing');
       $('edit-toggle').textContent = T.close_edit;
       $('edit-toggle').setAttribute('aria-pressed', 'true');
-      $('edit-login').hidden = !!sessionStorage.getItem(TOKEN_KEY);
+      $('edit-login').hidden = !!localStorage.getItem(TOKEN_KEY);
       // the page's grids and labels show the version it loaded: edit mode draws its own
       hidden = ['grids', 'labels'].map((id) => gm.layers[id]).filter((l) => l && map.hasLayer(l));
       hidden.forEach((l) => map.removeLayer(l));
@@ -555,7 +556,7 @@
       e.preventDefault();
       const token = $('edit-token').value.trim();
       if (!token) return;
-      sessionStorage.setItem(TOKEN_KEY, token);
+      localStorage.setItem(TOKEN_KEY, token);
       $('edit-token').value = '';
       $('edit-login').hidden = true;
       message('');
