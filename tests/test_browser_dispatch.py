@@ -7,36 +7,13 @@ them open). Skipped without Playwright or the Debian Chromium.
 from __future__ import annotations
 
 import json
-import re
 import urllib.request
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, TOKEN, demo  # noqa: F401 - demo: a fixture
+from test_browser import TOKEN, demo  # noqa: F401 - demo: a fixture
+from test_browser_phone import PHONE, phone  # noqa: F401 - phone: a fixture
 
 pytestmark = pytest.mark.browser
-PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def phone(request):
-    sync_api, server, plan = request.getfixturevalue("demo")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(
-            viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2, bypass_csp=True
-        )
-        problems: list[str] = []
-        context.route(
-            re.compile(r"^(?!" + re.escape(server.url) + ").*"),
-            lambda route: (problems.append("outside " + route.request.url), route.abort()),
-        )
-        pg = context.new_page()
-        pg.problems = problems
-        pg.on("console", lambda m: m.type == "error" and problems.append("console " + m.text))
-        pg.on("pageerror", lambda e: problems.append("error " + str(e)))
-        yield pg, server, plan
-        context.close()
-        browser.close()
 
 
 def _event(server, event_id: str) -> dict:
@@ -44,8 +21,8 @@ def _event(server, event_id: str) -> dict:
         return json.loads(r.read())
 
 
-def test_dispatcher_advances_an_event_from_the_list(phone):
-    pg, server, plan = phone
+def test_dispatcher_advances_an_event_from_the_list(request):
+    pg, server, plan = request.getfixturevalue("phone")
     pg.goto(server.url + "/")
     pg.wait_for_function("window.gridmap && window.gridmap.ready === true", timeout=30_000)
     pg.evaluate(f"localStorage.setItem('gridmap.token', '{TOKEN}')")
