@@ -36,10 +36,10 @@ Rules every edit keeps
   grids are checked (:func:`check_grids`): an edit of a 1,000-grid plan takes well
   under a second. ``plan.validate()`` checks the whole plan.
 - **Stable codes.** Grids an edit does not touch keep their codes. A new grid holding
-  most of the buildings of an old code keeps that code (so the larger part of a split
-  grid keeps its code, and splitting a merged grid gives the merged-away code back to
-  the part holding its buildings: an edit followed by its reverse ends with the same
-  codes). Other new grids take the next free sequence numbers of their community
+  most of the buildings of an old code keeps that code, a split grid keeps its code on
+  one of its parts, and splitting a merged grid gives the merged-away code back to the
+  part holding its buildings: an edit followed by its reverse ends with the same
+  codes. Other new grids take the next free sequence numbers of their community
   (numbers retired by earlier edits are not handed to other buildings until
   :func:`renumber`); :func:`renumber` renumbers everything in reading order
   (north→south, west→east) on request.

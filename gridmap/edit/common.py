@@ -250,40 +250,41 @@ def match_codes(
     new_members: dict[str, set[str]],
     own: dict[str, set[str]],
     retired: dict[str, set[str]],
+    *,
+    keep_own: bool = False,
 ) -> dict[str, str]:
     """Which new grid keeps (or gets back) which old code.
 
-    A new grid holding more than half of the buildings an old code held takes that code
-    (best share first); a code being replaced (`own`) also goes to the new grid holding
-    the largest share of it when no grid holds a majority, so splitting a grid keeps
-    its code on its larger part. Codes retired by earlier edits (`retired`) come back
-    only by majority, so an edit followed by its reverse ends with the same codes.
+    First, a new grid holding more than half of the buildings an old code held takes
+    that code (best share first); codes retired by earlier edits (`retired`) come back
+    only this way, so an edit followed by its reverse ends with the same codes. Then,
+    with `keep_own`, a code being replaced (`own`) that no grid holds most of goes to the
+    new grid, still without a code, holding the largest share of it: splitting a grid
+    keeps its code on one of its parts.
 
     Returns ``{temporary code: old code}``.
     """
     pairs = []
     for code, mem in {**retired, **own}.items():
-        if not mem:
-            continue
-        best = max(
-            ((len(mem & nm), t) for t, nm in new_members.items() if nm),
-            default=(0, None),
-        )
         for t, nm in new_members.items():
             k = len(mem & nm)
-            if k == 0:
-                continue
-            share = k / len(mem)
-            if share > 0.5 or (code in own and t == best[1]):
-                pairs.append((share > 0.5, share, k, code in own, code, t))
-    pairs.sort(key=lambda p: (p[0], p[1], p[2], p[3]), reverse=True)
+            if mem and k * 2 > len(mem):
+                pairs.append((k / len(mem), k, code in own, code, t))
+    pairs.sort(key=lambda p: p[:3], reverse=True)
     mapping: dict[str, str] = {}
     used: set[str] = set()
     for *_, code, t in pairs:
-        if t in mapping or code in used:
+        if t not in mapping and code not in used:
+            mapping[t] = code
+            used.add(code)
+    for code in sorted(own, key=lambda c: len(own[c]), reverse=True) if keep_own else []:
+        if code in used:
             continue
-        mapping[t] = code
-        used.add(code)
+        free = [(len(own[code] & nm), t) for t, nm in new_members.items() if t not in mapping]
+        k, t = max(free, default=(0, None))
+        if k > 0:
+            mapping[t] = code
+            used.add(code)
     return mapping
 
 

@@ -132,8 +132,10 @@ def split_grid(plan: Plan, code: str, n: int | None = None, *, reason: str = "")
 
     :func:`gridmap.plan_grids` is run on the grid's buildings (and split parts) with the
     grid polygon as the only community and the plan's parameters and barriers, so the
-    parts tile the old polygon exactly. All parts get new codes (the next free sequence
-    numbers of the community); the old code is retired.
+    parts tile the old polygon exactly. Codes stay stable: a part holding most of the
+    buildings a code retired by an earlier edit held (e.g. the grid merged into this
+    one) gets that code back, one part keeps the grid's own code (the one holding most
+    of it), and the other parts take the next free sequence numbers of the community.
 
     Parameters
     ----------
@@ -191,7 +193,7 @@ def split_grid(plan: Plan, code: str, n: int | None = None, *, reason: str = "")
     if n is not None and len(new_grids) != n:
         log.warning("split_grid: asked for %d grids, the planner made %d", n, len(new_grids))
     mapping, kept, _fresh, retired = _stable_codes(
-        plan, new_grids, b, s, [code], row["street_code"], row["community_code"]
+        plan, new_grids, b, s, [code], row["street_code"], row["community_code"], keep_own=True
     )
     new_grids, b, s = apply_codes(new_grids, b, s, mapping)
     if n is not None:
@@ -260,8 +262,9 @@ def replan(plan: Plan, community_code: str, *, reason: str = "") -> EditResult:
     Every grid of the community that is neither locked (:func:`lock_grids`) nor special
     is redrawn: :func:`gridmap.plan_grids` is run on their buildings (and split parts),
     with the community polygon minus the kept grids as the community and the plan's
-    parameters and barriers. A new grid holding exactly the buildings of an old one
-    keeps its code; the others take the next free sequence numbers.
+    parameters and barriers. A new grid holding most of the buildings of an old one
+    keeps (or, for a code retired by an earlier edit, gets back) its code; the others
+    take the next free sequence numbers.
 
     Parameters
     ----------
@@ -494,6 +497,8 @@ def _stable_codes(
     old_codes: list[str],
     street: str,
     community: str,
+    *,
+    keep_own: bool = False,
 ) -> tuple[dict[str, str], set[str], list[str], dict[str, list[str]]]:
     """Codes for the grids a planner run made (temporary codes ``~0001``...).
 
@@ -503,7 +508,7 @@ def _stable_codes(
     own = member_ids(plan.buildings, splits_of(plan), old_codes)
     new_members = member_ids(b, s, new_grids["grid_code"].tolist())
     retired_before = retired_members(plan, street, community)
-    mapping = match_codes(new_members, own, retired_before)
+    mapping = match_codes(new_members, own, retired_before, keep_own=keep_own)
     fresh_tmp = [c for c in new_grids["grid_code"] if c not in mapping]
     kept = {c for c in mapping.values() if c in own}
     gone = [c for c in old_codes if c not in kept]
