@@ -45,6 +45,7 @@
       households: '户', buildings: '栋', version: '版本', removed: '撤销的网格', added: '新网格',
       bad_token: '令牌无效或无权修改：{message}', failed: '失败：{message}', ok: '符合',
       changed_only: '户数有变化的网格以橙色边框标出',
+      truncated: '此范围内楼栋过多，只显示 {shown} / {total} 栋：请放大后再选择',
     },
     en: {
       edit: 'Edit', close_edit: 'Leave edit', title: 'Edit grids', token: 'Token (planner or admin)',
@@ -61,6 +62,7 @@
       households: 'households', buildings: 'buildings', version: 'version', removed: 'Removed grids',
       added: 'New grids', bad_token: 'Token refused: {message}', failed: 'Failed: {message}', ok: 'ok',
       changed_only: 'grids whose households changed have an orange outline',
+      truncated: 'Too many buildings here: {shown} of {total} shown; zoom in to select',
     },
   }[CFG.lang === 'en' ? 'en' : 'zh'];
 
@@ -317,6 +319,7 @@
       bLayer.clearLayers();
       bLayer.addData(data);
       bLayer.bringToFront();
+      if (data.truncated) message(fmt(T.truncated, { shown: data.features.length, total: data.total }), true);
     }
     async function loadVersions() {
       st.versions = await call('GET', planUrl() + '/versions');
