@@ -206,7 +206,21 @@ def test_wrong_token_is_refused(browser):
     pg = _page(b, server)
     a, b_code, ids, hh, pts = _pair(plan)
     _enter(pg, token="not-the-token")
-    _click_building(pg, plan, a, pts[0], ids[0])
+    # select with the box tool: a rectangle dragged around the building
+    _click_grid(pg, plan, a)
+    pg.evaluate(
+        "([lat, lon]) => { window.gridmap.map.setView([lat, lon], 18, {animate: false}); }",
+        [pts[0].y, pts[0].x],
+    )
+    pg.wait_for_function("window.gridmapEdit.buildingCount() > 0", timeout=10_000)
+    pg.click("#edit-panel [data-tool='box']")
+    x, y = _xy(pg, pts[0].x, pts[0].y)
+    pg.mouse.move(x - 10, y - 10)
+    pg.mouse.down()
+    pg.mouse.move(x + 10, y + 10, steps=4)
+    pg.mouse.up()
+    pg.wait_for_function(f"window.gridmapEdit.selected.has('{ids[0]}')", timeout=5_000)
+    assert ids[1] not in pg.evaluate("Array.from(window.gridmapEdit.selected.keys())")
     before = _api_hh(pg, server, [a, b_code])
     pg.click("#edit-assign")
     pg.wait_for_selector("#edit-message.error", timeout=10_000)
