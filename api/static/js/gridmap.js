@@ -241,6 +241,7 @@
         parts.push('<h4>' + esc(S['layer_' + def.id] || def.id) + '</h4>' + def.legend(ctx));
       }
     }
+    if (narrow()) parts.reverse(); // a small box: the thematic layers (registered last) first
     const box = legend.getContainer();
     box.querySelector('.legend').innerHTML = parts.join('');
     box.style.display = parts.length ? '' : 'none';
