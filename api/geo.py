@@ -501,6 +501,9 @@ class PlanCache:
                 return self._plans[key]
             if key in self._views:
                 return self._views[key].plan
+            decoding = key in self._locks  # a view is being built (e.g. warm at start)
+        if decoding:
+            return self.view(record).plan
         plan = self.store.plan_object(record.id, record.version)
         self.put(record, plan)
         return plan
