@@ -46,10 +46,29 @@ sys.path.insert(0, str(REPO))
 from bench_api import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 
 CACHE = Path("/tmp/gridmap-bench")
+REALDATA = REPO.parent / "shared" / "realdata"
 DEFAULT_PLAN = CACHE / "plan_1000000_s0.gpkg"
 VIEWPORT = {"width": 390, "height": 844}
 FIRST_PAINT_TARGET_S = 3.0
 RESULTS = REPO / "bench" / "results" / "page.json"
+
+
+def jakarta_plan(root: Path = REALDATA) -> Path:
+    """Plan Jakarta (OSM 2012 footprints, RW polygons, all roads as barriers) as
+    ``bench/quality.py`` does; cached as ``/tmp/gridmap-bench/plan_jakarta.gpkg``."""
+    import gridmap
+
+    out = CACHE / "plan_jakarta.gpkg"
+    if out.exists():
+        return out
+    d = Path(root) / "jakarta"
+    b = gridmap.read_buildings(d / "buildings_osm2012.gpkg")
+    rw = gridmap.read_layer(d / "rw_boundaries.shp")
+    roads = gridmap.read_layer(d / "roads.shp")
+    plan = gridmap.plan_grids(b, rw, barriers=roads, progress=False)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    plan.to_file(out)
+    return out
 
 
 def build_store(plan_path: Path) -> tuple[Path, int, int]:
@@ -169,9 +188,14 @@ def _summary(values: list[float]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", type=Path, default=DEFAULT_PLAN, help="plan GeoPackage")
+    parser.add_argument(
+        "--jakarta", action="store_true", help="plan Jakarta's real data first (cached)"
+    )
     parser.add_argument("--runs", type=int, default=5, help="page loads measured")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.jakarta:
+        args.plan = jakarta_plan()
     if not args.plan.exists():
         print(
             f"no plan at {args.plan}: build it with `python bench/bench_partition.py` "

@@ -138,9 +138,11 @@ def test_phone_bottom_sheet_and_my_grid(phone):
     # "my grid": remembered on the phone, opened with its buildings on a later visit
     pg.locator("button[data-action=set-mine]").click()
     assert pg.evaluate("window.gridmap.myGrid()") == code
+    assert pg.locator("button[data-action=set-mine]").is_disabled()
     pg.wait_for_function(  # the grid's event figures arrive before we leave the page
         "document.getElementById('panel-body').innerText.includes('事件数')", timeout=10_000
     )
+    pg.wait_for_load_state("networkidle")
     pg.goto(server.url + "/")
     _wait_ready(pg)
     assert pg.evaluate("window.gridmap.selected") is None

@@ -248,20 +248,35 @@
   }
   map.on('overlayadd overlayremove', updateLegend);
 
+  // a plan layer (roads, community outlines) simplified for the zoom: loaded at the opening
+  // zoom, and again with finer shapes when the map zooms in two levels (or fully)
+  async function planLayer(c, name, options) {
+    const url = (z) => API + '/plans/' + c.cfg.plan.id + '/layers/' + name + '?zoom=' + z;
+    let level = c.zoom0 || lodLevel(map.getZoom());
+    const layer = L.geoJSON(await getJSON(url(level)), options);
+    map.on('zoomend', async () => {
+      const want = lodLevel(map.getZoom());
+      if (want <= level || (want < level + 2 && want !== LOD_FULL)) return;
+      level = want;
+      const data = await getJSON(url(want)).catch(() => null);
+      if (data && level === want) { layer.clearLayers(); layer.addData(data); }
+    });
+    return layer;
+  }
+
   // background: roads, rivers and railways from the plan's barrier layer
   registerLayer({
     id: 'background',
     available: (c) => !!c.cfg.plan,
     show: (c) => c.cfg.tiles.kind === 'none',
     create: async (c) => {
-      const data = await getJSON(API + '/plans/' + c.cfg.plan.id + '/layers/barriers?zoom=' + (c.zoom0 || lodLevel(map.getZoom())));
       if (!map.getPane('gm-background')) map.createPane('gm-background').style.zIndex = 350;
       const styles = {
         water: { color: '#80cdc1', weight: 4, opacity: 0.9 }, // teal: blue is a flood grade
         rail: { color: '#555', weight: 2, dashArray: '6 4', opacity: 0.9 },
         road: { color: '#bdb7aa', weight: 5, opacity: 0.95 },
       };
-      return L.geoJSON(data, {
+      return planLayer(c, 'barriers', {
         interactive: false,
         pane: 'gm-background',
         renderer: L.canvas({ pane: 'gm-background' }),
@@ -472,22 +487,11 @@
     available: (c) => !!c.cfg.plan,
     show: () => true,
     create: async (c) => {
-      // simplified for the zoom; finer outlines when the map zooms in two levels
-      const url = (z) => API + '/plans/' + c.cfg.plan.id + '/layers/communities?zoom=' + z;
-      let level = c.zoom0 || lodLevel(map.getZoom());
       const style = () => (map.getZoom() >= DETAIL_ZOOM
         ? { color: '#1f2933', weight: 2.5, fill: false, dashArray: '8 4' }
         : { color: '#1f2933', weight: 1.2, fill: false, dashArray: '4 3' });
-      const layer = L.geoJSON(await getJSON(url(level)), { interactive: false, style });
+      const layer = await planLayer(c, 'communities', { interactive: false, style });
       map.on('zoomend', () => layer.setStyle(style));
-      map.on('zoomend', async () => {
-        const want = lodLevel(map.getZoom());
-        if (want < level + 2 && want !== LOD_FULL) return;
-        if (want <= level) return;
-        level = want;
-        const data = await getJSON(url(want)).catch(() => null);
-        if (data && level === want) { layer.clearLayers(); layer.addData(data); }
-      });
       return layer;
     },
     legend: () => '<div><span class="ln" style="border-top:2.5px dashed #1f2933"></span>' +
@@ -925,7 +929,11 @@
     if (!code || !gridIndex.has(code)) return false;
     localStorage.setItem(MY_GRID_KEY, code);
     status(fmt(S.my_grid_saved || '{code}', { code }));
-    if (document.getElementById('panel').dataset.grid === code) openPanel(code);
+    const btn = document.querySelector('#panel-body button[data-action=set-mine]');
+    if (btn && document.getElementById('panel').dataset.grid === code) {
+      btn.disabled = true;
+      btn.textContent = S.my_grid_is || '';
+    }
     return true;
   }
   function openMyGrid() {
