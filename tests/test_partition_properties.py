@@ -45,10 +45,11 @@ import quality  # noqa: E402  (bench/ is not a package)
 import towngen  # noqa: E402
 
 # Towns where a natural village that towngen places within reach of another is still
-# left alone (flagged isolated_village): the engine measures reach between touching
-# houses across the tessellation, towngen between village centres. Known shortfall of
-# issue 11, kept visible: strict xfail turns into a failure the day it is fixed.
-VILLAGE_SEEDS = {1, 5, 12, 13, 15}
+# left below the floor (flagged isolated_village): its only neighbour in its community
+# makes a total that no split puts in range (213 + 330, 176 + 335, 237 + 325), and
+# towngen counts reach across community lines, which grids may not cross. Known
+# shortfall of issue 11, kept visible: strict xfail turns into a failure when fixed.
+VILLAGE_SEEDS = {1, 12}
 _VILLAGE = pytest.mark.xfail(
     strict=True, reason="issue 11 follow-up: villages within reach left isolated"
 )
@@ -155,7 +156,7 @@ def test_no_empty_grid(seed):
     assert empty.empty, f"seed {seed}: empty grids {empty['grid_code'].tolist()[:10]}"
 
 
-@pytest.mark.parametrize("seed", _seeds({12, 15}, {8}))
+@pytest.mark.parametrize("seed", _seeds(set(), {8}))
 def test_in_range_where_the_total_allows(seed):
     out = _plan(seed)
     comm, res = quality.community_table(

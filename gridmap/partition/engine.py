@@ -124,8 +124,9 @@ def plan_grids(
     village_distance : float
         Rural houses closer than this (m) belong to the same natural village.
     village_join_distance : float
-        A village below the floor joins a neighbour only when they are at most this far
-        apart (m); otherwise it is flagged ``isolated_village``.
+        A village below the floor grows together with neighbours whose nearest homes
+        are at most this far (m); up to twice as far it joins only a neighbour with
+        which it makes an in-range grid; otherwise it is flagged ``isolated_village``.
     institution_uses, rural_uses : set of str
         Building uses treated as institutions and as rural houses.
     community_size, street_size : tuple of int

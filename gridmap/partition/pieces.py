@@ -11,8 +11,12 @@ For one community:
    gap such as 501–599 households for 300–500) joins a neighbouring piece across the
    weakest barrier available (lane before arterial before river), preferring a join
    that makes the total feasible, then the same class, then the smaller total. A
-   natural village below the floor joins a neighbour only when that gives a feasible
-   total within ``join_distance``; otherwise it stays, flagged ``isolated_village``.
+   natural village below the floor grows together with neighbours within
+   ``join_distance`` (distances between their nearest homes) up to one grid; up to
+   twice that distance it joins only a neighbour with which it makes an in-range total
+   (directly, or with a third piece next to either); otherwise it stays, flagged
+   ``isolated_village``. Villages left alone are tried again once their neighbours
+   have grown.
 4. **Regions.** Each piece is cut into connected, compact grids in range by
    :func:`gridmap.partition.regions.partition_region`, with barrier-weighted cut costs
    so that cuts follow the remaining lanes and walls. A piece that cannot be balanced
@@ -37,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import shapely
 
 from .regions import connected_components_of, partition_region, recombine, repair_labels
 
@@ -170,6 +175,21 @@ def _components(n: int, edges: np.ndarray) -> tuple[int, np.ndarray]:
     return int(comp.max()) + 1, comp
 
 
+def _house_gap(cu: CommunityUnits, unit_atom: np.ndarray, na: int, pairs: np.ndarray) -> np.ndarray:
+    """Distance between the nearest homes of two atoms (their units with households;
+    all their units when they have none): how far apart two settlements really are,
+    even where their cells touch only through fields far from either."""
+    home = cu.households > 0
+    has_home = np.bincount(unit_atom[home], minlength=na) > 0
+    use = home | ~has_home[unit_atom]
+    idx = np.flatnonzero(use)
+    idx = idx[np.argsort(unit_atom[idx], kind="stable")]
+    atoms, local = np.unique(unit_atom[idx], return_inverse=True)
+    mp = np.full(na, None, dtype=object)
+    mp[atoms] = shapely.multipoints(cu.xy[idx], indices=local.ravel())
+    return shapely.distance(mp[pairs[:, 0]], mp[pairs[:, 1]])
+
+
 def _contract(cu: CommunityUnits, explode: set[int]) -> _Atoms:
     """Contract units into atoms: one per connected part of a group, else one per unit."""
     n = len(cu.households)
@@ -238,12 +258,16 @@ def _contract(cu: CommunityUnits, explode: set[int]) -> _Atoms:
     if len(edges):
         ud = np.hypot(*(cu.xy[e[m, 0]] - cu.xy[e[m, 1]]).T)
         np.minimum.at(gap, inv, ud)
+    rural = rh * 2 > tot
+    village = rural[edges[:, 0]] | rural[edges[:, 1]] if len(edges) else np.zeros(0, bool)
+    if village.any():
+        gap[village] = np.minimum(gap[village], _house_gap(cu, unit_atom, na, edges[village]))
     return _Atoms(
         unit_atom=unit_atom.astype(np.int64),
         weight=w,
         xy=xy,
         difficult=dh * 2 > tot,
-        rural=rh * 2 > tot,
+        rural=rural,
         special=special,
         compound=compound,
         edges=edges,
@@ -474,6 +498,21 @@ def _join(pieces: dict[int, _Piece], p: int, q: int) -> None:
 def _merge_infeasible(pieces, at, ranges, join_distance, isolated) -> None:
     heap = [(pc.households, p) for p, pc in pieces.items()]
     heapq.heapify(heap)
+    for _ in range(3):
+        joins = _merge_pass(pieces, heap, ranges, join_distance, isolated)
+        # a village left alone may find a partner once its neighbours have grown
+        again = [(pieces[p].households, p) for p in isolated if p in pieces]
+        if not joins or not again:
+            break
+        for p in list(isolated):
+            del isolated[p]
+        heap = again
+        heapq.heapify(heap)
+
+
+def _merge_pass(pieces, heap, ranges, join_distance, isolated) -> int:
+    """Join infeasible pieces with neighbours, smallest first; the number of joins."""
+    joins = 0
     while heap:
         h, p = heapq.heappop(heap)
         pc = pieces.get(p)
@@ -496,6 +535,11 @@ def _merge_infeasible(pieces, at, ranges, join_distance, isolated) -> None:
             key = (rk, not feas, _range_of(qc, ranges) != (lo, hi), merged.households, q)
             if best_key is None or key < best_key:
                 best, best_key = q, key
+        if best is None and pc.rural and 0 < h < lo:
+            # a little beyond reach (up to twice the join distance), a village still
+            # joins the nearest neighbour with which it makes an in-range grid: a longer
+            # round for the grid worker is worth it when it spares a grid below the floor
+            best = _nearest_feasible(pieces, p, ranges, 2 * join_distance)
         if best is None:
             if pc.rural and 0 < h < lo:
                 isolated[p] = (
@@ -504,8 +548,44 @@ def _merge_infeasible(pieces, at, ranges, join_distance, isolated) -> None:
                 )
             continue
         _join(pieces, p, best)
+        joins += 1
         isolated.pop(p, None)
+        isolated.pop(best, None)
         heapq.heappush(heap, (pieces[p].households, p))
+    return joins
+
+
+def _nearest_feasible(pieces, p: int, ranges, reach: float) -> int | None:
+    """The neighbour of piece `p` within `reach` (m) nearest to it whose join gives a
+    total that splits in range; or, when there is none, the nearest one whose join
+    (still within one grid) makes such a total with a third piece next to either (two
+    hamlets and a village)."""
+
+    def fits(households: int, difficult: int, rural: bool) -> bool:
+        m = _Piece([], households, difficult, rural, {})
+        return _feasible(households, *_range_of(m, ranges))
+
+    pc = pieces[p]
+    direct, chained = [], []
+    for q, (_, gap) in pc.nbrs.items():
+        if gap > reach:
+            continue
+        qc = pieces[q]
+        h = pc.households + qc.households
+        d = pc.difficult_households + qc.difficult_households
+        rural = pc.rural and qc.rural
+        if fits(h, d, rural):
+            direct.append((gap, q))
+            continue
+        if h > _range_of(_Piece([], h, d, rural, {}), ranges)[1]:
+            continue
+        for r in (set(pc.nbrs) | set(qc.nbrs)) - {p, q}:
+            rc = pieces[r]
+            if fits(h + rc.households, d + rc.difficult_households, rural and rc.rural):
+                chained.append((gap, q))
+                break
+    best = min(direct or chained, default=None)
+    return None if best is None else best[1]
 
 
 def _solve(at: _Atoms, pc: _Piece, ranges, seed: int, effort: str = "full"):
