@@ -117,7 +117,7 @@ def test_phone_map_keeps_the_screen(phone, tmp_path):
     _assert_clean(pg)
 
 
-def test_phone_bottom_sheet_and_my_grid(phone):
+def test_phone_bottom_sheet_and_my_grid(phone, tmp_path):
     pg, server, plan = phone
     pg.goto(server.url + "/")
     _wait_ready(pg)
@@ -132,6 +132,15 @@ def test_phone_bottom_sheet_and_my_grid(phone):
     assert pg.locator(".leaflet-popup").count() == 0  # no popup on a phone
     assert code[-6:] in pg.inner_text("#panel-title")
     assert pg.evaluate(_MAP_SHARE_JS) >= 0.5
+    pg.screenshot(path=str(tmp_path / "phone_sheet.png"))
+    # the tapped grid is not left under the sheet
+    at = pg.evaluate(
+        f"(() => {{ const b = window.gridmap.gridBounds('{code}');"
+        " const p = window.gridmap.map.latLngToContainerPoint("
+        "[(b[0][0] + b[1][0]) / 2, (b[0][1] + b[1][1]) / 2]); return p.y; })()"
+    )
+    map_box = pg.locator("#map").bounding_box()
+    assert map_box["y"] + at < sheet["y"], (at, sheet)
     # the handle folds the sheet out
     pg.locator("#panel-title").click()
     assert pg.locator("#panel").bounding_box()["height"] > sheet["height"]
@@ -164,7 +173,7 @@ def test_phone_bottom_sheet_and_my_grid(phone):
     _assert_clean(pg)
 
 
-def test_phone_report_form_submits_an_event(phone):
+def test_phone_report_form_submits_an_event(phone, tmp_path):
     pg, server, plan = phone
     pg.goto(server.url + "/")
     _wait_ready(pg)
@@ -192,6 +201,7 @@ def test_phone_report_form_submits_an_event(phone):
         {"name": "p.png", "mimeType": "image/png", "buffer": png_image(4, 4)}
     )
     form.locator("input[name=token]").fill(TOKEN)
+    pg.screenshot(path=str(tmp_path / "phone_report.png"))
     form.locator("button[type=submit]").click()
     pg.wait_for_function(
         "window.gridmap.lastReport && window.gridmap.lastReport.photo", timeout=10_000

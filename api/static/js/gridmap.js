@@ -892,6 +892,12 @@
         paddingTopLeft: [30, 30], paddingBottomRight: [30, 30 + sheet], maxZoom: 18, animate: false,
       });
     }
+    else if (narrow()) {
+      // a tapped grid under the bottom sheet moves up into the part of the map left free
+      const free = map.getSize().y - document.getElementById('panel').offsetHeight;
+      const at = map.latLngToContainerPoint(labelAt.get(code) || layer.getBounds().getCenter());
+      if (at.y > free - 30) map.panBy([0, at.y - free / 2], { animate: false });
+    }
     if (opts.buildings) showBuildings();
     if (opts.popup !== false && !narrow()) {
       // the popup is bound to the whole layer: a click event on the grid opens it there
