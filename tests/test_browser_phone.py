@@ -253,6 +253,22 @@ def test_search_lists_matches_and_opens_a_grid_with_buildings(phone):
     items.nth(pick).click()
     assert pg.is_hidden("#search-results")
     assert pg.evaluate("window.gridmap.selected") == target
+    # by keyboard: arrow down into the list, Enter opens the first match
+    pg.fill("#search-input", ending)
+    pg.press("#search-input", "Enter")
+    pg.wait_for_selector("#search-results:not([hidden]) li[data-i]", timeout=5_000)
+    top = pg.evaluate(
+        "async (q) => (await (await fetch('/api/search?limit=12&q=' + q)).json()).results[0]",
+        ending,
+    )
+    pg.press("#search-input", "ArrowDown")
+    assert pg.evaluate("document.activeElement.dataset.i") == "0"
+    pg.keyboard.press("Enter")
+    assert pg.is_hidden("#search-results")
+    if top["type"] == "grid":
+        assert pg.evaluate("window.gridmap.selected") == top["code"]
+    else:  # a community or street: the map shows its extent and the status names it
+        assert top["code"] in pg.inner_text("#status")
     pg.wait_for_function(
         "window.gridmap.map.hasLayer(window.gridmap.layers.buildings) &&"
         " Object.keys(window.gridmap.layers.buildings._layers).length > 0",

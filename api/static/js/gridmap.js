@@ -1047,7 +1047,21 @@
         } catch (e) { /* the submit reports errors */ }
       }, 300);
     });
-    input.addEventListener('keydown', (e) => { if (e.key === 'Escape') hideResults(); });
+    input.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') hideResults();
+      const first = resultsEl.querySelector('li[data-i]');
+      if (e.key === 'ArrowDown' && first && !resultsEl.hidden) { e.preventDefault(); first.focus(); }
+    });
+    // the list by keyboard: arrows move, Enter opens, Escape goes back to the box
+    resultsEl.addEventListener('keydown', (e) => {
+      const li = e.target.closest('li[data-i]');
+      if (!li) return;
+      if (e.key === 'Enter') { e.preventDefault(); li.click(); }
+      if (e.key === 'Escape') { hideResults(); input.focus(); }
+      const next = e.key === 'ArrowDown' ? li.nextElementSibling : e.key === 'ArrowUp' ? li.previousElementSibling : null;
+      if (next && next.dataset.i !== undefined) { e.preventDefault(); next.focus(); }
+      if (e.key === 'ArrowUp' && !li.previousElementSibling) { e.preventDefault(); input.focus(); }
+    });
     map.on('click', hideResults);
   }
 
