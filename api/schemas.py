@@ -202,6 +202,9 @@ class EventIn(BaseModel):
     closed_at: IsoTime | None = Field(None, description="ISO 8601 time it was closed")
     lon: float = Field(ge=-180, le=180, allow_inf_nan=False, description="longitude (WGS84)")
     lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="latitude (WGS84)")
+    description: str | None = Field(
+        None, max_length=500, description="what the reporter saw, in their words (事件描述)"
+    )
 
     @field_validator("category")
     @classmethod
@@ -311,6 +314,7 @@ class EventOut(BaseModel):
     received: str
     revision: int = Field(description="increases with every change")
     worker: str | None = Field(None, description="the worker it is assigned to")
+    description: str | None = Field(None, description="what the reporter saw (事件描述)")
     history: list[EventStep] = Field(
         default_factory=list,
         description="the loop so far, oldest first: the report, then every step taken",

@@ -222,6 +222,7 @@ _ADDED_COLUMNS = (
     ("jobs", "owner", "TEXT"),
     ("events", "revision", "INTEGER NOT NULL DEFAULT 0"),
     ("events", "worker", "TEXT"),
+    ("events", "description", "TEXT"),
 )
 
 #: Event columns as stored (besides ``fid`` and ``geom``).
@@ -240,6 +241,7 @@ EVENT_FIELDS = (
     "lat",
     "received",
     "worker",
+    "description",
 )
 #: Columns of a step of the event loop (``event_history``), as returned.
 EVENT_STEP_FIELDS = ("status", "at", "note", "worker", "actor")

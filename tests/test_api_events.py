@@ -247,3 +247,17 @@ def test_old_store_gets_the_history_table(tmp_path, plan):
         r = _step(c, "O1", "accepted", "2025-06-01T09:00:00+08:00")
         assert r.status_code == 200 and len(r.json()["history"]) == 2
     app.state.store.close()
+
+
+def test_a_report_keeps_its_description(client, plan):
+    ev = _report(client, plan, "E-text-1", description="  路灯不亮，已三天  ")
+    assert ev["description"] == "路灯不亮，已三天"
+    too_long = {
+        **sample_events(plan, 1, seed=4)[0],
+        "event_id": "E-text-2",
+        "description": "长" * 501,
+    }
+    r = client.post("/api/events", json=too_long, headers=AUTH)
+    assert r.status_code == 422, r.text
+    assert "description" in r.text
+    assert client.get("/api/events/E-text-2").status_code == 404

@@ -204,6 +204,7 @@ def _ingest(items: list[Any], view: PlanView, store: Store, principal: Principal
                 "closed_at": iso_cst(ev.closed_at),
                 "lon": ev.lon,
                 "lat": ev.lat,
+                "description": (ev.description or "").strip() or None,
             }
         )
     accepted = (
