@@ -598,9 +598,10 @@ class _Mover:
         self.xy = np.asarray(xy, dtype=np.float64)
         self.u = u
         self.v = v
-        a = sparse.csr_matrix((np.ones(2 * len(u)), (np.r_[u, v], np.r_[v, u])), shape=(n, n))
-        ind = a.indices.tolist()
-        ptr = a.indptr.tolist()
+        # neighbour lists, sorted and without repeats (numpy: cheaper than a sparse matrix)
+        key = np.unique(np.r_[u, v].astype(np.int64) * n + np.r_[v, u])
+        ind = (key % n).tolist()
+        ptr = np.searchsorted(key // n, np.arange(n + 1)).tolist()
         self.adj = [ind[ptr[i] : ptr[i + 1]] for i in range(n)]
         self.wl = self.w.tolist()
         self.xl = self.xy[:, 0].tolist()

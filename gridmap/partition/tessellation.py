@@ -24,6 +24,8 @@ connected set of units dissolves (:func:`dissolve`) into one valid Polygon.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +39,7 @@ __all__ = ["Tessellation", "dissolve", "redraw", "tessellate", "unit_graph"]
 
 _MIN_BORDER = 0.05  # metres: a shared border shorter than this is a touch, not adjacency
 _SMALL_EMPTY_BLOCK = 1000.0  # m²: an empty block below this goes whole to one neighbour
+_DISSOLVE_THREAD_MIN = 20_000  # faces: fewer are dissolved in one thread
 
 
 @dataclass
@@ -278,20 +281,33 @@ def dissolve(
     order = sel[np.argsort(labels[sel], kind="stable")]
     lab = labels[order]
     bounds = np.searchsorted(lab, np.arange(n_labels + 1))
-    for g in np.flatnonzero(np.diff(bounds) > 0):
-        idx = order[bounds[g] : bounds[g + 1]]
-        if len(idx) == 1:
-            out[g] = faces[idx[0]]
-            continue
-        try:  # the faces form an exact coverage: the fast, linear union is exact
-            merged = shapely.coverage_union_all(faces[idx])
-        except shapely.errors.GEOSException:
-            merged = None
-        bad_type = shapely.get_type_id(merged) != 3 if single else False
-        if merged is None or bad_type or not merged.is_valid:
-            merged = shapely.union_all(faces[idx], grid_size=PRECISION)
-        out[g] = merged
+    groups = np.flatnonzero(np.diff(bounds) > 0)
+
+    def run(chunk: np.ndarray) -> None:
+        for g in chunk.tolist():
+            out[g] = _dissolve_one(faces, order[bounds[g] : bounds[g + 1]], single)
+
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2 or len(sel) < _DISSOLVE_THREAD_MIN or len(groups) < 2 * workers:
+        run(groups)
+    else:  # GEOS releases the GIL: labels in threads (`out` slots are disjoint)
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, np.array_split(groups, 4 * workers)))
     return out
+
+
+def _dissolve_one(faces: np.ndarray, idx: np.ndarray, single: bool) -> shapely.Geometry:
+    """The union of `faces[idx]` (see :func:`dissolve`)."""
+    if len(idx) == 1:
+        return faces[idx[0]]
+    try:  # the faces form an exact coverage: the fast, linear union is exact
+        merged = shapely.coverage_union_all(faces[idx])
+    except shapely.errors.GEOSException:
+        merged = None
+    bad_type = shapely.get_type_id(merged) != 3 if single else False
+    if merged is None or bad_type or not merged.is_valid:
+        merged = shapely.union_all(faces[idx], grid_size=PRECISION)
+    return merged
 
 
 # ------------------------------------------------------------------------- helpers
