@@ -453,7 +453,9 @@ def markdown(results: dict) -> str:
     lines.append(
         f"Machine: {os.cpu_count()} CPU, Python {sys.version.split()[0]}; "
         f"run {results['started']}. Times are wall-clock seconds; memory is the peak RSS of the pipeline process "
-        "(summed with its workers' when it has any). Cities already on disk are not rewritten (write s: –)."
+        "summed with its workers' (an upper bound: forked workers share pages), and the peak PSS "
+        "summed the same way (each shared page counted once). Cities already on disk are not "
+        "rewritten (write s: –)."
     )
     lines += ["", "## Synthetic cities", ""]
     lines.append("| buildings | communities | households (true) | generate s | write gpkg s |")
