@@ -8,7 +8,10 @@ The package's files are the steps of the pipeline, in order:
 ``tessellation``   every square metre of a block given to one unit; which units touch
 ``hierarchy``      communities and streets: given ones repaired, or derived
 ``pieces``         one community cut into grids, barriers as preferences
-``regions``        the balanced, connected, compact partition of one piece
+``regions``        the balanced, connected, compact partition of one piece (bisection)
+``moves``          atom moves between regions: repair of the range, refinement of shape
+``recombination``  moves and ReCom-style recombination across the grids of a community
+``graph``          components, spanning trees and edge lists the solvers share
 ``codes``          15-digit grid codes in reading order
 ``engine``         :func:`plan_grids`: the steps put together
 ``geometry``       the 1 cm precision model every overlay uses

@@ -24,7 +24,7 @@ For one community:
    a neighbour.
 5. **Rebalancing.** Grids still out of range trade boundary atoms with neighbouring
    grids of the community, across barriers if need be
-   (:func:`gridmap.partition.regions.repair_labels`); if that is not enough and the
+   (:func:`gridmap.partition.recombination.repair_labels`); if that is not enough and the
    community's total allows it, the whole community is partitioned at once and the
    better plan is kept.
 
@@ -43,7 +43,9 @@ from typing import Any
 import numpy as np
 import shapely
 
-from .regions import connected_components_of, partition_region, recombine, repair_labels
+from .graph import connected_components_of
+from .recombination import recombine, repair_labels
+from .regions import partition_region
 
 __all__ = ["CommunityUnits", "RANK_FACTOR", "plan_community"]
 
