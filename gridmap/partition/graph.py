@@ -22,6 +22,7 @@ __all__ = [
     "components",
     "connected_components_of",
     "spanning_tree",
+    "subtree_sums",
     "violation",
 ]
 
@@ -111,6 +112,22 @@ def spanning_tree(
                 pred[y] = x
                 stack.append(y)
     return np.asarray(pre, dtype=np.int32), np.asarray(pred, dtype=np.int32)
+
+
+def subtree_sums(
+    pre: np.ndarray, pred: np.ndarray, weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weight and node count of every node's subtree in a tree walked by
+    :func:`spanning_tree` (`pre` its preorder, `pred` the parents)."""
+    predl = pred.tolist()
+    sw = np.asarray(weight, dtype=np.float64).tolist()
+    sn = [1] * len(sw)
+    for x in pre[::-1].tolist():
+        px = predl[x]
+        if px >= 0:
+            sw[px] += sw[x]
+            sn[px] += sn[x]
+    return np.asarray(sw), np.asarray(sn, dtype=np.int64)
 
 
 def clean_edges(n: int, edges: np.ndarray, lengths: np.ndarray | None):

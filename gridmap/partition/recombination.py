@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import clean_edges, components, spanning_tree
+from .graph import clean_edges, components, spanning_tree, subtree_sums
 from .moves import Mover
 
 __all__ = ["recombine", "repair_labels"]
@@ -214,16 +214,7 @@ def _tree_split(w, e, c, atoms, k, lo, hi, trees, rng, budget=None):
         pre, pred = spanning_tree(n, u, v, jit, root)
         if len(pre) < n:
             continue
-        predl = pred.tolist()
-        sw = ww.tolist()
-        sz = [1] * n
-        for x in pre[::-1].tolist():
-            px = predl[x]
-            if px >= 0:
-                sw[px] += sw[x]
-                sz[px] += sz[x]
-        sub = np.asarray(sw)
-        size = np.asarray(sz)
+        sub, size = subtree_sums(pre, pred, ww)
         rest = total - sub
         ok = (pred >= 0) & (sub >= lo - 1e-9) & (sub <= hi + 1e-9)
         ok &= (rest >= rlo - 1e-9) & (rest <= rhi + 1e-9)

@@ -57,7 +57,15 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from ..errors import InputError
-from .graph import Graph, clean_edges, components, connected_components_of, spanning_tree, violation
+from .graph import (
+    Graph,
+    clean_edges,
+    components,
+    connected_components_of,
+    spanning_tree,
+    subtree_sums,
+    violation,
+)
 from .moves import Mover
 
 __all__ = [
@@ -272,18 +280,7 @@ class _Solver:
             pre, pred = spanning_tree(n, g.u, g.v, jit, root)
             if len(pre) < n:
                 return
-            sub_w = g.w.astype(np.float64).copy()
-            sub_n = np.ones(n, dtype=np.int64)
-            predl = pred.tolist()
-            sw = sub_w.tolist()
-            sn = sub_n.tolist()
-            for x in pre[::-1].tolist():
-                px = predl[x]
-                if px >= 0:
-                    sw[px] += sw[x]
-                    sn[px] += sn[x]
-            sub_w = np.asarray(sw)
-            sub_n = np.asarray(sn)
+            sub_w, sub_n = subtree_sums(pre, pred, g.w)
             tin = np.empty(n, dtype=np.int64)
             tin[pre] = np.arange(n)
             rank_u = tin[g.u]
