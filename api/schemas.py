@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
+import numpy as np
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -17,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from gridmap.events.times import zone_of
 from gridmap.events.workflow import normalise_status
 
 from .i18n import CATEGORY_LABELS, SOURCE_LABELS, STATUS_LABELS
@@ -47,6 +50,9 @@ _GRID_CODE = re.compile(r"^\d{1,15}$")
 # ------------------------------------------------------------------ times
 #: China Standard Time: the offset of times given without one.
 _CST = timezone(timedelta(hours=8), "Asia/Shanghai")
+#: The zone given to a time sent without an offset: +08:00 like :data:`_CST`, but a
+#: distinct object, so that an event can re-read such a time in its own place's zone.
+ASSUMED_CST = timezone(timedelta(hours=8), "+08:00 (assumed)")
 #: ISO 8601 times the API accepts: a date, or a date and time with an optional offset.
 TIME_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
@@ -84,7 +90,7 @@ def parse_iso_time(value: Any) -> datetime:
         shown = repr(value)[:60]
         raise ValueError(f"{shown} is not an ISO 8601 time ({_TIME_HELP})")
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=_CST)
+        dt = dt.replace(tzinfo=ASSUMED_CST)
     try:
         dt.astimezone(UTC)
         ok = TIME_MIN <= dt < TIME_MAX
@@ -111,6 +117,12 @@ IsoTime = Annotated[
         }
     ),
 ]
+
+
+def _assumed(value: datetime | None) -> bool:
+    """Whether `value` was sent without an offset (see :data:`ASSUMED_CST`)."""
+    return value is not None and value.tzinfo is ASSUMED_CST
+
 
 # ------------------------------------------------------------------- text
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -177,9 +189,10 @@ class ErrorBody(BaseModel):
 class EventIn(BaseModel):
     """One event (事件) report.
 
-    Times are ISO 8601 strings; a time without an offset is China Standard Time
-    (+08:00). The point must lie inside the plan area; the grid is assigned by
-    point-in-polygon.
+    Times are ISO 8601 strings; a time without an offset is read in the zone of the
+    event's place (Asia/Jakarta in Jakarta, as :func:`gridmap.read_events` does), China
+    Standard Time (+08:00) where the place is not in the zone table. The point must lie
+    inside the plan area; the grid is assigned by point-in-polygon.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -205,6 +218,19 @@ class EventIn(BaseModel):
     description: str | None = Field(
         None, max_length=500, description="what the reporter saw, in their words (事件描述)"
     )
+
+    @model_validator(mode="after")
+    def _local_times(self) -> EventIn:
+        """Times sent without an offset are read in the zone of the event's place (for
+        example +07:00 in Jakarta), as :func:`gridmap.read_events` reads files; China
+        Standard Time where the place is not known."""
+        naive = [f for f in ("reported_at", "deadline", "closed_at") if _assumed(getattr(self, f))]
+        zone = zone_of(np.array([self.lon]), np.array([self.lat])) if naive else None
+        if zone is not None:
+            for f in naive:
+                local = getattr(self, f).replace(tzinfo=ZoneInfo(zone))
+                setattr(self, f, parse_iso_time(local))
+        return self
 
     @field_validator("category")
     @classmethod

@@ -261,3 +261,18 @@ def test_a_report_keeps_its_description(client, plan):
     assert r.status_code == 422, r.text
     assert "description" in r.text
     assert client.get("/api/events/E-text-2").status_code == 404
+
+
+def test_a_time_without_offset_is_read_in_the_place_of_the_event():
+    from api.schemas import EventIn
+
+    def posted(when: str, lon: float, lat: float):
+        return EventIn(reported_at=when, category="safety_hazard", lon=lon, lat=lat).reported_at
+
+    jakarta = posted("2016-01-05T21:00:00", 106.82, -6.2)
+    assert jakarta.utcoffset().total_seconds() == 7 * 3600
+    assert jakarta.hour == 21
+    harbin = posted("2016-01-05T21:00:00", 126.6, 45.7)
+    assert harbin.utcoffset().total_seconds() == 8 * 3600
+    given = posted("2016-01-05T21:00:00+09:00", 106.82, -6.2)  # an offset given is kept
+    assert given.utcoffset().total_seconds() == 9 * 3600
