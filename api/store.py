@@ -620,12 +620,8 @@ class Store:
             raise NotFound(f"plan {plan_id} does not exist")
         now = _now()
         with self.transaction() as con:
-            row = con.execute("SELECT version, name FROM plans WHERE id = ?", (plan_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"plan {plan_id} does not exist")
+            row = self._current_row(con, plan_id, expected_version)
             current = int(row["version"])
-            if current != int(expected_version):
-                raise VersionConflict(plan_id, int(expected_version), current)
             new = current + 1
             self._insert_version(con, plan_id, new, now, gpkg, summary, notes, comment)
             con.execute(
@@ -638,6 +634,18 @@ class Store:
                 before["name"], after["name"] = row["name"], name
             self._audit(con, actor, "plan.edit", f"plan/{plan_id}", before, after)
         return self.plan(plan_id)
+
+    @staticmethod
+    def _current_row(con: sqlite3.Connection, plan_id: int, expected_version: int) -> sqlite3.Row:
+        """The plan's row (version, name) inside a write transaction; raise
+        :class:`NotFound` for no such plan and :class:`VersionConflict` when its version
+        is not `expected_version`."""
+        row = con.execute("SELECT version, name FROM plans WHERE id = ?", (plan_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"plan {plan_id} does not exist")
+        if int(row["version"]) != int(expected_version):
+            raise VersionConflict(plan_id, int(expected_version), int(row["version"]))
+        return row
 
     @staticmethod
     def _insert_version(
@@ -822,12 +830,7 @@ class Store:
         delta_text = None if delta is None else json.dumps(delta, ensure_ascii=False)
         data = gpkg if gpkg is not None else b""
         with self.transaction() as con:
-            row = con.execute("SELECT version FROM plans WHERE id = ?", (plan_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"plan {plan_id} does not exist")
-            current = int(row["version"])
-            if current != int(expected_version):
-                raise VersionConflict(plan_id, int(expected_version), current)
+            current = int(self._current_row(con, plan_id, expected_version)["version"])
             new = current + 1
             self._insert_version(con, plan_id, new, now, data, summary, notes, reason or op)
             if not data:  # the checksum of a delta version is that of its delta

@@ -95,20 +95,8 @@
   }
 
   // ------------------------------------------------------------------ the panel
-  const Toggle = L.Control.extend({
-    options: { position: 'topleft' },
-    onAdd: () => {
-      const b = L.DomUtil.create('button', 'dispatch-toggle');
-      b.type = 'button';
-      b.id = 'dispatch-toggle';
-      b.textContent = T.button;
-      b.setAttribute('aria-pressed', 'false');
-      L.DomEvent.disableClickPropagation(b);
-      b.addEventListener('click', () => (st.open ? close() : open()));
-      return b;
-    },
-  });
-  new Toggle().addTo(map);
+  gm.mapButton('dispatch-toggle', T.button, () => (st.open ? close() : open()))
+    .setAttribute('aria-pressed', 'false');
 
   const statusOptions = ['active', 'all', 'reported', 'open', 'accepted', 'assigned', 'handled',
     'feedback', 'closed', 'cancelled'].map((s) => '<option value="' + s + '">' +

@@ -154,19 +154,7 @@
     let painting = null;
 
     // toggle button: a map control, so it stays next to the zoom buttons at any width
-    const Toggle = L.Control.extend({
-      options: { position: 'topleft' },
-      onAdd: () => {
-        const b = L.DomUtil.create('button', 'edit-toggle');
-        b.type = 'button';
-        b.id = 'edit-toggle';
-        b.textContent = T.edit;
-        L.DomEvent.disableClickPropagation(b);
-        b.addEventListener('click', () => (st.on ? leave() : enter()));
-        return b;
-      },
-    });
-    new Toggle().addTo(map);
+    gm.mapButton('edit-toggle', T.edit, () => (st.on ? leave() : enter()));
 
     const panel = document.createElement('aside');
     panel.id = 'edit-panel';

@@ -66,6 +66,23 @@
     },
     timings: { script: performance.now() },
     registerLayer: (def) => registerLayer(def),
+    // a button on the map (top left, beside the zoom buttons) for the page's modes
+    mapButton: (id, text, onClick) => {
+      const Button = L.Control.extend({
+        options: { position: 'topleft' },
+        onAdd: () => {
+          const b = L.DomUtil.create('button', id);
+          b.type = 'button';
+          b.id = id;
+          b.textContent = text;
+          L.DomEvent.disableClickPropagation(b);
+          b.addEventListener('click', onClick);
+          return b;
+        },
+      });
+      new Button().addTo(map);
+      return document.getElementById(id);
+    },
     // city scale: the grids of the current view are drawn
     drawn: false,
     viewSeq: 0,
