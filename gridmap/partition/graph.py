@@ -41,14 +41,7 @@ def components(n: int, u: np.ndarray, v: np.ndarray) -> tuple[int, np.ndarray]:
         parent = list(range(n))
         count = n
         for a, b in zip(u.tolist(), v.tolist(), strict=True):
-            while parent[a] != a:
-                parent[a] = parent[parent[a]]
-                a = parent[a]
-            while parent[b] != b:
-                parent[b] = parent[parent[b]]
-                b = parent[b]
-            if a != b:
-                parent[a] = b
+            if _union(parent, a, b):
                 count -= 1
         roots = np.asarray(parent)
         for _ in range(64):  # pointer jumping to the roots
@@ -87,15 +80,7 @@ def spanning_tree(
     uu, vv = u.tolist(), v.tolist()
     for i in np.argsort(weight, kind="stable").tolist():
         a, b = uu[i], vv[i]
-        ra, rb = a, b
-        while parent[ra] != ra:
-            parent[ra] = parent[parent[ra]]
-            ra = parent[ra]
-        while parent[rb] != rb:
-            parent[rb] = parent[parent[rb]]
-            rb = parent[rb]
-        if ra != rb:
-            parent[ra] = rb
+        if _union(parent, a, b):
             adj[a].append(b)
             adj[b].append(a)
     pred = [-9999] * n
@@ -229,3 +214,18 @@ class Graph:
 def violation(weights: np.ndarray, lo: float, hi: float) -> float:
     w = np.asarray(weights, dtype=np.float64)
     return float(np.sum(np.maximum(lo - w, 0.0) + np.maximum(w - hi, 0.0)))
+
+
+def _union(parent: list[int], a: int, b: int) -> bool:
+    """Join the sets of `a` and `b` in a union-find forest (path halving); whether
+    they were apart."""
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    while parent[b] != b:
+        parent[b] = parent[parent[b]]
+        b = parent[b]
+    if a == b:
+        return False
+    parent[a] = b
+    return True
