@@ -27,7 +27,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import Delaunay, QhullError, cKDTree
 
-from .geometry import PRECISION, polygonal, unit_strips
+from .geometry import PRECISION, in_threads, polygonal, unit_strips
 
 __all__ = [
     "BIG_FOOTPRINT_M2",
@@ -118,6 +118,15 @@ def split_building(
     pandas.DataFrame
         One row per part, columns :data:`SPLIT_COLUMNS`.
     """
+    rows = _split_rows(building_id, households, units, levels, lo, hi, parts)
+    return pd.DataFrame(rows, columns=SPLIT_COLUMNS)
+
+
+def _split_rows(
+    building_id, households: int, units: int, levels: int, lo: int, hi: int,
+    parts: int | None,
+) -> list[tuple]:  # fmt: skip
+    """The rows of :func:`split_building` (tuples in :data:`SPLIT_COLUMNS` order)."""
     m = parts
     if m is None:
         for cand in range(int(np.ceil(households / hi)), int(households // lo) + 1):
@@ -142,7 +151,7 @@ def split_building(
             rows.append((building_id, p + 1, a + 1, b, 1, levels, int(per[a:b].sum())))
         else:
             rows.append((building_id, p + 1, 1, units, a + 1, b, int(per[a:b].sum())))
-    return pd.DataFrame(rows, columns=SPLIT_COLUMNS)
+    return rows
 
 
 @dataclass
@@ -214,21 +223,19 @@ def make_units(
     # units if a balanced plan needs it
     halves = ~big & (2 * households[idx] > lo_b) & ((nu >= 2) | (nl >= 2))
     whole = idx[~big & ~halves]
-    tables = []
-    for k in np.flatnonzero(big | halves):
-        bi = idx[k]
-        t = split_building(
-            building_id[bi], int(households[bi]), int(nu[k]), int(nl[k]),
-            int(lo_b[k]), int(hi_b[k]), parts=2 if halves[k] else None,
-        )  # fmt: skip
-        t["_b"] = bi
-        t["_optional"] = bool(halves[k])
-        tables.append(t)
-    splits = (
-        pd.concat(tables, ignore_index=True)
-        if tables
-        else pd.DataFrame({**{c: [] for c in SPLIT_COLUMNS}, "_b": [], "_optional": []})
-    )
+    rows = []
+    for k in np.flatnonzero(big | halves).tolist():
+        bi = int(idx[k])
+        rows += [
+            (*r, bi, bool(halves[k]))
+            for r in _split_rows(
+                building_id[bi], int(households[bi]), int(nu[k]), int(nl[k]),
+                int(lo_b[k]), int(hi_b[k]), 2 if halves[k] else None,
+            )
+        ]  # fmt: skip
+    splits = pd.DataFrame(rows, columns=[*SPLIT_COLUMNS, "_b", "_optional"])
+    if len(splits) == 0:
+        splits = pd.DataFrame({**{c: [] for c in SPLIT_COLUMNS}, "_b": [], "_optional": []})
     pb = splits["_b"].to_numpy(dtype=np.int64)
     opt = np.concatenate(
         [np.zeros(len(whole), dtype=bool), splits["_optional"].to_numpy(dtype=bool)]
@@ -272,10 +279,10 @@ def footprint_seeds(
     main = [np.ones(n, dtype=bool)]
     big = np.flatnonzero(shapely.area(footprints) > BIG_FOOTPRINT_M2)
     if len(big):
-        inner = shapely.buffer(footprints[big], -_SHRINK)
+        inner = in_threads(shapely.buffer, footprints[big], distance=-_SHRINK)
         # a coarser outline for very long outlines keeps the seed count bounded
         tol = np.maximum(1.0, shapely.length(inner) / _MAX_OUTLINE_SEEDS)
-        inner = shapely.simplify(inner, tol)
+        inner = in_threads(shapely.simplify, inner, tol)
         c, ci = shapely.get_coordinates(inner, return_index=True)
         xy.append(c)
         idx.append(big[ci])
@@ -312,6 +319,58 @@ def strip_seeds(
     return shapely.get_coordinates(shapely.point_on_surface(strips)), holder
 
 
+def _strip_seeds_many(
+    parts: np.ndarray, anchors: np.ndarray, building: np.ndarray, households: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`strip_seeds` for many buildings at once.
+
+    `building` holds the building of every part, grouped by building in part order.
+    Returns one seed per part and, per building (in order), the part whose strip lies
+    nearest the anchor.
+    """
+    start = np.r_[0, np.flatnonzero(building[1:] != building[:-1]) + 1]
+    size = np.diff(np.r_[start, len(building)])
+    owner = np.repeat(np.arange(len(start)), size)
+    total = np.bincount(owner, weights=households)
+    frac = np.where(
+        total[owner] > 0, households / np.where(total > 0, total, 1)[owner], 1.0 / size[owner]
+    )
+    cum = np.cumsum(frac)
+    base = np.repeat(cum[start] - frac[start], size)
+    hi = cum - base
+    lo = hi - frac
+    hi[np.r_[start[1:] - 1, len(hi) - 1]] = 1.0  # the last strip ends at the far side
+    fp = parts[building[start]]
+    rect = shapely.minimum_rotated_rectangle(fp)
+    ok = shapely.get_type_id(rect) == 3
+    ok &= shapely.get_num_coordinates(rect) == 5
+    corners = np.zeros((len(start), 4, 2))
+    if ok.any():
+        corners[ok] = shapely.get_coordinates(shapely.get_exterior_ring(rect[ok])).reshape(
+            -1, 5, 2
+        )[:, :4]
+    e1 = corners[:, 1] - corners[:, 0]
+    e2 = corners[:, 2] - corners[:, 1]
+    first_long = np.hypot(*e1.T) >= np.hypot(*e2.T)
+    long_vec = np.where(first_long[:, None], e1, e2)[owner]
+    short_vec = np.where(first_long[:, None], e2, e1)[owner]
+    p0 = corners[owner, 0] + long_vec * lo[:, None]
+    p1 = corners[owner, 0] + long_vec * hi[:, None]
+    quads = shapely.buffer(
+        shapely.polygons(np.stack([p0, p1, p1 + short_vec, p0 + short_vec], axis=1)), 1e-6
+    )
+    strips = shapely.intersection(fp[owner], quads, grid_size=PRECISION)
+    odd = np.flatnonzero(~np.isin(shapely.get_type_id(strips), (3, 6)))
+    strips[odd] = [polygonal(g) for g in strips[odd]]
+    # a degenerate footprint (no rectangle) and an empty strip: the whole footprint
+    empty = ~ok[owner] | shapely.is_empty(strips)
+    strips[empty] = fp[owner[empty]]
+    d = shapely.distance(strips, anchors[building])
+    o = np.lexsort((np.arange(len(d)), d, owner))
+    holder = o[np.r_[True, owner[o][1:] != owner[o][:-1]]]
+    return shapely.get_coordinates(shapely.point_on_surface(strips)), holder
+
+
 def unit_seeds(
     units: Units, anchors: np.ndarray, parts: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -340,13 +399,16 @@ def unit_seeds(
     xy, unit, main = [fxy], [whole[fi]], [fmain]
     if len(units.splits):
         sp = units.splits.sort_values(["unit"])
-        for _, grp in sp.groupby(units.building[sp["unit"].to_numpy()], sort=True):
-            u = grp["unit"].to_numpy(dtype=np.int64)
-            bi = int(units.building[u[0]])
-            pts, holder = strip_seeds(parts[bi], anchors[bi], grp["households"].to_numpy())
-            xy += [pts, shapely.get_coordinates(anchors[bi])]
-            unit += [u, u[holder : holder + 1]]
-            main += [np.ones(len(u), dtype=bool), np.zeros(1, dtype=bool)]
+        u = sp["unit"].to_numpy(dtype=np.int64)
+        bi = units.building[u]
+        o = np.lexsort((u, bi))  # parts grouped by building, in part order
+        u, bi = u[o], bi[o]
+        pts, holder = _strip_seeds_many(
+            parts, anchors, bi, sp["households"].to_numpy(dtype=float)[o]
+        )
+        xy += [pts, shapely.get_coordinates(anchors[bi[holder]])]
+        unit += [u, u[holder]]
+        main += [np.ones(len(u), dtype=bool), np.zeros(len(holder), dtype=bool)]
     return distinct_seeds(
         np.concatenate(xy), np.concatenate(unit).astype(np.int64), np.concatenate(main)
     )
@@ -367,7 +429,9 @@ def distinct_seeds(
     """
     q = np.rint(xy / PRECISION).astype(np.int64)
     order = np.lexsort((unit, ~main))  # main seeds win duplicates
-    _, first = np.unique(q[order], axis=0, return_index=True)
+    r = q - q.min(axis=0) if len(q) else q
+    key = (r[:, 0] << 32) | r[:, 1]  # one int64 per point (extent under 42,000 km)
+    _, first = np.unique(key[order], return_index=True)
     keep = np.zeros(len(xy), dtype=bool)
     keep[order[first]] = True
     lost = np.flatnonzero(main & ~keep)

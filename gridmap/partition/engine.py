@@ -28,7 +28,9 @@ from .blocks import RANK_ARTERIAL, RANK_WALL, blocks, prepare_barriers
 from .codes import grid_codes, reading_order
 from .geometry import (
     PRECISION,
+    gc_paused,
     locate_points,
+    points_near_lines,
     polsby_popper,
     polygonal,
     polygonal_parts,
@@ -61,6 +63,7 @@ _LOOSE_INSTITUTION_GAP = 50.0
 _CRUMB_M2 = 0.01  # m²: a grid part smaller than this is snap-rounding debris
 
 
+@gc_paused()
 def plan_grids(
     buildings: gpd.GeoDataFrame,
     communities: gpd.GeoDataFrame | None = None,
@@ -752,12 +755,12 @@ _STATE: _Job | None = None
 def _community(ci: int):
     job = _STATE
     uidx = job.unit_order[job.unit_bounds[ci] : job.unit_bounds[ci + 1]]
-    local = np.full(len(job.unit_comm), -1, dtype=np.int64)
-    local[uidx] = np.arange(len(uidx))
     es = job.edge_order[job.edge_bounds[ci] : job.edge_bounds[ci + 1]]
-    e = local[job.edges[es]]
-    ok = (e >= 0).all(axis=1)
-    es, e = es[ok], e[ok]
+    # local numbers of the edges' ends (`uidx` is sorted: the stable order of units)
+    ends = job.edges[es]
+    e = np.minimum(np.searchsorted(uidx, ends), max(len(uidx) - 1, 0))
+    ok = (uidx[e] == ends).all(axis=1) if len(uidx) else np.zeros(len(es), dtype=bool)
+    es, e = es[ok], e[ok].astype(np.int64)
     ua = job.ua
     grp = job.groups[uidx]
     cu = CommunityUnits(
@@ -779,7 +782,7 @@ def _community(ci: int):
         cu, job.ranges, seed=job.seed * 100_003 + ci, join_distance=job.join
     )
     fidx = job.face_order[job.face_bounds[ci] : job.face_bounds[ci + 1]]
-    flab = lab[local[job.tess.unit[fidx]]]
+    flab = lab[np.searchsorted(uidx, job.tess.unit[fidx])]
     geoms = _one_part_each(dissolve(job.tess.faces[fidx], flab, len(metas)))
     return uidx, lab, metas, geoms
 
@@ -1036,7 +1039,7 @@ def _tessellation_crossings(
     if len(loose) and len(lines):
         # which barrier each dead-end piece belongs to, and which grids it runs through
         mid = shapely.line_interpolate_point(loose, 0.5, normalized=True)
-        pi, li = shapely.STRtree(lines).query(mid, predicate="dwithin", distance=5 * PRECISION)
+        pi, li = points_near_lines(mid, lines, 5 * PRECISION)
         o = np.unique(pi, return_index=True)[1]
         pi, li = pi[o], li[o]
         if len(pi):

@@ -9,16 +9,21 @@ their unions never leave slivers, gaps or point-touching parts.
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import shapely
 
 __all__ = [
     "PRECISION",
+    "gc_paused",
     "in_threads",
     "locate_points",
+    "points_near_lines",
     "round_to_grid",
     "polsby_popper",
     "polygonal",
@@ -65,6 +70,60 @@ def in_threads(func, *arrays, **kwargs) -> np.ndarray:
             zip(bounds[:-1], bounds[1:], strict=True),
         )
         return np.concatenate(list(parts))
+
+
+def points_near_lines(
+    points: np.ndarray, lines: np.ndarray, distance: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (point, line) with the point within `distance` of the line.
+
+    The lines are cut into their straight segments first: a point then meets only
+    the few segments around it, and each test is one segment's distance instead of a
+    whole (possibly kilometres long) line's.
+
+    Parameters
+    ----------
+    points : ndarray of Point
+    lines : ndarray of LineString or MultiLineString
+    distance : float
+
+    Returns
+    -------
+    point, line : ndarray of int
+        Unique pairs, sorted by point then line.
+    """
+    coords, ci = shapely.get_coordinates(lines, return_index=True)
+    parts = shapely.get_num_coordinates(shapely.get_parts(lines))
+    # consecutive coordinates of one line, not across the parts of a multi-line
+    start = np.cumsum(parts) - parts
+    brk = np.zeros(len(coords), dtype=bool)
+    brk[start[start < len(coords)]] = True
+    s = np.flatnonzero((ci[1:] == ci[:-1]) & ~brk[1:])
+    if len(s) == 0 or len(points) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    segs = shapely.linestrings(np.stack([coords[s], coords[s + 1]], axis=1))
+    pi, si = shapely.STRtree(segs).query(points, predicate="dwithin", distance=distance)
+    pairs = np.unique(np.column_stack([pi, ci[s][si]]), axis=0)
+    return pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for an allocation-heavy step.
+
+    The partition allocates millions of short-lived containers; each automatic
+    collection then walks every live object of a large heap (on Jakarta, about 1.2 s
+    of a 15 s plan). Nothing the partition builds relies on cycle collection while it
+    runs, and the collector's previous state is restored on exit (also on error).
+    Usable as a decorator: ``@gc_paused()``.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 _SCALE = 1.0 / PRECISION  # 100: GEOS rounds as round(x * scale) / scale

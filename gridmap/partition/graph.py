@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 SMALL_GRAPH = 400  # edges; below this connectivity uses a Python union-find
+_TINY_GRAPH = 64  # nodes; below this the component labels are found in Python too
 
 
 def components(n: int, u: np.ndarray, v: np.ndarray) -> tuple[int, np.ndarray]:
@@ -43,6 +44,10 @@ def components(n: int, u: np.ndarray, v: np.ndarray) -> tuple[int, np.ndarray]:
         for a, b in zip(u.tolist(), v.tolist(), strict=True):
             if _union(parent, a, b):
                 count -= 1
+        if n <= _TINY_GRAPH:  # labels in plain Python: numpy calls cost more here
+            roots_l = [_root(parent, i) for i in range(n)]
+            rank = {r: k for k, r in enumerate(sorted(set(roots_l)))}
+            return count, np.array([rank[r] for r in roots_l], dtype=np.int64)
         roots = np.asarray(parent)
         for _ in range(64):  # pointer jumping to the roots
             nxt = roots[roots]
@@ -214,6 +219,13 @@ class Graph:
 def violation(weights: np.ndarray, lo: float, hi: float) -> float:
     w = np.asarray(weights, dtype=np.float64)
     return float(np.sum(np.maximum(lo - w, 0.0) + np.maximum(w - hi, 0.0)))
+
+
+def _root(parent: list[int], a: int) -> int:
+    """The root of `a` in a union-find forest."""
+    while parent[a] != a:
+        a = parent[a]
+    return a
 
 
 def _union(parent: list[int], a: int, b: int) -> bool:

@@ -33,13 +33,21 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from .geometry import PRECISION, in_threads, locate_points, polygonal_parts, round_to_grid
+from .geometry import (
+    PRECISION,
+    in_threads,
+    locate_points,
+    points_near_lines,
+    polygonal_parts,
+    round_to_grid,
+)
 
 __all__ = ["Tessellation", "dissolve", "redraw", "tessellate", "unit_graph"]
 
 _MIN_BORDER = 0.05  # metres: a shared border shorter than this is a touch, not adjacency
 _SMALL_EMPTY_BLOCK = 1000.0  # m²: an empty block below this goes whole to one neighbour
 _DISSOLVE_THREAD_MIN = 20_000  # faces: fewer are dissolved in one thread
+_EMPTY = shapely.Polygon()  # (geometries are immutable: one empty polygon serves all)
 
 
 @dataclass
@@ -276,7 +284,7 @@ def dissolve(
         One geometry per label (an empty Polygon for a label without faces).
     """
     out = np.empty(n_labels, dtype=object)
-    out[:] = shapely.Polygon()
+    out[:] = _EMPTY
     sel = np.flatnonzero(labels >= 0)
     order = sel[np.argsort(labels[sel], kind="stable")]
     lab = labels[order]
@@ -287,8 +295,8 @@ def dissolve(
         for g in chunk.tolist():
             out[g] = _dissolve_one(faces, order[bounds[g] : bounds[g + 1]], single)
 
-    workers = min(os.cpu_count() or 1, 8)
-    if workers < 2 or len(sel) < _DISSOLVE_THREAD_MIN or len(groups) < 2 * workers:
+    workers = min(os.cpu_count() or 1, 8) if len(sel) >= _DISSOLVE_THREAD_MIN else 1
+    if workers < 2 or len(groups) < 2 * workers:
         run(groups)
     else:  # GEOS releases the GIL: labels in threads (`out` slots are disjoint)
         with ThreadPoolExecutor(workers) as pool:
@@ -492,30 +500,33 @@ def _shared_edges(faces: np.ndarray):
     outline = _Outline(coords, cidx, ridx, np.empty(0, np.int64), np.empty(0, np.int64))
     if len(coords) < 2:
         return np.empty((0, 2), np.int64), np.empty(0), np.empty((0, 2)), outline
+    # every vertex as one int64 key on the 1 cm grid (x in the high 31 bits, y in the
+    # low 32, relative to the extent's corner: exact for any extent under 21,000 km)
     q = np.rint(coords / PRECISION).astype(np.int64)
+    q -= q.min(axis=0)
+    key = (q[:, 0] << 32) | q[:, 1]
     row = np.flatnonzero(cidx[1:] == cidx[:-1])
-    a, b = q[row], q[row + 1]
-    nz = (a != b).any(axis=1)
-    row, a, b = row[nz], a[nz], b[nz]
+    ka, kb = key[row], key[row + 1]
+    nz = ka != kb
+    row, ka, kb = row[nz], ka[nz], kb[nz]
+    k1, k2 = np.minimum(ka, kb), np.maximum(ka, kb)  # an edge keyed by its two ends
+    order = np.lexsort((k2, k1))
+    k1, k2, row = k1[order], k2[order], row[order]
     face = ridx[cidx[row]]
-    swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
-    p1 = np.where(swap[:, None], b, a)
-    p2 = np.where(swap[:, None], a, b)
-    order = np.lexsort((p2[:, 1], p2[:, 0], p1[:, 1], p1[:, 0]))
-    p1, p2, face, row = p1[order], p2[order], face[order], row[order]
-    seglen = np.hypot(*((p2 - p1) * PRECISION).T)
-    eq = (p1[1:] == p1[:-1]).all(axis=1) & (p2[1:] == p2[:-1]).all(axis=1)
-    i = np.flatnonzero(eq)
-    matched = np.zeros(len(p1), dtype=bool)
+    i = np.flatnonzero((k1[1:] == k1[:-1]) & (k2[1:] == k2[:-1]))
+    matched = np.zeros(len(k1), dtype=bool)
     matched[i] = True
     matched[i + 1] = True
     fa, fb = face[i], face[i + 1]
     m = fa != fb
+    i = i[m]
     pairs = np.sort(np.column_stack([fa[m], fb[m]]), axis=1)
-    mid = (p1[i][m] + p2[i][m]) * (PRECISION / 2)
+    a, b = coords[row[i]], coords[row[i] + 1]
+    seglen = np.hypot(*(b - a).T)
+    mid = (a + b) / 2
     outline.row = row[~matched]
     outline.face = face[~matched]
-    return pairs, seglen[i][m], mid, outline
+    return pairs, seglen, mid, outline
 
 
 def _face_pairs(pairs, seg_len, seg_rank, seg_line, n):
@@ -637,7 +648,7 @@ def _border_ranks(
     line = np.full(len(mid), -1, dtype=np.int64)
     if len(mid) == 0 or lines is None or len(lines) == 0:
         return out, line
-    pi, li = shapely.STRtree(lines).query(mid, predicate="dwithin", distance=5 * PRECISION)
+    pi, li = points_near_lines(mid, lines, 5 * PRECISION)
     if len(pi):
         r = np.asarray(ranks)[li]
         o = np.lexsort((li, -r, pi))
