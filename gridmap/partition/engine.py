@@ -29,6 +29,7 @@ from .codes import grid_codes, reading_order
 from .geometry import (
     PRECISION,
     gc_paused,
+    in_threads,
     locate_points,
     points_near_lines,
     polsby_popper,
@@ -1044,7 +1045,9 @@ def _tessellation_crossings(
         pi, li = pi[o], li[o]
         if len(pi):
             gi, ki = shapely.STRtree(grids.geometry.values).query(loose[pi], predicate="intersects")
-            inner = shapely.length(shapely.intersection(loose[pi][gi], grids.geometry.values[ki]))
+            inner = shapely.length(
+                in_threads(shapely.intersection, loose[pi][gi], grids.geometry.values[ki])
+            )
             frames.append(pd.DataFrame({"_g": ki, "barrier": labels[li[gi]], "length_m": inner}))
     df = pd.concat(frames, ignore_index=True)
     if len(df) == 0:

@@ -39,7 +39,7 @@ _POLYGON, _MULTIPOLYGON = 3, 6
 _THREAD_MIN = 4_000  # elements: smaller arrays are not worth a thread pool
 
 
-def in_threads(func, *arrays, **kwargs) -> np.ndarray:
+def in_threads(func, *arrays, min_size: int = _THREAD_MIN, **kwargs) -> np.ndarray:
     """Run a vectorised shapely function over chunks of its arrays in threads.
 
     Shapely's vectorised functions release the GIL, so chunks run on all cores. The
@@ -52,6 +52,8 @@ def in_threads(func, *arrays, **kwargs) -> np.ndarray:
         A shapely ufunc-like function (``shapely.intersection``, ...).
     *arrays : ndarray
         Arrays of equal length.
+    min_size : int
+        Shorter arrays run directly (a thread pool costs more than it saves there).
     **kwargs
         Passed to `func`.
 
@@ -61,7 +63,7 @@ def in_threads(func, *arrays, **kwargs) -> np.ndarray:
     """
     n = len(arrays[0])
     workers = min(os.cpu_count() or 1, 8)
-    if n < _THREAD_MIN or workers < 2:
+    if n < min_size or workers < 2:
         return func(*arrays, **kwargs)
     bounds = np.linspace(0, n, workers + 1).astype(int)
     with ThreadPoolExecutor(workers) as pool:
@@ -171,8 +173,10 @@ def snap(geoms: np.ndarray | shapely.Geometry) -> np.ndarray | shapely.Geometry:
     shapely geometry or ndarray
         Valid geometries whose coordinates lie on the 1 cm grid.
     """
-    geoms = shapely.make_valid(geoms)
-    return shapely.set_precision(geoms, PRECISION)
+    if isinstance(geoms, shapely.Geometry):
+        return shapely.set_precision(shapely.make_valid(geoms), PRECISION)
+    geoms = in_threads(shapely.make_valid, np.asarray(geoms, dtype=object), min_size=500)
+    return in_threads(shapely.set_precision, geoms, grid_size=PRECISION, min_size=500)
 
 
 def polygonal(geom: shapely.Geometry | None) -> shapely.Geometry:

@@ -29,7 +29,7 @@ import shapely
 from ..crs import to_metric
 from ..errors import PlanError, SchemaError
 from .codes import MAX_SEQUENCE, reading_order, reading_order_points
-from .geometry import PRECISION, polygonal, polygonal_parts, snap
+from .geometry import PRECISION, in_threads, polygonal, polygonal_parts, snap
 from .regions import partition_region
 
 __all__ = [
@@ -83,7 +83,9 @@ def prepare_communities(communities: gpd.GeoDataFrame, crs, notes: list[str]) ->
     left, right = tree.query(geoms, predicate="intersects")
     m = left < right
     left, right = left[m], right[m]
-    inner = shapely.relate_pattern(geoms[left], geoms[right], "T********")
+    inner = in_threads(
+        shapely.relate_pattern, geoms[left], geoms[right], pattern="T********", min_size=500
+    )
     left, right = left[inner], right[inner]
     overlap_area = 0.0
     for j in np.unique(right):
