@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 import shapely
 
+from gridmap.partition.pieces import NON_RESIDENTIAL
+
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
@@ -107,27 +109,28 @@ def test_jakarta_every_grid_is_one_polygon(jakarta_plan):
 
 
 def test_jakarta_no_empty_grid(jakarta_plan):
-    """No empty grid, except where no grid can hold a home: an RW in which OSM 2012
-    mapped no home at all (it must still be covered, and a grid never crosses into
-    another RW), or a detached part of a multi-part RW without homes (a grid is one
-    polygon). Each is flagged with its reason."""
+    """No residential grid without households. Land where OSM 2012 mapped no home, and
+    which no residential grid can take (a whole RW: a grid never crosses into another
+    RW; or a part of a multi-part RW detached from its homes: a grid is one polygon),
+    is a special grid of non-residential land, flagged ``no_households`` with its
+    reason."""
     plan = _plan(jakarta_plan)
     g = plan.grids
-    res = g[g["kind"] != "special"]
-    key = res["street_code"] + res["community_code"]
-    total = res.groupby(key)["households"].transform("sum")
-    per = res.groupby(key)["grid_code"].transform("count")
-    empty = res[res["households"] == 0]
-    whole = (total[empty.index] == 0) & (per[empty.index] == 1)
+    empty = g[(g["kind"] != "special") & (g["households"] == 0)]
+    assert empty.empty, f"empty residential grids: {empty['grid_code'].tolist()[:10]}"
+    land = g[(g["kind"] == "special") & g["flags"].str.contains("no_households")]
+    assert len(land) > 0 and (land["households"] == 0).all()
+    assert (land["name"] == NON_RESIDENTIAL).all()
+    assert land["flag_reason"].str.contains("holds no households|detached part").all()
+    key = g["street_code"] + g["community_code"]
+    rw_total = g.groupby(key)["households"].sum()
     parts = plan.communities.set_index(
         plan.communities["street_code"] + plan.communities["community_code"]
     )
-    n_parts = shapely.get_num_geometries(parts.geometry.reindex(key[empty.index]).values)
-    detached = n_parts > 1
-    ok = whole.to_numpy() | detached
-    assert ok.all(), f"empty grids in RWs that have homes: {empty[~ok]['grid_code'].tolist()[:10]}"
-    assert empty["flags"].str.contains("no_households").all()
-    assert empty["flag_reason"].str.contains("holds no households|detached part").all()
+    lkey = key[land.index]
+    whole = (rw_total.reindex(lkey) == 0).to_numpy()
+    detached = shapely.get_num_geometries(parts.geometry.reindex(lkey).values) > 1
+    assert (whole | detached).all(), land[~(whole | detached)]["grid_code"].tolist()[:10]
     assert (~whole).sum() <= 5  # a handful of multi-part RWs
 
 

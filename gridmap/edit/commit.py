@@ -265,7 +265,8 @@ def _refresh_flags(
             if manual or not set(keep) & set(EXPLAIN_FLAGS):
                 side = "below" if hh < lo else "above"
                 reasons.append(f"{hh} households, {side} the range {lo}–{hi}")
-        if not special and hh == 0:
+        if hh == 0 and (not special or "no_households" in old):
+            # (a special grid keeps the flag it was drawn with: land without homes)
             flags.append("no_households")
             reasons.append("no households in this grid")
         if row["grid_code"] in crossing_codes:

@@ -13,6 +13,7 @@ import shapely
 from ..partition.atoms import distinct_seeds, footprint_seeds, strip_seeds
 from ..partition.blocks import barrier_ranks
 from ..partition.geometry import PRECISION, polsby_popper, polygonal, unit_strips
+from ..partition.pieces import NON_RESIDENTIAL
 from ..partition.tessellation import redraw
 from ..plan import Plan
 from .common import PSEUDO, editable_buildings, normalise_splits, splits_of
@@ -188,7 +189,6 @@ def replan_area(
         crs=plan.crs,
     )
     if len(inp) == 0:
-        lo, hi = rng
         new_grids = gpd.GeoDataFrame(
             [
                 {
@@ -196,15 +196,16 @@ def replan_area(
                     "community_code": community,
                     "street_code": street,
                     "community_name": community_name,
-                    "kind": "rural" if village else "community",
+                    "kind": "special",  # as the partition draws land without homes
                     "households": 0,
                     "buildings": 0,
-                    "range_min": lo,
-                    "range_max": hi,
+                    "range_min": 0,
+                    "range_max": 0,
                     "difficult": False,
                     "flags": "no_households",
-                    "flag_reason": "no households in this grid",
-                    "name": "",
+                    "flag_reason": "the community holds no households (no building with "
+                    "households is mapped in it); a special grid of non-residential land",
+                    "name": NON_RESIDENTIAL,
                     "worker": "",
                     "area_m2": area.area,
                     "polsby_popper": float(polsby_popper(np.array([area]))[0]),

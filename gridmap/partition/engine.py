@@ -1066,6 +1066,8 @@ def _with_reasons(df: pd.DataFrame, grids: gpd.GeoDataFrame) -> pd.DataFrame:
     kinds = grids["kind"].to_numpy()
 
     def reason(g: int) -> str:
+        if kinds[g] == "special" and "no_households" in flags[g]:
+            return "land without homes, one grid per community (or detached part of it)"
         if kinds[g] == "special":
             return "the institution's own polygon spans the barrier"
         if any(f in flags[g] for f in ("isolated_village", "infeasible", "below_floor")):

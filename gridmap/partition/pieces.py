@@ -47,7 +47,10 @@ from .graph import connected_components_of
 from .recombination import recombine, repair_labels
 from .regions import partition_region
 
-__all__ = ["CommunityUnits", "RANK_FACTOR", "plan_community"]
+__all__ = ["CommunityUnits", "NON_RESIDENTIAL", "RANK_FACTOR", "plan_community"]
+
+#: Name of the special grid over land of a community where no home is mapped.
+NON_RESIDENTIAL = "non-residential land"
 
 #: Cost of cutting one metre of shared border, by the rank of the barrier on it
 #: (0 = no barrier, 1 wall, 2 local road, 3 arterial, 4 water/railway).
@@ -783,16 +786,24 @@ def _metas(cu, at, label, k, pieces, ranges, isolated, notes) -> list[dict[str, 
                 "or compounds where the land narrows): "
                 + (notes.get(piece) or "the search found no in-range split")
             )
+        kind = "rural" if rsh[r] * 2 > tot[r] else "community"
+        if h == 0 and c_tot == 0:
+            # land where no home is mapped, which no residential grid can take: the
+            # whole community, or a part of it detached from the rest (grids never
+            # cross a community, and every m² has a grid). It is a special grid of
+            # non-residential land (专属网格: parks, works, markets), kept flagged.
+            kind, plo, phi, d = "special", 0, 0, False
+            reason.append("a special grid of non-residential land")
         metas.append(
             {
-                "kind": "rural" if rsh[r] * 2 > tot[r] else "community",
+                "kind": kind,
                 "households": h,
                 "range_min": int(plo),
                 "range_max": int(phi),
                 "difficult": d,
                 "flags": ";".join(flags),
                 "flag_reason": "; ".join(reason),
-                "name": "",
+                "name": NON_RESIDENTIAL if kind == "special" else "",
             }
         )
     return metas
