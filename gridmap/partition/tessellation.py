@@ -369,7 +369,7 @@ def _lend_seeds(
     pairs, _, _, _ = _shared_edges(blocks)
     if len(pairs) == 0:
         return none
-    pairs = np.unique(pairs, axis=0)
+    pairs = _unique_pairs(pairs, nb)
     pairs = pairs[zone[pairs[:, 0]] == zone[pairs[:, 1]]]
     pairs = np.concatenate([pairs, pairs[:, ::-1]])  # (borrower, lender) both ways
     pairs = pairs[(fixed[pairs[:, 1]] < 0)]
@@ -392,7 +392,7 @@ def _lend_seeds(
         seed = lend_seed[order][pos]
         borrower = pr[rows, 0]
         # one lent seed per unit and block, the nearest `per_block` to the block
-        key = np.unique(np.column_stack([borrower, seed]), axis=0)
+        key = _unique_pairs(np.column_stack([borrower, seed]), len(xy))
         borrower, seed = key[:, 0], key[:, 1]
         d = np.hypot(*(xy[seed] - centre[borrower]).T)
         o = np.lexsort((d, borrower))
@@ -410,6 +410,13 @@ def _lend_seeds(
     if not out_seed:
         return none
     return np.concatenate(out_seed), np.concatenate(out_block)
+
+
+def _unique_pairs(pairs: np.ndarray, n: int) -> np.ndarray:
+    """The distinct rows of an ``(m, 2)`` array of ints in ``0 .. n-1``, sorted (as
+    ``np.unique(pairs, axis=0)``, through one int64 key per row)."""
+    k = np.unique(pairs[:, 0].astype(np.int64) * n + pairs[:, 1])
+    return np.column_stack([k // n, k % n])
 
 
 def _voronoi_faces(
