@@ -513,6 +513,7 @@ def _cmd_partition(args) -> int:
         street_column=street_column,
         community_size=tuple(args.community_size),
         street_size=tuple(args.street_size),
+        admin_boundaries=False,  # read above, with --admin-levels and --bbox
         workers=args.workers,
     )
     plan.params["hierarchy"] = hierarchy

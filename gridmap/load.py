@@ -468,7 +468,8 @@ def read_buildings(
     -------
     geopandas.GeoDataFrame
         Buildings schema (see the module docstring), in the source CRS, with
-        ``attrs["load_report"]`` counting what was read, repaired and dropped.
+        ``attrs["load_report"]`` counting what was read, repaired and dropped, and
+        ``attrs["source_path"]`` the file read (when read from a file).
 
     Raises
     ------
@@ -524,6 +525,8 @@ def read_buildings(
     out = out.loc[keep].reset_index(drop=True)
     report["features_kept"] = len(out)
     out.attrs["load_report"] = report
+    if isinstance(source, (str, os.PathLike)):  # where more layers may be read from
+        out.attrs["source_path"] = str(Path(source).resolve())
     _log_report(report)
     return out
 

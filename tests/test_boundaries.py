@@ -314,6 +314,27 @@ def test_plan_uses_pbf_boundaries(town, buildings):
     assert len(plan.validate()) == 0
 
 
+def test_plan_grids_uses_the_boundaries_of_its_pbf(town, buildings):
+    """From Python as from the command line: footprints read from an extract with
+    administrative boundaries are planned in those communities and streets."""
+    assert buildings.attrs["source_path"].endswith("town.osm.pbf")
+    plan = gridmap.plan_grids(buildings, workers=1)
+    assert plan.params["hierarchy"] == "osm_admin"
+    assert plan.notes[0].startswith("Communities from the OSM administrative boundaries")
+    assert set(plan.communities["name"]) == {v[0] for v in COMMUNITIES.values()}
+    assert (plan.grids["grid_code"].str[:6] == "230717").all()  # district from the codes
+    assert len(plan.validate()) == 0
+    derived = gridmap.plan_grids(
+        buildings, admin_boundaries=False, community_size=(500, 1000), workers=1
+    )
+    assert derived.params["hierarchy"] == "derived"
+    assert derived.communities["name"].str.startswith("规划社区").all()
+    # a frame that was not read from a file has no source to look in
+    b = buildings.copy()
+    b.attrs.pop("source_path")
+    assert gridmap.plan_grids(b, workers=1).params["hierarchy"] == "derived"
+
+
 # ---------------------------------------------------------------------- command line
 def test_cli_partition_reads_admin_boundaries(town, tmp_path, caplog):
     out = tmp_path / "plan.gpkg"

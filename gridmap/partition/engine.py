@@ -44,6 +44,7 @@ from .hierarchy import (
     number_communities,
     planning_area,
     prepare_communities,
+    source_communities,
 )
 from .pieces import RANK_FACTOR, CommunityUnits, plan_community
 from .tessellation import Tessellation, dissolve, tessellate, unit_graph
@@ -84,6 +85,7 @@ def plan_grids(
     community_size: tuple[int, int] = COMMUNITY_SIZE,
     street_size: tuple[int, int] = STREET_SIZE,
     street_column: str | None = None,
+    admin_boundaries: bool = True,
     open_land_gap: float = _OPEN_LAND_GAP,
     workers: int | None = None,
     progress: bool | None = None,
@@ -138,6 +140,12 @@ def plan_grids(
     street_column : str, optional
         Column of the community layer that names each community's street, used when
         the layer has no valid ``street_code``.
+    admin_boundaries : bool
+        Without `communities`, when the footprints were read from an OSM extract
+        (``.pbf``), use its administrative boundaries as communities and streets (see
+        :func:`gridmap.partition.hierarchy.source_communities`); ``False`` derives
+        planning communities instead. ``params["hierarchy"]`` records the choice
+        (``given``, ``osm_admin`` or ``derived``).
     open_land_gap : float
         Neighbouring buildings separated by at least this much empty land (m) are
         treated as across an arterial (a river, park or rail yard nobody mapped).
@@ -160,6 +168,14 @@ def plan_grids(
     b = _prepare_buildings(buildings, notes)
     crs = metric_crs(b, "buildings")
     b = to_metric(b, crs, "buildings").reset_index(drop=True)
+    hierarchy = "given" if communities is not None else "derived"
+    if communities is None and admin_boundaries:
+        src, src_street, src_code, note = source_communities(buildings.attrs.get("source_path"), b)
+        if src is not None:
+            communities, hierarchy = src, "osm_admin"
+            street_column = street_column or src_street
+            admin_code = admin_code or src_code
+        notes[:0] = [note] if note else []
     admin = _admin_code(admin_code, notes)
     footprints = np.asarray(shapely.make_valid(b.geometry.values), dtype=object)
     mixed = np.flatnonzero(~np.isin(shapely.get_type_id(footprints), (3, 6)))
@@ -364,6 +380,7 @@ def plan_grids(
         "institution_uses": sorted(institution_uses),
         "rural_uses": sorted(rural_uses),
         "communities_given": given,
+        "hierarchy": hierarchy,
         "community_size": list(cs),
         "street_size": list(ss),
         "open_land_gap": open_land_gap,

@@ -21,6 +21,8 @@ No communities
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -39,6 +41,7 @@ __all__ = [
     "number_communities",
     "planning_area",
     "prepare_communities",
+    "source_communities",
 ]
 
 #: Households of a derived planning community (a community holds 3,000–5,000).
@@ -127,6 +130,43 @@ def prepare_communities(communities: gpd.GeoDataFrame, crs, notes: list[str]) ->
     comms = comms.set_geometry(geoms)
     comms = comms[~empty].reset_index(drop=True)
     return comms
+
+
+def source_communities(
+    path: str | Path | None, buildings: gpd.GeoDataFrame
+) -> tuple[gpd.GeoDataFrame | None, str | None, str | None, str | None]:
+    """The community layer from the administrative boundaries of the buildings' source.
+
+    When the footprints were read from an OSM extract (``.pbf``; the file is
+    recorded by :func:`gridmap.read_buildings` in ``attrs["source_path"]``), its
+    ``boundary=administrative`` relations are used as
+    :func:`gridmap.boundaries.admin_hierarchy` finds them (admin_level 8 streets,
+    9/10 communities, used only when they hold enough of the households).
+
+    Parameters
+    ----------
+    path : str, pathlib.Path or None
+        The file the footprints were read from.
+    buildings : geopandas.GeoDataFrame
+        The footprints, with ``households``.
+
+    Returns
+    -------
+    communities : GeoDataFrame or None
+        None when the source is not an OSM extract or has no usable boundary.
+    street_column, district_code : str or None
+        For :func:`gridmap.plan_grids`.
+    note : str or None
+        Where the hierarchy comes from, in plain words.
+    """
+    if not path or not str(path).lower().endswith(".pbf") or not Path(path).exists():
+        return None, None, None, None
+    from ..boundaries import admin_hierarchy  # (reads PBFs: imported only when needed)
+
+    comms, note = admin_hierarchy(path, buildings)
+    if comms is None:
+        return None, None, None, note
+    return comms, comms.attrs.get("street_column"), comms.attrs.get("district_code"), note
 
 
 def planning_area(anchors: np.ndarray) -> shapely.Geometry:
