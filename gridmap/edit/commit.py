@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..partition.engine import crossings as grid_crossings
+from ..partition.crossings import crossings as grid_crossings
 from ..partition.geometry import polsby_popper
 from ..plan import CROSSING_COLUMNS, GRID_COLUMNS, Plan, empty_crossings
 from .checks import EditResult, check_grids, report_of

@@ -12,7 +12,9 @@ The package's files are the steps of the pipeline, in order:
 ``moves``          atom moves between regions: repair of the range, refinement of shape
 ``recombination``  moves and ReCom-style recombination across the grids of a community
 ``graph``          components, spanning trees and edge lists the solvers share
+``communities``    every community planned, in worker processes
 ``codes``          15-digit grid codes in reading order
+``crossings``      the barriers each grid crosses, with the reason
 ``engine``         :func:`plan_grids`: the steps put together
 ``geometry``       the 1 cm precision model every overlay uses
 =================  =====================================================================
@@ -20,6 +22,7 @@ The package's files are the steps of the pipeline, in order:
 
 from __future__ import annotations
 
-from .engine import INSTITUTION_USES, MAJOR_HIGHWAYS, RURAL_USES, crossings, plan_grids
+from .crossings import crossings
+from .engine import INSTITUTION_USES, MAJOR_HIGHWAYS, RURAL_USES, plan_grids
 
 __all__ = ["INSTITUTION_USES", "MAJOR_HIGHWAYS", "RURAL_USES", "crossings", "plan_grids"]

@@ -8,30 +8,26 @@ order and assembles the :class:`~gridmap.plan.Plan`.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from tqdm.auto import tqdm
 
 from ..crs import metric_crs, to_metric
 from ..errors import PlanError, SchemaError
-from ..plan import CROSSING_COLUMNS, GRID_COLUMNS, Plan, empty_crossings
+from ..plan import GRID_COLUMNS, Plan
 from . import atoms as _atoms
 from .blocks import RANK_ARTERIAL, RANK_WALL, blocks, prepare_barriers
 from .codes import grid_codes, reading_order
+from .communities import CommunityJob, plan_communities
+from .crossings import tessellation_crossings
 from .geometry import (
     PRECISION,
     gc_paused,
-    in_threads,
     locate_points,
-    points_near_lines,
     polsby_popper,
     polygonal,
     polygonal_parts,
@@ -46,12 +42,12 @@ from .hierarchy import (
     prepare_communities,
     source_communities,
 )
-from .pieces import RANK_FACTOR, CommunityUnits, plan_community
+from .pieces import RANK_FACTOR
 from .tessellation import Tessellation, dissolve, tessellate, unit_graph
 
 log = logging.getLogger("gridmap")
 
-__all__ = ["INSTITUTION_USES", "MAJOR_HIGHWAYS", "RURAL_USES", "crossings", "plan_grids"]
+__all__ = ["INSTITUTION_USES", "MAJOR_HIGHWAYS", "RURAL_USES", "plan_grids"]
 
 #: Building uses that become special grids (专属网格) by default.
 INSTITUTION_USES = frozenset({"school", "hospital", "market", "enterprise", "government"})
@@ -311,13 +307,13 @@ def plan_grids(
         ua["loose"], (hi, dhi), village_distance, ua["optional_of"],
     )  # fmt: skip
     special_name = _special_names(ua, b, groups, group_kind, use)
-    job = _Job(
+    job = CommunityJob(
         tess=tess, ua=ua, unit_comm=unit_comm, edges=edges, length=length, cost=cost,
         rank=rank, groups=groups, group_kind=group_kind, building_group=building_group,
         special_name=special_name,
         ranges=ranges, seed=seed, join=village_join_distance, n_comm=n_comm,
     )  # fmt: skip
-    results = _run(job, workers, progress)
+    results = plan_communities(job, workers, progress)
 
     # ------------------------------------------------------------- assemble grids
     grid_rows: list[dict[str, Any]] = []
@@ -352,7 +348,7 @@ def plan_grids(
     grids["buildings"] = nb_per_grid.reindex(grids["grid_code"]).fillna(0).astype(int).to_numpy()
     _flag_out_of_range(grids)
     _flag_split_compounds(grids, out_b["grid_code"].to_numpy(), b_comp, hh, b_diff, ranges)
-    crossing_table = _tessellation_crossings(
+    crossing_table = tessellation_crossings(
         tess, unit_grid, grids, bars["barrier"].to_numpy(), dead_ends, bar_lines
     )
     if len(crossing_table):
@@ -734,104 +730,6 @@ def _special_names(ua, b, groups, group_kind, use) -> dict[int, str]:
     return names
 
 
-# ==================================================================== per community
-@dataclass
-class _Job:
-    tess: Tessellation
-    ua: dict
-    unit_comm: np.ndarray
-    edges: np.ndarray
-    length: np.ndarray
-    cost: np.ndarray
-    rank: np.ndarray
-    groups: np.ndarray
-    group_kind: np.ndarray
-    building_group: np.ndarray
-    special_name: dict
-    ranges: tuple
-    seed: int
-    join: float
-    n_comm: int
-
-    def __post_init__(self) -> None:
-        order = np.argsort(self.unit_comm, kind="stable")
-        self.unit_order = order
-        self.unit_bounds = np.searchsorted(self.unit_comm[order], np.arange(self.n_comm + 1))
-        fc = self.unit_comm[self.tess.unit]
-        forder = np.argsort(fc, kind="stable")
-        self.face_order = forder
-        self.face_bounds = np.searchsorted(fc[forder], np.arange(self.n_comm + 1))
-        ec = self.unit_comm[self.edges[:, 0]] if len(self.edges) else np.zeros(0, np.int64)
-        eorder = np.argsort(ec, kind="stable")
-        self.edge_order = eorder
-        self.edge_bounds = np.searchsorted(ec[eorder], np.arange(self.n_comm + 1))
-
-
-_STATE: _Job | None = None
-
-
-def _community(ci: int):
-    job = _STATE
-    uidx = job.unit_order[job.unit_bounds[ci] : job.unit_bounds[ci + 1]]
-    es = job.edge_order[job.edge_bounds[ci] : job.edge_bounds[ci + 1]]
-    # local numbers of the edges' ends (`uidx` is sorted: the stable order of units)
-    ends = job.edges[es]
-    e = np.minimum(np.searchsorted(uidx, ends), max(len(uidx) - 1, 0))
-    ok = (uidx[e] == ends).all(axis=1) if len(uidx) else np.zeros(len(es), dtype=bool)
-    es, e = es[ok], e[ok].astype(np.int64)
-    ua = job.ua
-    grp = job.groups[uidx]
-    cu = CommunityUnits(
-        households=ua["households"][uidx],
-        xy=ua["xy"][uidx],
-        difficult=ua["difficult"][uidx],
-        rural=ua["rural"][uidx],
-        group=grp,
-        group_kind=job.group_kind,
-        building_group=job.building_group[uidx],
-        edges=e,
-        length=job.length[es],
-        cost=job.cost[es],
-        rank=job.rank[es],
-        fixed_special=ua["fixed"][uidx],
-        special_name=job.special_name,
-    )
-    lab, metas = plan_community(
-        cu, job.ranges, seed=job.seed * 100_003 + ci, join_distance=job.join
-    )
-    fidx = job.face_order[job.face_bounds[ci] : job.face_bounds[ci + 1]]
-    flab = lab[np.searchsorted(uidx, job.tess.unit[fidx])]
-    geoms = _one_part_each(dissolve(job.tess.faces[fidx], flab, len(metas)))
-    return uidx, lab, metas, geoms
-
-
-def _one_part_each(geoms: np.ndarray) -> np.ndarray:
-    """Give a grid's stray slivers (parts left by faces that touch it by less than
-    5 cm) to the grid they share the longest border with, so every grid is one
-    Polygon; a sliver touching no other grid stays."""
-    multi = np.flatnonzero(shapely.get_type_id(geoms) == 6)
-    if not len(multi):
-        return geoms
-    geoms = geoms.copy()
-    for g in multi.tolist():
-        parts = shapely.get_parts(geoms[g])
-        keep = int(np.argmax(shapely.area(parts)))
-        geoms[g] = parts[keep]
-        for k, part in enumerate(parts):
-            if k == keep:
-                continue
-            border = shapely.length(
-                shapely.intersection(shapely.boundary(geoms), shapely.boundary(part))
-            )
-            border[g] = -1.0
-            best = int(np.argmax(border))
-            if border[best] > 0:
-                geoms[best] = shapely.union(geoms[best], part, grid_size=PRECISION)
-            else:
-                geoms[g] = shapely.union(geoms[g], part, grid_size=PRECISION)
-    return geoms
-
-
 def _faceless_hosts(tess: Tessellation, seeds, seed_unit, seed_main) -> np.ndarray:
     """Units left without a face (a seed within a centimetre of a block's outline
     whose cell vanished) and the unit whose face holds their main seed: (unit, host)."""
@@ -848,45 +746,6 @@ def _faceless_hosts(tess: Tessellation, seeds, seed_unit, seed_main) -> np.ndarr
     host[src] = tess.unit[face]
     ok = host >= 0
     return np.column_stack([lost[ok], host[ok]]).astype(np.int64)
-
-
-def _run(job: _Job, workers: int | None, progress: bool | None):
-    """Plan every community, in worker processes when the job is large (fork: the
-    workers share the prepared arrays). Results come back in community order, so the
-    plan does not depend on the number of workers."""
-    global _STATE
-    n = job.n_comm
-    nw = _worker_count(n, len(job.unit_comm), workers)
-    bar = tqdm(total=n, desc="partition", unit="community", disable=progress is False)
-    _STATE = job
-    out = []
-    try:
-        if nw <= 1:
-            for ci in range(n):
-                out.append(_community(ci))
-                bar.update()
-        else:
-            ctx = multiprocessing.get_context("fork")
-            chunk = max(1, min(16, n // (nw * 8)))
-            with ctx.Pool(nw) as pool:
-                for r in pool.imap(_community, range(n), chunksize=chunk):
-                    out.append(r)
-                    bar.update()
-    finally:
-        _STATE = None
-        bar.close()
-    return out
-
-
-def _worker_count(n_comm: int, n_units: int, workers: int | None) -> int:
-    env = os.environ.get("GRIDMAP_WORKERS")
-    if workers is None and env:
-        workers = int(env)
-    if workers is not None:
-        return max(1, int(workers))
-    if n_comm < 4 or n_units < 5_000 or "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    return max(1, min(os.cpu_count() or 1, 8, n_comm))
 
 
 # ======================================================================= finish
@@ -1007,117 +866,3 @@ def _add_flag(flags: str, flag: str) -> str:
     if flag not in parts:
         parts.append(flag)
     return ";".join(parts)
-
-
-def crossings(grids: gpd.GeoDataFrame, barriers: gpd.GeoDataFrame | None) -> pd.DataFrame:
-    """Every barrier line that runs through a grid's interior for more than 1 m.
-
-    Parameters
-    ----------
-    grids : geopandas.GeoDataFrame
-        Grids with ``grid_code``, ``households``, ``flags`` and ``kind``.
-    barriers : geopandas.GeoDataFrame or None
-        Barrier lines with a ``barrier`` label (as in ``Plan.barriers``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``grid_code``, ``barrier``, ``length_m``, ``reason``.
-    """
-    if barriers is None or len(barriers) == 0:
-        return empty_crossings()
-    g = barriers.geometry.values
-    lines = np.where(np.isin(shapely.get_type_id(g), (3, 6)), shapely.boundary(g), g)
-    labels = (
-        barriers["barrier"].astype(str).to_numpy()
-        if "barrier" in barriers.columns
-        else np.full(len(barriers), "barrier", dtype=object)
-    )
-    return _crossings(grids, np.asarray(lines, dtype=object), labels)
-
-
-def _tessellation_crossings(
-    tess: Tessellation,
-    unit_grid: np.ndarray,
-    grids: gpd.GeoDataFrame,
-    labels: np.ndarray,
-    loose: np.ndarray,
-    lines: np.ndarray,
-) -> pd.DataFrame:
-    """Barrier crossings: a barrier runs through a grid where two of its faces meet
-    across the barrier's line, or where a dead end of a barrier lies inside it."""
-    fg = unit_grid[tess.unit]
-    e = tess.edges
-    m = (tess.rank > 0) & (tess.line >= 0) & (fg[e[:, 0]] == fg[e[:, 1]]) & (fg[e[:, 0]] >= 0)
-    frames = [
-        pd.DataFrame(
-            {"_g": fg[e[m, 0]], "barrier": labels[tess.line[m]], "length_m": tess.length[m]}
-        )
-    ]
-    if len(loose) and len(lines):
-        # which barrier each dead-end piece belongs to, and which grids it runs through
-        mid = shapely.line_interpolate_point(loose, 0.5, normalized=True)
-        pi, li = points_near_lines(mid, lines, 5 * PRECISION)
-        o = np.unique(pi, return_index=True)[1]
-        pi, li = pi[o], li[o]
-        if len(pi):
-            gi, ki = shapely.STRtree(grids.geometry.values).query(loose[pi], predicate="intersects")
-            inner = shapely.length(
-                in_threads(shapely.intersection, loose[pi][gi], grids.geometry.values[ki])
-            )
-            frames.append(pd.DataFrame({"_g": ki, "barrier": labels[li[gi]], "length_m": inner}))
-    df = pd.concat(frames, ignore_index=True)
-    if len(df) == 0:
-        return empty_crossings()
-    df = df.groupby(["_g", "barrier"], as_index=False)["length_m"].sum()
-    df = df[df["length_m"] > 1.0]
-    if len(df) == 0:
-        return empty_crossings()
-    df["grid_code"] = grids["grid_code"].to_numpy()[df["_g"].to_numpy()]
-    return _with_reasons(df, grids)
-
-
-def _with_reasons(df: pd.DataFrame, grids: gpd.GeoDataFrame) -> pd.DataFrame:
-    hh = grids["households"].to_numpy()
-    flags = grids["flags"].astype(str).to_numpy()
-    kinds = grids["kind"].to_numpy()
-
-    def reason(g: int) -> str:
-        if kinds[g] == "special" and "no_households" in flags[g]:
-            return "land without homes, one grid per community (or detached part of it)"
-        if kinds[g] == "special":
-            return "the institution's own polygon spans the barrier"
-        if any(f in flags[g] for f in ("isolated_village", "infeasible", "below_floor")):
-            return f"no in-range grid exists on one side alone ({hh[g]} households)"
-        return (
-            "joined across the barrier: the households on one side cannot form in-range "
-            "grids on their own (too few, or a total no number of grids fits), or the land "
-            "there holds no buildings"
-        )
-
-    df["reason"] = [reason(int(g)) for g in df["_g"]]
-    df["length_m"] = df["length_m"].round(1)
-    return df[CROSSING_COLUMNS].sort_values(["grid_code", "barrier"]).reset_index(drop=True)
-
-
-def _crossings(grids: gpd.GeoDataFrame, lines: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
-    if len(lines) == 0 or len(grids) == 0:
-        return empty_crossings()
-    inner = shapely.buffer(grids.geometry.values, -0.5)
-    gi, li = shapely.STRtree(lines).query(inner, predicate="intersects")
-    if len(gi) == 0:
-        return empty_crossings()
-    length = shapely.length(shapely.intersection(lines[li], inner[gi]))
-    m = length > 1.0
-    df = pd.DataFrame(
-        {
-            "grid_code": grids["grid_code"].to_numpy()[gi[m]],
-            "barrier": labels[li[m]],
-            "length_m": length[m],
-            "_g": gi[m],
-        }
-    )
-    if len(df) == 0:
-        return empty_crossings()
-    df = df.groupby(["grid_code", "barrier", "_g"], as_index=False)["length_m"].sum()
-    return _with_reasons(df, grids)
