@@ -55,6 +55,9 @@ NON_RESIDENTIAL = "non-residential land"
 #: Cost of cutting one metre of shared border, by the rank of the barrier on it
 #: (0 = no barrier, 1 wall, 2 local road, 3 arterial, 4 water/railway).
 RANK_FACTOR = np.array([1.0, 0.3, 0.1, 0.02, 0.005])
+#: Searches of a community while a grid is left unbalanced (see plan_community).
+_ATTEMPTS = 3
+_SEED_STEP = 7919  # seed offset between those searches
 #: Largest community (atoms) re-planned at once as a last resort.
 _WHOLE_MAX_ATOMS = 300
 #: Travel-distance multiplier across a barrier, by rank (geodesic cut orders).
@@ -128,6 +131,7 @@ def plan_community(
     *,
     seed: int = 0,
     join_distance: float = 2000.0,
+    attempts: int = _ATTEMPTS,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Cut one community's units into grids.
 
@@ -139,6 +143,11 @@ def plan_community(
     seed : int
     join_distance : float
         A village joins a neighbour only when they are at most this far apart (m).
+    attempts : int
+        Searches with other random choices while a grid is left ``unbalanced`` (out of
+        range although the totals allow a plan: the search missed it); the plan with
+        the fewest households out of range is kept. A community planned in range the
+        first time is planned once.
 
     Returns
     -------
@@ -152,6 +161,18 @@ def plan_community(
     quick = _quick(cu, at, ranges)
     if quick is not None:
         return quick[0][at.unit_atom], quick[1]
+    best = _plan_search(cu, at, ranges, seed, join_distance)
+    for k in range(1, max(1, attempts)):
+        if not _unbalanced(best[1]):
+            break
+        again = _plan_search(cu, at, ranges, seed + k * _SEED_STEP, join_distance)
+        if _excess(again[1]) < _excess(best[1]):
+            best = again
+    return best
+
+
+def _plan_search(cu, at, ranges, seed, join_distance) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """One search for the plan of a community (see :func:`plan_community`)."""
     # lumpy atoms: break the compounds kept whole, then the very large buildings (into
     # their two groups of units), while that lowers the households out of range; the
     # costly last resorts run only on the finest atoms
