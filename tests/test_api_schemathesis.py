@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ import time
 from pathlib import Path
 
 import pytest
+from live_support import free_port
 
 schemathesis = pytest.importorskip("schemathesis")
 
@@ -119,12 +119,6 @@ def test_no_server_errors(case):
     case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=_CHECKS)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_schemathesis_run_finds_nothing(tmp_path):
     """``st run --checks all`` (every phase, stateful too) against uvicorn: no failure."""
     httpx = pytest.importorskip("httpx")
@@ -140,7 +134,7 @@ def test_schemathesis_run_finds_nothing(tmp_path):
         "[checks.positive_data_acceptance]\n"
         "enabled = false\n".replace("'", '"')
     )
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "GRIDMAP_STORE": str(store),

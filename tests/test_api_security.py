@@ -19,7 +19,6 @@ import io
 import json
 import os
 import signal
-import socket
 import sqlite3
 import struct
 import subprocess
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import shapely
+from live_support import free_port
 
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
@@ -104,17 +104,11 @@ def _wait_job(c, job: str, timeout: float = 180.0) -> dict:
     raise AssertionError(f"job {job} did not finish: {j}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Uvicorn:
     """``uvicorn api.main:create_app --factory`` in a subprocess on a free port."""
 
     def __init__(self, store: Path, log: Path, **env: str):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.env = {

@@ -6,74 +6,17 @@ must load without console errors and without any request leaving 127.0.0.1.
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
-from pathlib import Path
-
 import pytest
 import shapely
+from live_support import CHROMIUM, CHROMIUM_ARGS, TOKEN, LiveServer, require_browser
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = os.environ.get("GRIDMAP_CHROMIUM", "/usr/bin/chromium")
-TOKEN = "browser-token"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _require_browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (set GRIDMAP_CHROMIUM)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    pytest.importorskip("uvicorn")
-    return sync_api
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _Server:
-    """uvicorn serving `app` on 127.0.0.1 in a background thread."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        t = time.monotonic()
-        while not self.server.started:
-            if time.monotonic() - t > 30 or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """A served store with a small synthetic plan and 120 events."""
-    sync_api = _require_browser()
+    sync_api = require_browser()
     from fastapi.testclient import TestClient
 
     from api.demo import lattice_plan, sample_events
@@ -110,7 +53,7 @@ def demo(tmp_path_factory):
         },
     )
     app.state.store.set_overlay(1, "evacuation", _evacuation_overlay(plan))
-    with _Server(app) as server:
+    with LiveServer(app) as server:
         yield sync_api, server, plan
     app.state.store.close()
 
@@ -329,12 +272,12 @@ def test_layers_switch_and_legends(page, tmp_path):
 
 
 def test_empty_store_page(tmp_path):
-    sync_api = _require_browser()
+    sync_api = require_browser()
     from api.main import create_app
     from api.settings import Settings
 
     app = create_app(settings=Settings(store_path=tmp_path / "empty.gpkg"))
-    with _Server(app) as server, sync_api.sync_playwright() as p:
+    with LiveServer(app) as server, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         pg = browser.new_page(bypass_csp=True)
         errors: list[str] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import shapely
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser, _Server
+from live_support import CHROMIUM, CHROMIUM_ARGS, LiveServer, require_browser
 
 pytestmark = pytest.mark.browser
 
@@ -16,7 +16,7 @@ TOKEN = "edit-token"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A served store holding one small plan that the tests edit."""
-    sync_api = _require_browser()
+    sync_api = require_browser()
     from api.demo import lattice_plan
     from api.main import create_app, store_plan
     from api.settings import Settings
@@ -25,7 +25,7 @@ def served(tmp_path_factory):
     plan = lattice_plan(1000, 600)
     app = create_app(settings=Settings(store_path=tmp / "store.gpkg", token=TOKEN))
     store_plan(app.state.store, plan, "编辑测试 edit town")
-    with _Server(app) as server:
+    with LiveServer(app) as server:
         yield sync_api, server, plan
     app.state.store.close()
 

@@ -9,14 +9,14 @@ import re
 
 import pandas as pd
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser
+from live_support import CHROMIUM, CHROMIUM_ARGS, require_browser
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def events_map(tmp_path_factory):
-    sync_api = _require_browser()
+    sync_api = require_browser()
     from api.demo import lattice_plan, sample_events
     from gridmap import events as ev
     from gridmap.maps import save_html

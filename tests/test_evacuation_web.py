@@ -120,15 +120,16 @@ def test_evacuation_map_html_works_offline(evac_case, tmp_path):
 def test_evacuation_overlay_in_the_web_view(evac_case, tmp_path):
     sync_api = _sync_api()
     pytest.importorskip("uvicorn")
+    from live_support import LiveServer  # the suite's uvicorn helper
+
     from api.main import attach_evacuation, create_app, store_plan
     from api.settings import Settings
-    from tests.test_browser import _Server  # the suite's uvicorn helper
 
     plan, evac = evac_case
     app = create_app(settings=Settings(store_path=tmp_path / "store.gpkg", token="t"))
     store_plan(app.state.store, plan, "疏散测试 evacuation town")
     attach_evacuation(app.state.store, 1, evac)
-    with _Server(app) as server, sync_api.sync_playwright() as p:
+    with LiveServer(app) as server, sync_api.sync_playwright() as p:
         browser, pg = _browser_page(p, server.url)
         pg.goto(server.url + "/?lang=en")
         pg.wait_for_function("window.gridmap && window.gridmap.ready === true", timeout=30_000)

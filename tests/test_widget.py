@@ -209,9 +209,9 @@ def _page_xy(pg, pt):
 
 @pytest.mark.browser
 def test_brush_stroke_in_the_browser(plan, tmp_path):
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser
+    from live_support import CHROMIUM, CHROMIUM_ARGS, require_browser
 
-    sync_api = _require_browser()
+    sync_api = require_browser()
     editor = GridEditor(plan, height=500)
     a, b_code, ids = _pair(plan)
     editor.active_grid = a
