@@ -55,22 +55,8 @@ _VILLAGE = pytest.mark.xfail(
 )
 
 
-# Town 8 holds a 512-household tower: its two halves (256 + 256) end in one grid.
-_TOWER = pytest.mark.xfail(
-    strict=True, reason="issue 11 follow-up: halves of a 512-household tower kept together"
-)
-
-
-def _seeds(known: set[int], tower: set[int] = frozenset()) -> list:
-    out = []
-    for s in SEEDS:
-        if s in known:
-            out.append(pytest.param(s, marks=_VILLAGE))
-        elif s in tower:
-            out.append(pytest.param(s, marks=_TOWER))
-        else:
-            out.append(s)
-    return out
+def _seeds(known: set[int]) -> list:
+    return [pytest.param(s, marks=_VILLAGE) if s in known else s for s in SEEDS]
 
 
 SEEDS = list(range(20))
@@ -156,7 +142,7 @@ def test_no_empty_grid(seed):
     assert empty.empty, f"seed {seed}: empty grids {empty['grid_code'].tolist()[:10]}"
 
 
-@pytest.mark.parametrize("seed", _seeds(set(), {8}))
+@pytest.mark.parametrize("seed", SEEDS)
 def test_in_range_where_the_total_allows(seed):
     out = _plan(seed)
     comm, res = quality.community_table(
@@ -219,7 +205,7 @@ def test_straddling_buildings_follow_most_of_their_area(seed):
     assert audit.get("parts_outside_community", 0) == 0, f"seed {seed}: {audit}"
 
 
-@pytest.mark.parametrize("seed", _seeds(set(), {8}))
+@pytest.mark.parametrize("seed", SEEDS)
 def test_big_towers_are_split_by_units(seed):
     out = _plan(seed)
     hh = out.plan.buildings.set_index("building_id")["households"]

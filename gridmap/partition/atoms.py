@@ -103,6 +103,9 @@ def locate_buildings(
     return area, anchor, part
 
 
+_PARTS_KEY = 1024  # optional groups: building * _PARTS_KEY + part of the building
+
+
 def split_building(
     building_id, households: int, units: int, levels: int, lo: int, hi: int,
     parts: int | None = None,
@@ -171,7 +174,12 @@ class Units:
         One row per part of a split building (:data:`SPLIT_COLUMNS`) plus ``unit``.
     optional : ndarray of bool
         Parts of a building that fits in one grid but was cut into two by units in
-        case the balance needs it; its parts stay together unless it does.
+        case the balance needs it; its parts stay together unless it does. The parts
+        of a building above its ceiling are cut the same way, each into two groups
+        of units.
+    optional_group : ndarray of int
+        The parts that stay together unless the balance needs them apart (a building,
+        or one part of a building above its ceiling); -1 for the other units.
     """
 
     building: np.ndarray
@@ -180,6 +188,7 @@ class Units:
     area: np.ndarray
     splits: pd.DataFrame
     optional: np.ndarray
+    optional_group: np.ndarray
 
     def __len__(self) -> int:
         return len(self.building)
@@ -199,7 +208,11 @@ def make_units(
     A very large building, above half the floor of its range (150 households for
     300–500) and with at least two units or floors, is also cut into two groups of
     units, marked ``optional``: its parts are kept in one grid unless a balanced plan
-    needs them apart (DOMAIN: only a very large building is split, by units).
+    needs them apart (DOMAIN: only a very large building is split, by units). So is
+    every part of a building above its ceiling that holds more than half a floor and
+    two units or more: a 512-household tower of 4 units is cut into two parts of two
+    units, which stay whole unless the balance needs one unit (128 households) on the
+    other side.
 
     Parameters
     ----------
@@ -226,19 +239,28 @@ def make_units(
     rows = []
     for k in np.flatnonzero(big | halves).tolist():
         bi = int(idx[k])
-        rows += [
-            (*r, bi, bool(halves[k]))
-            for r in _split_rows(
-                building_id[bi], int(households[bi]), int(nu[k]), int(nl[k]),
-                int(lo_b[k]), int(hi_b[k]), 2 if halves[k] else None,
-            )
-        ]  # fmt: skip
-    splits = pd.DataFrame(rows, columns=[*SPLIT_COLUMNS, "_b", "_optional"])
+        lo, hi = int(lo_b[k]), int(hi_b[k])
+        parts = _split_rows(
+            building_id[bi], int(households[bi]), int(nu[k]), int(nl[k]), lo, hi,
+            2 if halves[k] else None,
+        )  # fmt: skip
+        if halves[k]:
+            rows += [(*r, bi, True, bi * _PARTS_KEY) for r in parts]
+            continue
+        for r in parts:
+            rows += _part_halves(r, lo, hi, bi)
+    cols = [*SPLIT_COLUMNS, "_b", "_optional", "_group"]
+    splits = pd.DataFrame(rows, columns=cols)
     if len(splits) == 0:
-        splits = pd.DataFrame({**{c: [] for c in SPLIT_COLUMNS}, "_b": [], "_optional": []})
+        splits = pd.DataFrame({c: [] for c in cols})
+    # parts numbered 1.. in unit order within each building
+    splits["part"] = splits.groupby("_b").cumcount().to_numpy(dtype=np.int64) + 1
     pb = splits["_b"].to_numpy(dtype=np.int64)
     opt = np.concatenate(
         [np.zeros(len(whole), dtype=bool), splits["_optional"].to_numpy(dtype=bool)]
+    )
+    grp = np.concatenate(
+        [np.full(len(whole), -1, dtype=np.int64), splits["_group"].to_numpy(dtype=np.int64)]
     )
     building = np.concatenate([whole, pb])
     order = np.argsort(building, kind="stable")
@@ -247,9 +269,24 @@ def make_units(
     hh = np.concatenate([households[whole], splits["households"].to_numpy(dtype=np.int64)])[order]
     pos = np.empty(len(order), dtype=np.int64)
     pos[order] = np.arange(len(order))
-    splits = splits.drop(columns=["_b", "_optional"])
+    splits = splits.drop(columns=["_b", "_optional", "_group"])
     splits["unit"] = pos[len(whole) :]
-    return Units(building, part, hh.astype(np.int64), area[building], splits, opt[order])
+    return Units(
+        building, part, hh.astype(np.int64), area[building], splits, opt[order], grp[order]
+    )
+
+
+def _part_halves(row: tuple, lo: int, hi: int, bi: int) -> list[tuple]:
+    """A part of a building above its ceiling, cut into two optional groups of units
+    when it holds more than half a floor and two units or more; else the part alone."""
+    bid, p, u0, u1, f0, f1, hh = row
+    if 2 * hh <= lo or u1 - u0 < 1:
+        return [(*row, bi, False, -1)]
+    sub = _split_rows(bid, hh, u1 - u0 + 1, f1 - f0 + 1, lo, hi, 2)
+    return [
+        (bid, p, a + u0 - 1, b + u0 - 1, f0, f1, h, bi, True, bi * _PARTS_KEY + p)
+        for _, _, a, b, _, _, h in sub
+    ]
 
 
 def footprint_seeds(
@@ -528,7 +565,7 @@ def unit_groups(
     village_distance : float
         Rural units closer than this (m) form one natural village.
     optional_of : ndarray of int, optional
-        The building of each optional part (see :class:`Units`), -1 for other units.
+        The group of each optional part (``Units.optional_group``), -1 for other units.
 
     Returns
     -------

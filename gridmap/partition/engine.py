@@ -594,7 +594,7 @@ def _unit_attributes(
     fixed = np.full(nu, -1, dtype=np.int64)
     fixed[nbu : nbu + n_inst] = np.arange(n_inst)
     optional_of = np.full(nu, -1, dtype=np.int64)
-    optional_of[:nbu] = np.where(units.optional, units.building, -1)
+    optional_of[:nbu] = np.where(units.optional, units.optional_group, -1)
     # orphan land units take the class of nothing: ordinary land
     return {
         "households": households,
