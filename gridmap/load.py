@@ -111,6 +111,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
+from ._runtime import gc_paused
 from .crs import to_metric
 from .errors import CRSError, GeometryError, InputError, SchemaError
 
@@ -412,6 +413,7 @@ BadValues = Literal["auto", "raise", "null"]
 # --------------------------------------------------------------------------- public
 
 
+@gc_paused()
 def read_buildings(
     source: str | os.PathLike | gpd.GeoDataFrame,
     *,

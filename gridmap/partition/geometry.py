@@ -9,14 +9,13 @@ their unions never leave slivers, gaps or point-touching parts.
 
 from __future__ import annotations
 
-import gc
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import numpy as np
 import shapely
+
+from .._runtime import gc_paused
 
 __all__ = [
     "PRECISION",
@@ -107,25 +106,6 @@ def points_near_lines(
     pi, si = shapely.STRtree(segs).query(points, predicate="dwithin", distance=distance)
     pairs = np.unique(np.column_stack([pi, ci[s][si]]), axis=0)
     return pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for an allocation-heavy step.
-
-    The partition allocates millions of short-lived containers; each automatic
-    collection then walks every live object of a large heap (on Jakarta, about 1.2 s
-    of a 15 s plan). Nothing the partition builds relies on cycle collection while it
-    runs, and the collector's previous state is restored on exit (also on error).
-    Usable as a decorator: ``@gc_paused()``.
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 _SCALE = 1.0 / PRECISION  # 100: GEOS rounds as round(x * scale) / scale
