@@ -490,14 +490,16 @@ def _cmd_partition(args) -> int:
         difficult = _opt_layer(difficult, read_layer)
     hierarchy, note = ("given" if comms is not None else "derived"), None
     street_column, admin_code = args.street_column, args.admin_code
-    if comms is None and not args.no_admin_boundaries and Path(src).suffix.lower() == ".pbf":
-        from .boundaries import admin_hierarchy
+    if comms is None and not args.no_admin_boundaries:
+        from .partition.hierarchy import source_communities
 
-        comms, note = admin_hierarchy(src, b, levels=args.admin_levels, bbox=args.bbox)
+        comms, src_street, src_code, note = source_communities(
+            src, b, levels=args.admin_levels, bbox=args.bbox
+        )
         if comms is not None:
             hierarchy = "osm_admin"
-            street_column = street_column or comms.attrs["street_column"]
-            admin_code = admin_code or comms.attrs["district_code"]
+            street_column = street_column or src_street
+            admin_code = admin_code or src_code
     log.info("communities and streets: %s", hierarchy)
     plan = plan_grids(
         b,

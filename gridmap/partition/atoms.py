@@ -27,7 +27,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import Delaunay, QhullError, cKDTree
 
-from .geometry import PRECISION, in_threads, polygonal, unit_strips
+from .geometry import PRECISION, grid_keys, in_threads, polygonal, unit_strips_many
 
 __all__ = [
     "BIG_FOOTPRINT_M2",
@@ -349,11 +349,13 @@ def strip_seeds(
         The part whose strip holds the anchor (it is seeded with the anchor too).
     """
     hh = np.asarray(households, dtype=float)
-    frac = hh / hh.sum() if hh.sum() > 0 else np.full(len(hh), 1.0 / len(hh))
-    strips = unit_strips(footprint, frac)
-    strips[shapely.is_empty(strips)] = footprint
-    holder = int(np.argmin(shapely.distance(strips, anchor)))
-    return shapely.get_coordinates(shapely.point_on_surface(strips)), holder
+    xy, holder = _strip_seeds_many(
+        np.array([footprint], dtype=object),
+        np.array([anchor], dtype=object),
+        np.zeros(len(hh), dtype=np.int64),
+        hh,
+    )
+    return xy, int(holder[0])
 
 
 def _strip_seeds_many(
@@ -361,46 +363,20 @@ def _strip_seeds_many(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`strip_seeds` for many buildings at once.
 
-    `building` holds the building of every part, grouped by building in part order.
-    Returns one seed per part and, per building (in order), the part whose strip lies
-    nearest the anchor.
+    `building` holds the building (row of `parts` and `anchors`) of every part,
+    grouped by building in part order. Returns one seed per part and, per building
+    (in order), the part whose strip lies nearest the anchor.
     """
-    start = np.r_[0, np.flatnonzero(building[1:] != building[:-1]) + 1]
+    start = np.flatnonzero(np.r_[True, building[1:] != building[:-1]])
     size = np.diff(np.r_[start, len(building)])
     owner = np.repeat(np.arange(len(start)), size)
     total = np.bincount(owner, weights=households)
     frac = np.where(
         total[owner] > 0, households / np.where(total > 0, total, 1)[owner], 1.0 / size[owner]
     )
-    cum = np.cumsum(frac)
-    base = np.repeat(cum[start] - frac[start], size)
-    hi = cum - base
-    lo = hi - frac
-    hi[np.r_[start[1:] - 1, len(hi) - 1]] = 1.0  # the last strip ends at the far side
     fp = parts[building[start]]
-    rect = shapely.minimum_rotated_rectangle(fp)
-    ok = shapely.get_type_id(rect) == 3
-    ok &= shapely.get_num_coordinates(rect) == 5
-    corners = np.zeros((len(start), 4, 2))
-    if ok.any():
-        corners[ok] = shapely.get_coordinates(shapely.get_exterior_ring(rect[ok])).reshape(
-            -1, 5, 2
-        )[:, :4]
-    e1 = corners[:, 1] - corners[:, 0]
-    e2 = corners[:, 2] - corners[:, 1]
-    first_long = np.hypot(*e1.T) >= np.hypot(*e2.T)
-    long_vec = np.where(first_long[:, None], e1, e2)[owner]
-    short_vec = np.where(first_long[:, None], e2, e1)[owner]
-    p0 = corners[owner, 0] + long_vec * lo[:, None]
-    p1 = corners[owner, 0] + long_vec * hi[:, None]
-    quads = shapely.buffer(
-        shapely.polygons(np.stack([p0, p1, p1 + short_vec, p0 + short_vec], axis=1)), 1e-6
-    )
-    strips = shapely.intersection(fp[owner], quads, grid_size=PRECISION)
-    odd = np.flatnonzero(~np.isin(shapely.get_type_id(strips), (3, 6)))
-    strips[odd] = [polygonal(g) for g in strips[odd]]
-    # a degenerate footprint (no rectangle) and an empty strip: the whole footprint
-    empty = ~ok[owner] | shapely.is_empty(strips)
+    strips = unit_strips_many(fp, frac, owner)
+    empty = shapely.is_empty(strips)
     strips[empty] = fp[owner[empty]]
     d = shapely.distance(strips, anchors[building])
     o = np.lexsort((np.arange(len(d)), d, owner))
@@ -466,9 +442,7 @@ def distinct_seeds(
     """
     q = np.rint(xy / PRECISION).astype(np.int64)
     order = np.lexsort((unit, ~main))  # main seeds win duplicates
-    r = q - q.min(axis=0) if len(q) else q
-    key = (r[:, 0] << 32) | r[:, 1]  # one int64 per point (extent under 42,000 km)
-    _, first = np.unique(key[order], return_index=True)
+    _, first = np.unique(grid_keys(xy)[order], return_index=True)
     keep = np.zeros(len(xy), dtype=bool)
     keep[order[first]] = True
     lost = np.flatnonzero(main & ~keep)

@@ -222,21 +222,16 @@ def violation(weights: np.ndarray, lo: float, hi: float) -> float:
 
 
 def _root(parent: list[int], a: int) -> int:
-    """The root of `a` in a union-find forest."""
+    """The root of `a` in a union-find forest (halving the path on the way)."""
     while parent[a] != a:
+        parent[a] = parent[parent[a]]
         a = parent[a]
     return a
 
 
 def _union(parent: list[int], a: int, b: int) -> bool:
-    """Join the sets of `a` and `b` in a union-find forest (path halving); whether
-    they were apart."""
-    while parent[a] != a:
-        parent[a] = parent[parent[a]]
-        a = parent[a]
-    while parent[b] != b:
-        parent[b] = parent[parent[b]]
-        b = parent[b]
+    """Join the sets of `a` and `b` in a union-find forest; whether they were apart."""
+    a, b = _root(parent, a), _root(parent, b)
     if a == b:
         return False
     parent[a] = b

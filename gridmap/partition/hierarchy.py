@@ -21,6 +21,7 @@ No communities
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import geopandas as gpd
@@ -133,7 +134,11 @@ def prepare_communities(communities: gpd.GeoDataFrame, crs, notes: list[str]) ->
 
 
 def source_communities(
-    path: str | Path | None, buildings: gpd.GeoDataFrame
+    path: str | Path | None,
+    buildings: gpd.GeoDataFrame,
+    *,
+    levels: Iterable[int] | None = None,
+    bbox: Sequence[float] | None = None,
 ) -> tuple[gpd.GeoDataFrame | None, str | None, str | None, str | None]:
     """The community layer from the administrative boundaries of the buildings' source.
 
@@ -149,6 +154,9 @@ def source_communities(
         The file the footprints were read from.
     buildings : geopandas.GeoDataFrame
         The footprints, with ``households``.
+    levels, bbox : optional
+        ``admin_level`` values and lon/lat box, as for
+        :func:`gridmap.boundaries.read_boundaries`.
 
     Returns
     -------
@@ -163,7 +171,7 @@ def source_communities(
         return None, None, None, None
     from ..boundaries import admin_hierarchy  # (reads PBFs: imported only when needed)
 
-    comms, note = admin_hierarchy(path, buildings)
+    comms, note = admin_hierarchy(path, buildings, levels=levels, bbox=bbox)
     if comms is None:
         return None, None, None, note
     return comms, comms.attrs.get("street_column"), comms.attrs.get("district_code"), note

@@ -35,11 +35,13 @@ from scipy.sparse import csgraph
 
 from .geometry import (
     PRECISION,
+    grid_keys,
     in_threads,
     locate_points,
     points_near_lines,
     polygonal_parts,
     round_to_grid,
+    unique_pairs,
 )
 
 __all__ = ["Tessellation", "dissolve", "redraw", "tessellate", "unit_graph"]
@@ -369,7 +371,7 @@ def _lend_seeds(
     pairs, _, _, _ = _shared_edges(blocks)
     if len(pairs) == 0:
         return none
-    pairs = _unique_pairs(pairs, nb)
+    pairs = unique_pairs(pairs, nb)
     pairs = pairs[zone[pairs[:, 0]] == zone[pairs[:, 1]]]
     pairs = np.concatenate([pairs, pairs[:, ::-1]])  # (borrower, lender) both ways
     pairs = pairs[(fixed[pairs[:, 1]] < 0)]
@@ -392,7 +394,7 @@ def _lend_seeds(
         seed = lend_seed[order][pos]
         borrower = pr[rows, 0]
         # one lent seed per unit and block, the nearest `per_block` to the block
-        key = _unique_pairs(np.column_stack([borrower, seed]), len(xy))
+        key = unique_pairs(np.column_stack([borrower, seed]), len(xy))
         borrower, seed = key[:, 0], key[:, 1]
         d = np.hypot(*(xy[seed] - centre[borrower]).T)
         o = np.lexsort((d, borrower))
@@ -410,13 +412,6 @@ def _lend_seeds(
     if not out_seed:
         return none
     return np.concatenate(out_seed), np.concatenate(out_block)
-
-
-def _unique_pairs(pairs: np.ndarray, n: int) -> np.ndarray:
-    """The distinct rows of an ``(m, 2)`` array of ints in ``0 .. n-1``, sorted (as
-    ``np.unique(pairs, axis=0)``, through one int64 key per row)."""
-    k = np.unique(pairs[:, 0].astype(np.int64) * n + pairs[:, 1])
-    return np.column_stack([k // n, k % n])
 
 
 def _voronoi_faces(
@@ -507,11 +502,7 @@ def _shared_edges(faces: np.ndarray):
     outline = _Outline(coords, cidx, ridx, np.empty(0, np.int64), np.empty(0, np.int64))
     if len(coords) < 2:
         return np.empty((0, 2), np.int64), np.empty(0), np.empty((0, 2)), outline
-    # every vertex as one int64 key on the 1 cm grid (x in the high 31 bits, y in the
-    # low 32, relative to the extent's corner: exact for any extent under 21,000 km)
-    q = np.rint(coords / PRECISION).astype(np.int64)
-    q -= q.min(axis=0)
-    key = (q[:, 0] << 32) | q[:, 1]
+    key = grid_keys(coords)  # every vertex as one int64 on the 1 cm grid
     row = np.flatnonzero(cidx[1:] == cidx[:-1])
     ka, kb = key[row], key[row + 1]
     nz = ka != kb
